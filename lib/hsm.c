@@ -1,0 +1,1082 @@
+/* The token side, on libp11 0.4.12 (see hsm.h for the contract).
+ *
+ * libp11 behaviours this file works around or relies on (0.4.12, checked against its source
+ * and SoftHSM 2.6):
+ *  - C_LoadModule prints dlerror() to stderr and loses it. The module is therefore dlopen'ed
+ *    here first, so a file that is not a PKCS#11 library is refused with the loader's reason
+ *    and libp11 never gets to print.
+ *  - A failing PKCS#11 call pushes the CK_RV as the reason of an OpenSSL error whose library
+ *    is ERR_get_CKR_code() (libp11's ERR_LIB_PKCS11); translated in ckr_last(). libp11 also
+ *    clears the thread's whole error queue after each successful call.
+ *  - PKCS11_get_public_key leaks a libp11 object per call, which pins the slot and with it
+ *    libp11's copy of the PIN. It is never called: the EVP_PKEY from PKCS11_get_private_key
+ *    carries the public half (RSA n/e; EC point from the public key object), which is
+ *    re-encoded into a plain OpenSSL public key for comparisons and type checks.
+ *  - PKCS11_login keeps a copy of the PIN (for re-login after fork) until the slot is
+ *    released; ours is wiped right after the call.
+ *  - Key and certificate lists point into per-slot caches: enumerating again may move them,
+ *    so keys are enumerated once, in phc__hsm_open.
+ *  - Private-key EVP_PKEYs refer back to the slot: every reference must be dropped before the
+ *    slots are released (phc__hsm_free does this; callers must drop theirs, e.g. an SSL_CTX
+ *    holding the key, before phc__hsm_free).
+ *  - PKCS#11 state is per process, not per PKCS11_CTX: a second C_Initialize of a module is
+ *    CKR_CRYPTOKI_ALREADY_INITIALIZED, releasing a slot calls C_CloseAllSessions and
+ *    unloading calls C_Finalize, so one handle's phc__hsm_free would kill every other
+ *    handle's sessions and login on that module (seen: "Cryptoki not initialized"). Handles
+ *    therefore share one loaded module (context, slots, login) per library file, counted
+ *    and guarded by g_lock; the last phc__hsm_free logs out and unloads it. A consequence:
+ *    a second handle on a token this process is already logged in to reuses that login; its
+ *    PIN source is still read (it must be there) but PKCS#11 cannot re-verify the value.
+ *  - Signing needs no lock here: libp11 gives each concurrent operation its own session from
+ *    a per-slot pool (up to 16, then callers wait). 0.4.12 puts a session back into the
+ *    pool even when it died (token reset or removed), so after that every operation fails
+ *    with the CK_RV until the handle is reopened.
+ */
+#include "hsm.h"
+
+#include "err.h"
+#include "log.h"
+#include "secret.h"
+
+#include <libp11.h>
+#include <p11-kit/uri.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* A loaded PKCS#11 library, shared by every handle that uses it (see above). */
+typedef struct hsm_module {
+    struct hsm_module *next;
+    dev_t dev; /* identity of the library file: the dynamic loader shares by it too */
+    ino_t ino;
+    PKCS11_CTX *ctx;
+    PKCS11_SLOT *slots;
+    unsigned int nslots;
+    unsigned char *logged_in; /* per slot */
+    unsigned int refs;
+    int loaded;
+} hsm_module;
+
+/* Guards the module list and every libp11 call that touches a shared context, slot list or
+ * object cache (open, identity, free). Key operations do not take it. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static hsm_module *g_modules;
+
+/* One private key on the token that the key URI names. libp11's PKCS11_KEY is only used
+ * while enumerating: its array may move when the slot's cache grows. */
+typedef struct hsm_key {
+    char *label;
+    unsigned char id[255];
+    size_t id_len;
+    EVP_PKEY *priv; /* from PKCS11_get_private_key: operations run on the token */
+    EVP_PKEY *pub;  /* plain OpenSSL copy of the public half */
+    char desc[96];  /* "RSA 2048 bits" / "EC P-256" */
+    int supported;
+} hsm_key;
+
+struct phc_hsm {
+    hsm_module *mod;
+    PKCS11_SLOT *slot; /* the token in use, inside mod->slots */
+    unsigned int slot_index;
+    hsm_key *keys;
+    unsigned int nkeys;
+    char *module;
+    char *want_label; /* the key URI's object=, NUL-terminated; NULL when absent */
+    unsigned char *want_id;
+    size_t want_id_len;
+    int has_id;
+    const phc_log *log;
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* Small helpers */
+
+static const char *ckr_name(unsigned long rv)
+{
+    switch (rv) {
+    case CKR_OK:
+        return "CKR_OK";
+    case CKR_HOST_MEMORY:
+        return "CKR_HOST_MEMORY";
+    case CKR_SLOT_ID_INVALID:
+        return "CKR_SLOT_ID_INVALID";
+    case CKR_GENERAL_ERROR:
+        return "CKR_GENERAL_ERROR";
+    case CKR_FUNCTION_FAILED:
+        return "CKR_FUNCTION_FAILED";
+    case CKR_ARGUMENTS_BAD:
+        return "CKR_ARGUMENTS_BAD";
+    case CKR_ATTRIBUTE_SENSITIVE:
+        return "CKR_ATTRIBUTE_SENSITIVE";
+    case CKR_DEVICE_ERROR:
+        return "CKR_DEVICE_ERROR";
+    case CKR_DEVICE_MEMORY:
+        return "CKR_DEVICE_MEMORY";
+    case CKR_DEVICE_REMOVED:
+        return "CKR_DEVICE_REMOVED";
+    case CKR_FUNCTION_NOT_SUPPORTED:
+        return "CKR_FUNCTION_NOT_SUPPORTED";
+    case CKR_KEY_HANDLE_INVALID:
+        return "CKR_KEY_HANDLE_INVALID";
+    case CKR_MECHANISM_INVALID:
+        return "CKR_MECHANISM_INVALID";
+    case CKR_OBJECT_HANDLE_INVALID:
+        return "CKR_OBJECT_HANDLE_INVALID";
+    case CKR_PIN_INCORRECT:
+        return "CKR_PIN_INCORRECT";
+    case CKR_PIN_INVALID:
+        return "CKR_PIN_INVALID";
+    case CKR_PIN_LEN_RANGE:
+        return "CKR_PIN_LEN_RANGE";
+    case CKR_PIN_EXPIRED:
+        return "CKR_PIN_EXPIRED";
+    case CKR_PIN_LOCKED:
+        return "CKR_PIN_LOCKED";
+    case CKR_SESSION_CLOSED:
+        return "CKR_SESSION_CLOSED";
+    case CKR_SESSION_COUNT:
+        return "CKR_SESSION_COUNT";
+    case CKR_SESSION_HANDLE_INVALID:
+        return "CKR_SESSION_HANDLE_INVALID";
+    case CKR_TOKEN_NOT_PRESENT:
+        return "CKR_TOKEN_NOT_PRESENT";
+    case CKR_TOKEN_NOT_RECOGNIZED:
+        return "CKR_TOKEN_NOT_RECOGNIZED";
+    case CKR_USER_NOT_LOGGED_IN:
+        return "CKR_USER_NOT_LOGGED_IN";
+    case CKR_USER_PIN_NOT_INITIALIZED:
+        return "CKR_USER_PIN_NOT_INITIALIZED";
+    case CKR_USER_TYPE_INVALID:
+        return "CKR_USER_TYPE_INVALID";
+    case CKR_USER_ANOTHER_ALREADY_LOGGED_IN:
+        return "CKR_USER_ANOTHER_ALREADY_LOGGED_IN";
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+        return "CKR_CRYPTOKI_NOT_INITIALIZED";
+    default:
+        return NULL;
+    }
+}
+
+/* The CK_RV libp11 left on the error queue (0 if none), as a printable name in buf. Clears
+ * the queue: this is the CK_RV boundary. */
+static unsigned long ckr_last(char *buf, size_t len)
+{
+    unsigned long e, rv = 0;
+    int lib = ERR_get_CKR_code();
+    while ((e = ERR_get_error()) != 0)
+        if (ERR_GET_LIB(e) == lib)
+            rv = ERR_GET_REASON(e);
+    const char *name = ckr_name(rv);
+    if (!rv)
+        snprintf(buf, len, "no PKCS#11 error code");
+    else if (name)
+        snprintf(buf, len, "%s", name);
+    else
+        snprintf(buf, len, "CK_RV 0x%lx", rv);
+    return rv;
+}
+
+static void hex(char *out, size_t outlen, const unsigned char *p, size_t n)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o + 3 <= outlen; i++, o += 2)
+        snprintf(out + o, outlen - o, "%02x", p[i]);
+    if (n && o < 2 * n && outlen > 4)
+        memcpy(out + outlen - 4, "...", 4);
+}
+
+/* "label 'client' (id 01)", "label 'client'" or "id 01": how a key is named in messages. */
+static void key_name(char *out, size_t len, const char *label, const unsigned char *id,
+                     size_t id_len, int has_id)
+{
+    char idhex[72];
+    hex(idhex, sizeof(idhex), id, id_len);
+    if (label && has_id)
+        snprintf(out, len, "'%s' (id %s)", label, idhex);
+    else if (label)
+        snprintf(out, len, "'%s'", label);
+    else
+        snprintf(out, len, "id %s", idhex);
+}
+
+static void hsm_key_name(char *out, size_t len, const hsm_key *k)
+{
+    key_name(out, len, k->label ? k->label : "", k->id, k->id_len, 1);
+}
+
+/* One-line subject (RFC 2253) and hex serial of a certificate. */
+static void cert_name(char *out, size_t len, X509 *cert)
+{
+    char subj[256] = "?", serial[80] = "?";
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b && X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(b, subj, sizeof(subj) - 1);
+        subj[n > 0 ? n : 0] = '\0';
+    }
+    BIO_free(b);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *h = bn ? BN_bn2hex(bn) : NULL;
+    if (h)
+        snprintf(serial, sizeof(serial), "%s", h);
+    OPENSSL_free(h);
+    BN_free(bn);
+    snprintf(out, len, "'%s' (serial %s)", subj, serial);
+}
+
+static void asn1_time_str(char *out, size_t len, const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (t && ASN1_TIME_to_tm(t, &tm) && strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return;
+    snprintf(out, len, "(unreadable time)");
+}
+
+static int label_eq(const char *label, const char *want)
+{
+    return strcmp(label ? label : "", want) == 0;
+}
+
+/* Compares a blank-padded PKCS#11 string field from the URI (unset when it starts with
+ * NUL) against libp11's trimmed copy. Returns 1 on match or when unset. */
+static int field_matches(const unsigned char *field, size_t n, const char *have, char *want,
+                         size_t wantlen)
+{
+    if (field[0] == 0)
+        return 1;
+    while (n && field[n - 1] == ' ')
+        n--;
+    snprintf(want, wantlen, "%.*s", (int)n, (const char *)field);
+    return strcmp(have ? have : "", want) == 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Key URI */
+
+static void what_add(char *out, size_t len, const char *name, const char *val)
+{
+    size_t n = strlen(out);
+    snprintf(out + n, len - n, "%s%s '%s'", n ? ", " : "", name, val);
+}
+
+/* Does this slot's token satisfy every token/slot attribute the URI names? */
+static int token_matches(P11KitUri *u, const PKCS11_SLOT *s)
+{
+    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
+    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
+    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
+    char tmp[80];
+    const PKCS11_TOKEN *t = s->token;
+    if (sid != (CK_SLOT_ID)-1 && PKCS11_get_slotid_from_slot((PKCS11_SLOT *)s) != sid)
+        return 0;
+    return field_matches(ti->label, sizeof(ti->label), t->label, tmp, sizeof(tmp)) &&
+           field_matches(ti->serialNumber, sizeof(ti->serialNumber), t->serialnr, tmp,
+                         sizeof(tmp)) &&
+           field_matches(ti->manufacturerID, sizeof(ti->manufacturerID), t->manufacturer, tmp,
+                         sizeof(tmp)) &&
+           field_matches(ti->model, sizeof(ti->model), t->model, tmp, sizeof(tmp)) &&
+           field_matches(si->slotDescription, sizeof(si->slotDescription), s->description, tmp,
+                         sizeof(tmp)) &&
+           field_matches(si->manufacturerID, sizeof(si->manufacturerID), s->manufacturer, tmp,
+                         sizeof(tmp));
+}
+
+/* "label 'x', serial 'y'": the token attributes the URI names, for messages; "" if none. */
+static void token_wanted(P11KitUri *u, char *out, size_t len)
+{
+    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
+    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
+    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
+    char v[80];
+    out[0] = '\0';
+    static const struct {
+        size_t off, n;
+        int slot;
+        const char *name;
+    } f[] = {
+        {offsetof(CK_TOKEN_INFO, label), 32, 0, "label"},
+        {offsetof(CK_TOKEN_INFO, serialNumber), 16, 0, "serial"},
+        {offsetof(CK_TOKEN_INFO, manufacturerID), 32, 0, "manufacturer"},
+        {offsetof(CK_TOKEN_INFO, model), 16, 0, "model"},
+        {offsetof(CK_SLOT_INFO, slotDescription), 64, 1, "slot-description"},
+        {offsetof(CK_SLOT_INFO, manufacturerID), 32, 1, "slot-manufacturer"},
+    };
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        const unsigned char *p = (const unsigned char *)(f[i].slot ? (void *)si : (void *)ti);
+        p += f[i].off;
+        if (p[0] == 0)
+            continue;
+        field_matches(p, f[i].n, NULL, v, sizeof(v));
+        what_add(out, len, f[i].name, v);
+    }
+    if (sid != (CK_SLOT_ID)-1) {
+        snprintf(v, sizeof(v), "%lu", (unsigned long)sid);
+        what_add(out, len, "slot-id", v);
+    }
+}
+
+/* Parses and vets a key or certificate URI. want_class: CKO_PRIVATE_KEY or CKO_CERTIFICATE.
+ * On success *out is the parsed URI (caller frees with p11_kit_uri_free). */
+static int uri_parse(P11KitUri **out, const char *uri, const char *what, CK_OBJECT_CLASS want_class,
+                     phc_errbuf *err)
+{
+    *out = NULL;
+    if (!uri || !*uri)
+        return phc__err(err, PHC_ERR_CONFIG, "no %s URI given", what);
+    P11KitUri *u = p11_kit_uri_new();
+    if (!u)
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    /* The URI itself is never echoed: it could carry a pin-value. */
+    int r = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u);
+    if (r != P11_KIT_URI_OK) {
+        p11_kit_uri_free(u);
+        return phc__err(err, PHC_ERR_CONFIG, "%s URI is not a valid PKCS#11 URI: %s", what,
+                        p11_kit_uri_message(r));
+    }
+    int rc = 0;
+    CK_ATTRIBUTE *cls = p11_kit_uri_get_attribute(u, CKA_CLASS);
+    if (p11_kit_uri_get_pin_value(u) || p11_kit_uri_get_pin_source(u))
+        rc =
+            phc__err(err, PHC_ERR_CONFIG,
+                     "%s URI must not carry a PIN (pin-value/pin-source); set 'pin' instead", what);
+    else if (p11_kit_uri_any_unrecognized(u))
+        rc = phc__err(err, PHC_ERR_CONFIG,
+                      "%s URI has an attribute phconnect does not understand (a typo?)", what);
+    else if (cls && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
+                     *(CK_OBJECT_CLASS *)cls->pValue != want_class))
+        rc = phc__err(err, PHC_ERR_CONFIG, "%s URI has type= other than '%s'", what,
+                      want_class == CKO_PRIVATE_KEY ? "private" : "cert");
+    else if (!p11_kit_uri_get_attribute(u, CKA_LABEL) && !p11_kit_uri_get_attribute(u, CKA_ID))
+        rc = phc__err(err, PHC_ERR_CONFIG, "%s URI names no object: add object= and/or id=", what);
+    if (rc) {
+        p11_kit_uri_free(u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+/* Copies the URI's object=/id= into NUL-terminated / byte buffers. */
+static int uri_object(P11KitUri *u, char **label, unsigned char **id, size_t *id_len, int *has_id)
+{
+    CK_ATTRIBUTE *a = p11_kit_uri_get_attribute(u, CKA_LABEL);
+    *label = NULL;
+    *id = NULL;
+    *id_len = 0;
+    *has_id = 0;
+    if (a) {
+        *label = OPENSSL_zalloc(a->ulValueLen + 1);
+        if (!*label)
+            return -1;
+        memcpy(*label, a->pValue, a->ulValueLen);
+    }
+    a = p11_kit_uri_get_attribute(u, CKA_ID);
+    if (a) {
+        *has_id = 1;
+        *id_len = a->ulValueLen;
+        *id = OPENSSL_malloc(a->ulValueLen ? a->ulValueLen : 1);
+        if (!*id)
+            return -1;
+        memcpy(*id, a->pValue, a->ulValueLen);
+    }
+    return 0;
+}
+
+static int obj_matches(const char *label, const unsigned char *id, size_t id_len,
+                       const char *want_label, const unsigned char *want_id, size_t want_id_len,
+                       int has_id)
+{
+    if (want_label && !label_eq(label, want_label))
+        return 0;
+    if (has_id && (id_len != want_id_len || (id_len && memcmp(id, want_id, id_len))))
+        return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Opening */
+
+/* A module that is not there or not a PKCS#11 library is refused with the loader's reason
+ * (libp11 would print that to stderr and report only "Unable to load"). On success *dl holds
+ * the library open until libp11 has loaded it too, so its constructors run once. */
+static int module_open(void **dl, const char *module, phc_errbuf *err)
+{
+    *dl = dlopen(module, RTLD_LAZY | RTLD_LOCAL);
+    if (!*dl) {
+        const char *why = dlerror();
+        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
+                        why ? why : "dlopen failed");
+    }
+    dlerror();
+    if (!dlsym(*dl, "C_GetFunctionList")) {
+        dlclose(*dl);
+        *dl = NULL;
+        return phc__err(err, PHC_ERR_HSM,
+                        "cannot load PKCS#11 module '%s': not a PKCS#11 library (no "
+                        "C_GetFunctionList)",
+                        module);
+    }
+    return 0;
+}
+
+/* Drops a reference; the last one logs out, releases the slots and unloads. g_lock held. */
+static void module_release(hsm_module *m)
+{
+    if (!m || --m->refs > 0)
+        return;
+    for (hsm_module **pp = &g_modules; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    for (unsigned int i = 0; i < m->nslots; i++)
+        if (m->logged_in && m->logged_in[i])
+            PKCS11_logout(&m->slots[i]);
+    if (m->slots)
+        PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
+    if (m->ctx) {
+        if (m->loaded)
+            PKCS11_CTX_unload(m->ctx);
+        PKCS11_CTX_free(m->ctx);
+    }
+    OPENSSL_free(m->logged_in);
+    OPENSSL_free(m);
+    ERR_clear_error();
+}
+
+/* The loaded module for this library file, loading it (and listing its slots) on first use.
+ * g_lock held. */
+static int module_acquire(hsm_module **out, const char *module, const phc_log *log, phc_errbuf *err)
+{
+    struct stat st;
+    char ckr[64];
+    void *dl = NULL;
+    int rc;
+    *out = NULL;
+    if (!module || !*module)
+        return phc__err(err, PHC_ERR_HSM, "no PKCS#11 module configured");
+    if (stat(module, &st) != 0)
+        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
+                        errno == ENOENT ? "file does not exist" : strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': not a regular file",
+                        module);
+    for (hsm_module *m = g_modules; m; m = m->next)
+        if (m->dev == st.st_dev && m->ino == st.st_ino) {
+            m->refs++;
+            *out = m;
+            phc__log(log, PHC_LOG_DEBUG, "PKCS#11 module '%s' already loaded", module);
+            return 0;
+        }
+    if ((rc = module_open(&dl, module, err)))
+        return rc;
+    hsm_module *m = OPENSSL_zalloc(sizeof(*m));
+    if (!m || !(m->ctx = PKCS11_CTX_new())) {
+        OPENSSL_free(m);
+        dlclose(dl);
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    }
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->refs = 1;
+    m->next = g_modules;
+    g_modules = m;
+    ERR_clear_error();
+    int loaded = PKCS11_CTX_load(m->ctx, module) == 0;
+    dlclose(dl);
+    if (!loaded) {
+        ckr_last(ckr, sizeof(ckr));
+        rc = phc__err(err, PHC_ERR_HSM,
+                      "cannot load PKCS#11 module '%s': initialisation failed (%s)", module, ckr);
+        goto fail;
+    }
+    m->loaded = 1;
+    phc__log(log, PHC_LOG_INFO, "PKCS#11 module '%s' loaded (%s, %s)", module,
+             m->ctx->manufacturer ? m->ctx->manufacturer : "?",
+             m->ctx->description ? m->ctx->description : "?");
+    if (PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots)) {
+        ckr_last(ckr, sizeof(ckr));
+        rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)", module,
+                      ckr);
+        goto fail;
+    }
+    if (!(m->logged_in = OPENSSL_zalloc(m->nslots ? m->nslots : 1))) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto fail;
+    }
+    *out = m;
+    return 0;
+fail:
+    module_release(m);
+    return rc;
+}
+
+static void list_tokens(const phc_hsm *h, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (unsigned int i = 0; i < h->mod->nslots && o < len; i++) {
+        const PKCS11_TOKEN *t = h->mod->slots[i].token;
+        if (!t || !t->initialized)
+            continue;
+        int n = snprintf(out + o, len - o, "%s'%s'", o ? ", " : "", t->label);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+    if (!out[0])
+        snprintf(out, len, "none");
+}
+
+static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
+{
+    char want[200], present[256];
+    unsigned int ntokens = 0, nmatch = 0;
+    token_wanted(u, want, sizeof(want));
+    list_tokens(h, present, sizeof(present));
+    for (unsigned int i = 0; i < h->mod->nslots; i++) {
+        PKCS11_SLOT *s = &h->mod->slots[i];
+        if (!s->token || !s->token->initialized)
+            continue; /* e.g. SoftHSM's spare uninitialised slot */
+        ntokens++;
+        if (!want[0] || token_matches(u, s)) {
+            if (!h->slot) {
+                h->slot = s;
+                h->slot_index = i;
+            }
+            nmatch++;
+        }
+    }
+    if (!ntokens)
+        return phc__err(err, PHC_ERR_HSM, "no initialised token in module '%s'", h->module);
+    if (!nmatch)
+        return phc__err(err, PHC_ERR_HSM, "no token with %s in module '%s' (tokens present: %s)",
+                        want, h->module, present);
+    if (nmatch > 1 && !want[0])
+        return phc__err(err, PHC_ERR_HSM,
+                        "module '%s' has %u tokens (%s) and the key URI names none: add "
+                        "token= to it",
+                        h->module, nmatch, present);
+    if (nmatch > 1)
+        return phc__err(err, PHC_ERR_HSM,
+                        "%u tokens match %s in module '%s' (tokens present: %s): add serial= "
+                        "to the key URI",
+                        nmatch, want, h->module, present);
+    return 0;
+}
+
+static int login(phc_hsm *h, const char *pin_source, phc_errbuf *err)
+{
+    const PKCS11_TOKEN *t = h->slot->token;
+    char ckr[64];
+    if (!t->loginRequired) {
+        phc__log(h->log, PHC_LOG_INFO, "token '%s' does not require a login", t->label);
+        return 0;
+    }
+    if (t->userPinLocked)
+        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", t->label);
+    if (t->userPinFinalTry)
+        phc__log(h->log, PHC_LOG_WARN,
+                 "token '%s': the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY)", t->label);
+    else if (t->userPinCountLow)
+        phc__log(h->log, PHC_LOG_WARN, "token '%s': wrong PINs were entered recently", t->label);
+
+    char *pin = NULL;
+    size_t pin_len = 0;
+    int rc = phc__secret_read(&pin, &pin_len, pin_source, "PIN", PHC_ERR_PIN, err);
+    if (rc)
+        return rc;
+    if (h->mod->logged_in[h->slot_index]) {
+        /* Another handle of this process logged in already: PKCS#11 login state is per
+         * process, and C_Login would only answer CKR_USER_ALREADY_LOGGED_IN. */
+        phc__secret_free(pin, pin_len);
+        phc__log(h->log, PHC_LOG_INFO, "token '%s': already logged in by this process", t->label);
+        return 0;
+    }
+    ERR_clear_error();
+    /* One attempt: a wrong PIN is reported, never retried (a retry would burn the token's
+     * remaining tries). */
+    int r = PKCS11_login(h->slot, 0, pin);
+    phc__secret_free(pin, pin_len);
+    pin = NULL;
+    if (r == 0) {
+        ERR_clear_error();
+        h->mod->logged_in[h->slot_index] = 1;
+        phc__log(h->log, PHC_LOG_INFO, "logged in to token '%s'", t->label);
+        return 0;
+    }
+    unsigned long rv = ckr_last(ckr, sizeof(ckr));
+    switch (rv) {
+    case CKR_PIN_INCORRECT:
+        return phc__err(err, PHC_ERR_PIN,
+                        "PIN rejected by token '%s' (CKR_PIN_INCORRECT); not retried", t->label);
+    case CKR_PIN_LOCKED:
+        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", t->label);
+    case CKR_PIN_INVALID:
+    case CKR_PIN_LEN_RANGE:
+    case CKR_PIN_EXPIRED:
+    case CKR_USER_PIN_NOT_INITIALIZED:
+        return phc__err(err, PHC_ERR_PIN, "PIN rejected by token '%s' (%s); not retried", t->label,
+                        ckr);
+    default:
+        return phc__err(err, PHC_ERR_HSM, "login to token '%s' failed (%s)", t->label, ckr);
+    }
+}
+
+/* Fills k->pub/desc/supported from the token key's EVP_PKEY. */
+static int describe_key(hsm_key *k)
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(k->priv, &der);
+    if (n <= 0)
+        return -1;
+    const unsigned char *p = der;
+    k->pub = d2i_PUBKEY(NULL, &p, n);
+    OPENSSL_free(der);
+    if (!k->pub)
+        return -1;
+    int bits = EVP_PKEY_get_bits(k->pub);
+    if (EVP_PKEY_is_a(k->pub, "RSA")) {
+        snprintf(k->desc, sizeof(k->desc), "RSA %d bits", bits);
+        k->supported = bits >= 2048 && bits <= 4096;
+    } else if (EVP_PKEY_is_a(k->pub, "EC")) {
+        char group[64] = "";
+        size_t glen = 0;
+        if (!EVP_PKEY_get_group_name(k->pub, group, sizeof(group), &glen))
+            snprintf(group, sizeof(group), "unknown curve");
+        if (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"))
+            snprintf(k->desc, sizeof(k->desc), "EC P-256");
+        else if (!strcmp(group, "secp384r1") || !strcmp(group, "P-384"))
+            snprintf(k->desc, sizeof(k->desc), "EC P-384");
+        else
+            snprintf(k->desc, sizeof(k->desc), "EC %s (%d bits)", group, bits);
+        k->supported = !strncmp(k->desc, "EC P-", 5);
+    } else {
+        snprintf(k->desc, sizeof(k->desc), "%s", EVP_PKEY_get0_type_name(k->pub));
+        k->supported = 0;
+    }
+    ERR_clear_error();
+    return 0;
+}
+
+static void list_keys(PKCS11_KEY *keys, unsigned int n, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (unsigned int i = 0; i < n && o < len; i++) {
+        char name[120];
+        key_name(name, sizeof(name), keys[i].label ? keys[i].label : "", keys[i].id, keys[i].id_len,
+                 1);
+        int w = snprintf(out + o, len - o, "%s%s", o ? ", " : "", name);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+    if (!out[0])
+        snprintf(out, len, "none");
+}
+
+static int find_keys(phc_hsm *h, phc_errbuf *err)
+{
+    const char *tok = h->slot->token->label;
+    PKCS11_KEY *all = NULL;
+    unsigned int n = 0;
+    char ckr[64], want[160], name[120];
+    ERR_clear_error();
+    if (PKCS11_enumerate_keys(h->slot->token, &all, &n)) {
+        ckr_last(ckr, sizeof(ckr));
+        return phc__err(err, PHC_ERR_HSM, "cannot list the private keys on token '%s' (%s)", tok,
+                        ckr);
+    }
+    key_name(want, sizeof(want), h->want_label, h->want_id, h->want_id_len, h->has_id);
+    h->keys = OPENSSL_zalloc(sizeof(*h->keys) * (n ? n : 1));
+    if (!h->keys)
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    for (unsigned int i = 0; i < n; i++) {
+        if (!obj_matches(all[i].label, all[i].id, all[i].id_len, h->want_label, h->want_id,
+                         h->want_id_len, h->has_id))
+            continue;
+        hsm_key *k = &h->keys[h->nkeys++];
+        k->id_len = all[i].id_len < sizeof(k->id) ? all[i].id_len : sizeof(k->id);
+        memcpy(k->id, all[i].id, k->id_len);
+        if (!(k->label = OPENSSL_strdup(all[i].label ? all[i].label : "")))
+            return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        hsm_key_name(name, sizeof(name), k);
+        k->priv = PKCS11_get_private_key(&all[i]);
+        if (!k->priv || describe_key(k)) {
+            ckr_last(ckr, sizeof(ckr));
+            return phc__err(err, PHC_ERR_HSM, "cannot use private key %s on token '%s' (%s)", name,
+                            tok, ckr);
+        }
+        phc__log(h->log, PHC_LOG_INFO, "key %s on token '%s': %s%s", name, tok, k->desc,
+                 k->supported ? "" : " (not supported, ignored)");
+    }
+    if (!h->nkeys) {
+        char present[256];
+        list_keys(all, n, present, sizeof(present));
+        return phc__err(err, PHC_ERR_HSM,
+                        "no private key with %s%s on token '%s' (private keys present: %s)",
+                        h->want_label ? "label " : "", want, tok, present);
+    }
+    for (unsigned int i = 0; i < h->nkeys; i++)
+        if (h->keys[i].supported)
+            return 0;
+    hsm_key_name(name, sizeof(name), &h->keys[0]);
+    return phc__err(err, PHC_ERR_HSM,
+                    "key %s on token '%s' is %s: supported are RSA 2048-4096 and EC P-256/P-384",
+                    name, tok, h->keys[0].desc);
+}
+
+int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const char *pin_source,
+                  const phc_log *log, phc_errbuf *err)
+{
+    P11KitUri *u = NULL;
+    phc_hsm *h = NULL;
+    int rc, locked = 0;
+
+    *out = NULL;
+    if ((rc = uri_parse(&u, key_uri, "key", CKO_PRIVATE_KEY, err)))
+        return rc;
+    h = OPENSSL_zalloc(sizeof(*h));
+    if (!h || !(h->module = OPENSSL_strdup(module ? module : "")) ||
+        uri_object(u, &h->want_label, &h->want_id, &h->want_id_len, &h->has_id)) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    h->log = log;
+
+    pthread_mutex_lock(&g_lock);
+    locked = 1;
+    if ((rc = module_acquire(&h->mod, module, log, err)))
+        goto out;
+    if ((rc = select_token(h, u, err)))
+        goto out;
+    const PKCS11_TOKEN *t = h->slot->token;
+    phc__log(log, PHC_LOG_INFO, "token '%s' (serial %s, %s %s) in slot %lu", t->label, t->serialnr,
+             t->manufacturer, t->model, PKCS11_get_slotid_from_slot(h->slot));
+
+    if ((rc = login(h, pin_source, err)))
+        goto out;
+    if ((rc = find_keys(h, err)))
+        goto out;
+
+    *out = h;
+    h = NULL;
+    rc = 0;
+out:
+    if (locked)
+        pthread_mutex_unlock(&g_lock);
+    p11_kit_uri_free(u);
+    phc__hsm_free(h);
+    ERR_clear_error();
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Identity */
+
+/* A certificate judged at `now`: -1 not yet valid, 0 valid, 1 expired, 2 unreadable. */
+static int cert_state(X509 *c, time_t now)
+{
+    int nb = X509_cmp_time(X509_get0_notBefore(c), &now);
+    int na = X509_cmp_time(X509_get0_notAfter(c), &now);
+    if (nb == 0 || na == 0)
+        return 2;
+    if (nb > 0)
+        return -1;
+    if (na < 0)
+        return 1;
+    return 0;
+}
+
+/* Is a newer than b (later notBefore, then later notAfter)? */
+static int cert_newer(X509 *a, X509 *b)
+{
+    int c = ASN1_TIME_compare(X509_get0_notBefore(a), X509_get0_notBefore(b));
+    if (c == 0)
+        c = ASN1_TIME_compare(X509_get0_notAfter(a), X509_get0_notAfter(b));
+    return c > 0;
+}
+
+static int cert_not_valid(phc_hsm *h, X509 *c, int state, const char *forkey, phc_errbuf *err)
+{
+    char cn[320], when[32];
+    cert_name(cn, sizeof(cn), c);
+    if (state == 1) {
+        asn1_time_str(when, sizeof(when), X509_get0_notAfter(c));
+        return phc__err(err, PHC_ERR_HSM, "client certificate %s%s on token '%s' expired on %s", cn,
+                        forkey, phc__hsm_token_label(h), when);
+    }
+    if (state == -1) {
+        asn1_time_str(when, sizeof(when), X509_get0_notBefore(c));
+        return phc__err(err, PHC_ERR_HSM,
+                        "client certificate %s%s on token '%s' is not valid before %s", cn, forkey,
+                        phc__hsm_token_label(h), when);
+    }
+    return phc__err(err, PHC_ERR_HSM,
+                    "client certificate %s%s on token '%s' has an unreadable validity period", cn,
+                    forkey, phc__hsm_token_label(h));
+}
+
+static int mismatch(phc_hsm *h, X509 *c, const hsm_key *k, phc_errbuf *err)
+{
+    char cn[320], kn[160];
+    cert_name(cn, sizeof(cn), c);
+    if (k) {
+        hsm_key_name(kn, sizeof(kn), k);
+    } else {
+        char l[160];
+        key_name(l, sizeof(l), h->want_label, h->want_id, h->want_id_len, h->has_id);
+        snprintf(kn, sizeof(kn), "%s", l);
+    }
+    return phc__err(err, PHC_ERR_HSM, "client certificate %s does not match key %s on token '%s'",
+                    cn, kn, phc__hsm_token_label(h));
+}
+
+static int pub_eq(const hsm_key *k, X509 *c)
+{
+    EVP_PKEY *cp = X509_get0_pubkey(c);
+    int r = cp && EVP_PKEY_eq(cp, k->pub) == 1;
+    ERR_clear_error();
+    return r;
+}
+
+static int token_certs(phc_hsm *h, PKCS11_CERT **certs, unsigned int *n, phc_errbuf *err)
+{
+    char ckr[64];
+    ERR_clear_error();
+    if (PKCS11_enumerate_certs(h->slot->token, certs, n)) {
+        ckr_last(ckr, sizeof(ckr));
+        return phc__err(err, PHC_ERR_HSM, "cannot list the certificates on token '%s' (%s)",
+                        phc__hsm_token_label(h), ckr);
+    }
+    return 0;
+}
+
+/* cert_ref NULL: the newest certificate valid now among those sharing an id with a matching
+ * (supported) key; pairs without a certificate are pending and never chosen. */
+static int pick_by_key(phc_hsm *h, time_t now, const hsm_key **kout, X509 **cout, phc_errbuf *err)
+{
+    PKCS11_CERT *certs = NULL;
+    unsigned int n = 0;
+    const hsm_key *best_k = NULL, *any_k = NULL;
+    X509 *best = NULL, *any = NULL;
+    int rc = token_certs(h, &certs, &n, err);
+    if (rc)
+        return rc;
+    for (unsigned int i = 0; i < h->nkeys; i++) {
+        const hsm_key *k = &h->keys[i];
+        if (!k->supported)
+            continue;
+        for (unsigned int j = 0; j < n; j++) {
+            X509 *c = certs[j].x509;
+            if (!c || certs[j].id_len != k->id_len || memcmp(certs[j].id, k->id, k->id_len))
+                continue;
+            if (!any || cert_newer(c, any)) {
+                any = c;
+                any_k = k;
+            }
+            if (cert_state(c, now) == 0 && (!best || cert_newer(c, best))) {
+                best = c;
+                best_k = k;
+            }
+        }
+    }
+    char kn[160], forkey[200];
+    key_name(kn, sizeof(kn), h->want_label, h->want_id, h->want_id_len, h->has_id);
+    if (!any) {
+        /* Name the key(s) precisely: with one match, label and id. */
+        if (h->nkeys == 1)
+            hsm_key_name(kn, sizeof(kn), &h->keys[0]);
+        return phc__err(err, PHC_ERR_HSM, "no certificate on token '%s' for key %s",
+                        phc__hsm_token_label(h), kn);
+    }
+    if (!best) {
+        char an[160];
+        hsm_key_name(an, sizeof(an), any_k);
+        snprintf(forkey, sizeof(forkey), " for key %s", an);
+        return cert_not_valid(h, any, cert_state(any, now), forkey, err);
+    }
+    if (!pub_eq(best_k, best))
+        return mismatch(h, best, best_k, err);
+    *kout = best_k;
+    *cout = best;
+    return 0;
+}
+
+/* An explicit certificate: the matching key is the one with its public key. */
+static int pair_with_key(phc_hsm *h, X509 *c, time_t now, const hsm_key **kout, phc_errbuf *err)
+{
+    for (unsigned int i = 0; i < h->nkeys; i++) {
+        const hsm_key *k = &h->keys[i];
+        if (!pub_eq(k, c))
+            continue;
+        if (!k->supported) {
+            char kn[160];
+            hsm_key_name(kn, sizeof(kn), k);
+            return phc__err(err, PHC_ERR_HSM,
+                            "key %s on token '%s' is %s: supported are RSA 2048-4096 and EC "
+                            "P-256/P-384",
+                            kn, phc__hsm_token_label(h), k->desc);
+        }
+        int st = cert_state(c, now);
+        if (st != 0) {
+            char kn[160], forkey[200];
+            hsm_key_name(kn, sizeof(kn), k);
+            snprintf(forkey, sizeof(forkey), " for key %s", kn);
+            return cert_not_valid(h, c, st, forkey, err);
+        }
+        *kout = k;
+        return 0;
+    }
+    return mismatch(h, c, h->nkeys == 1 ? &h->keys[0] : NULL, err);
+}
+
+static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, phc_errbuf *err)
+{
+    P11KitUri *u = NULL;
+    char *label = NULL, want[200];
+    unsigned char *id = NULL;
+    size_t id_len = 0;
+    int has_id = 0;
+    PKCS11_CERT *certs = NULL;
+    unsigned int n = 0;
+    X509 *best = NULL, *any = NULL;
+    int rc = uri_parse(&u, ref, "certificate", CKO_CERTIFICATE, err);
+    if (rc)
+        return rc;
+    token_wanted(u, want, sizeof(want));
+    if (want[0] && !token_matches(u, h->slot)) {
+        rc = phc__err(err, PHC_ERR_CONFIG,
+                      "certificate URI names a token with %s, but the key is on token '%s'", want,
+                      phc__hsm_token_label(h));
+        goto out;
+    }
+    if (uri_object(u, &label, &id, &id_len, &has_id)) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if ((rc = token_certs(h, &certs, &n, err)))
+        goto out;
+    for (unsigned int j = 0; j < n; j++) {
+        X509 *c = certs[j].x509;
+        if (!c ||
+            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, label, id, id_len, has_id))
+            continue;
+        if (!any || cert_newer(c, any))
+            any = c;
+        if (cert_state(c, now) == 0 && (!best || cert_newer(c, best)))
+            best = c;
+    }
+    if (!any) {
+        key_name(want, sizeof(want), label, id, id_len, has_id);
+        rc = phc__err(err, PHC_ERR_HSM, "no certificate with %s%s on token '%s'",
+                      label ? "label " : "", want, phc__hsm_token_label(h));
+        goto out;
+    }
+    /* An expired one is reported by pair_with_key. */
+    if (!(*cout = X509_dup(best ? best : any)))
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+out:
+    OPENSSL_free(label);
+    OPENSSL_free(id);
+    p11_kit_uri_free(u);
+    return rc;
+}
+
+static int cert_from_file(const char *path, X509 **cout, phc_errbuf *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return phc__err(err, PHC_ERR_CONFIG, "cannot read certificate file '%s': %s", path,
+                        strerror(errno));
+    ERR_clear_error();
+    *cout = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!*cout)
+        return phc__err_ossl(err, PHC_ERR_CONFIG,
+                             "cannot read certificate file '%s': no PEM certificate", path);
+    return 0;
+}
+
+int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY **key_out,
+                      X509 **cert_out, phc_errbuf *err)
+{
+    const hsm_key *k = NULL;
+    X509 *c = NULL, *borrowed = NULL;
+    time_t t = (time_t)now;
+    int rc;
+
+    *key_out = NULL;
+    *cert_out = NULL;
+    if (!h)
+        return phc__err(err, PHC_ERR_INTERNAL, "no HSM handle");
+    pthread_mutex_lock(&g_lock);
+    if (!cert_ref) {
+        rc = pick_by_key(h, t, &k, &borrowed, err);
+        if (!rc && !(c = X509_dup(borrowed)))
+            rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    } else {
+        if (!strncmp(cert_ref, "pkcs11:", 7))
+            rc = cert_from_uri(h, cert_ref, t, &c, err);
+        else
+            rc = cert_from_file(cert_ref, &c, err);
+        if (!rc)
+            rc = pair_with_key(h, c, t, &k, err);
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (rc) {
+        X509_free(c);
+        ERR_clear_error();
+        return rc;
+    }
+    char cn[320], kn[160], until[32];
+    cert_name(cn, sizeof(cn), c);
+    hsm_key_name(kn, sizeof(kn), k);
+    asn1_time_str(until, sizeof(until), X509_get0_notAfter(c));
+    phc__log(h->log, PHC_LOG_INFO, "client certificate %s, valid until %s, with key %s (%s)", cn,
+             until, kn, k->desc);
+    *key_out = k->priv;
+    *cert_out = c;
+    return 0;
+}
+
+const char *phc__hsm_token_label(const phc_hsm *h)
+{
+    if (!h || !h->slot || !h->slot->token || !h->slot->token->label)
+        return "";
+    return h->slot->token->label;
+}
+
+void phc__hsm_free(phc_hsm *h)
+{
+    if (!h)
+        return;
+    /* Order matters: libp11's key objects point at their slot, the slots at the module. */
+    pthread_mutex_lock(&g_lock);
+    for (unsigned int i = 0; i < h->nkeys; i++) {
+        EVP_PKEY_free(h->keys[i].priv);
+        EVP_PKEY_free(h->keys[i].pub);
+        OPENSSL_free(h->keys[i].label);
+    }
+    OPENSSL_free(h->keys);
+    module_release(h->mod);
+    pthread_mutex_unlock(&g_lock);
+    OPENSSL_free(h->module);
+    OPENSSL_free(h->want_label);
+    OPENSSL_free(h->want_id);
+    OPENSSL_free(h);
+    ERR_clear_error();
+}

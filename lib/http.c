@@ -1,0 +1,560 @@
+#include "http.h"
+
+#include "err.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define MAX_HEADER_BYTES (64 * 1024)
+#define MAX_HEADERS 128
+
+struct phc_response {
+    long status;
+    char *headers; /* raw block, NUL-terminated */
+    size_t headers_len;
+    char *body; /* NUL-terminated for convenience */
+    size_t body_len;
+    /* Parsed copy of the header block: names and values point into fields. */
+    char *fields;
+    const char *names[MAX_HEADERS];
+    const char *values[MAX_HEADERS];
+    size_t nfields;
+};
+
+struct pinned_addr {
+    int family;
+    unsigned char addr[16];
+};
+
+/* Per-transfer state the callbacks fill in; reset at the start of every request. */
+struct xfer_state {
+    char *body;
+    size_t body_len, body_cap;
+    char *headers;
+    size_t headers_len, headers_cap;
+    int too_large; /* body over max_response_bytes */
+    int headers_too_large;
+    int blocked; /* the socket guard refused an address */
+    char blocked_addr[INET6_ADDRSTRLEN];
+    int tls_err; /* tls.c refused to configure the context */
+    phc_errbuf tls_errbuf;
+    int described; /* the connection was logged for this transfer */
+    phc_tls_report report;
+};
+
+struct phc_xfer {
+    CURL *curl;
+    const phc_http_setup *setup;
+    struct curl_slist *resolve;
+    struct pinned_addr pinned[PHC_MAX_PINNED];
+    size_t npinned;
+    char curl_err[CURL_ERROR_SIZE];
+    struct xfer_state st;
+};
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 1;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    char *p = realloc(*buf, n);
+    if (!p)
+        return 0;
+    *buf = p;
+    *cap = n;
+    return 1;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    phc_xfer *x = ud;
+    size_t n = size * nmemb;
+    if (x->st.body_len + n > x->setup->cfg->max_response_bytes) {
+        x->st.too_large = 1;
+        return 0;
+    }
+    if (!grow(&x->st.body, &x->st.body_cap, x->st.body_len + n + 1))
+        return 0;
+    memcpy(x->st.body + x->st.body_len, data, n);
+    x->st.body_len += n;
+    x->st.body[x->st.body_len] = '\0';
+    return n;
+}
+
+static void describe_connection(phc_xfer *x)
+{
+    const phc_log *log = x->setup->log;
+    if (x->st.described || !log || !log->fn || log->level < PHC_LOG_INFO)
+        return;
+    x->st.described = 1;
+    char *ip = NULL;
+    long port = 0, connects = 0;
+    struct curl_tlssessioninfo *ti = NULL;
+    curl_easy_getinfo(x->curl, CURLINFO_PRIMARY_IP, &ip);
+    curl_easy_getinfo(x->curl, CURLINFO_PRIMARY_PORT, &port);
+    curl_easy_getinfo(x->curl, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(x->curl, CURLINFO_TLS_SSL_PTR, &ti);
+    SSL *ssl = (ti && ti->backend == CURLSSLBACKEND_OPENSSL) ? ti->internals : NULL;
+    char subj[256] = "?", iss[256] = "?";
+    const char *version = "?", *cipher = "?";
+    int resumed = 0;
+    if (ssl) {
+        X509 *peer = SSL_get0_peer_certificate(ssl);
+        if (peer) {
+            phc__name_str(subj, sizeof(subj), X509_get_subject_name(peer));
+            phc__name_str(iss, sizeof(iss), X509_get_issuer_name(peer));
+        }
+        version = SSL_get_version(ssl);
+        cipher = SSL_get_cipher_name(ssl);
+        resumed = SSL_session_reused(ssl);
+    }
+    phc__log(log, PHC_LOG_INFO,
+             "%s connection to %s port %ld, %s %s, TLS session resumed: %s, server '%s' "
+             "issued by '%s', client certificate '%s'",
+             connects ? "new" : "reused", ip ? ip : "?", port, version, cipher,
+             resumed ? "yes" : "no", subj, iss, phc__tls_client_subject(x->setup->tls));
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    phc_xfer *x = ud;
+    size_t n = size * nmemb;
+    describe_connection(x);
+    /* A new status line starts a new block (after 100 Continue, say): keep the final one. */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        x->st.headers_len = 0;
+    if (x->st.headers_len + n > MAX_HEADER_BYTES) {
+        x->st.headers_too_large = 1;
+        return 0;
+    }
+    if (!grow(&x->st.headers, &x->st.headers_cap, x->st.headers_len + n + 1))
+        return 0;
+    memcpy(x->st.headers + x->st.headers_len, data, n);
+    x->st.headers_len += n;
+    x->st.headers[x->st.headers_len] = '\0';
+    return n;
+}
+
+static int addr_pinned(const phc_xfer *x, const struct sockaddr *sa, char *text, size_t textlen)
+{
+    const void *bytes = NULL;
+    size_t len = 0;
+    if (sa->sa_family == AF_INET) {
+        bytes = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+        len = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        bytes = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        len = 16;
+    }
+    text[0] = '\0';
+    if (bytes)
+        inet_ntop(sa->sa_family, bytes, text, (socklen_t)textlen);
+    if (x->npinned == 0)
+        return bytes != NULL;
+    for (size_t i = 0; i < x->npinned; i++)
+        if (bytes && x->pinned[i].family == sa->sa_family &&
+            memcmp(x->pinned[i].addr, bytes, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* The last line of the address policy: whatever libcurl resolved or was told, no socket is
+ * opened to an address outside pinned_ips. */
+static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    phc_xfer *x = ud;
+    char text[INET6_ADDRSTRLEN] = "";
+    if (purpose != CURLSOCKTYPE_IPCXN || !addr_pinned(x, &a->addr, text, sizeof(text))) {
+        x->st.blocked = 1;
+        snprintf(x->st.blocked_addr, sizeof(x->st.blocked_addr), "%s", text[0] ? text : "?");
+        phc__log(x->setup->log, PHC_LOG_WARN, "refused to connect to %s: not in pinned_ips",
+                 x->st.blocked_addr);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *ud)
+{
+    phc_xfer *x = ud;
+    if (phc__tls_configure(x->setup->tls, sslctx, &x->st.report, &x->st.tls_errbuf) != PHC_OK) {
+        x->st.tls_err = 1;
+        return CURLE_SSL_CERTPROBLEM;
+    }
+    return CURLE_OK;
+}
+
+static int build_resolve(phc_xfer *x, phc_errbuf *err)
+{
+    const phc_config *cfg = x->setup->cfg;
+    char line[64 + PHC_MAX_PINNED * (INET6_ADDRSTRLEN + 3) + 256];
+    int off = snprintf(line, sizeof(line), "%s:%d:", cfg->host, cfg->port);
+    for (size_t i = 0; i < cfg->n_pinned_ips && off > 0 && (size_t)off < sizeof(line); i++) {
+        int ipv6 = strchr(cfg->pinned_ips[i], ':') != NULL;
+        off += snprintf(line + off, sizeof(line) - (size_t)off, "%s%s%s%s", i ? "," : "",
+                        ipv6 ? "[" : "", cfg->pinned_ips[i], ipv6 ? "]" : "");
+    }
+    if (off <= 0 || (size_t)off >= sizeof(line))
+        return phc__err(err, PHC_ERR_CONFIG, "pinned_ips list too long");
+    x->resolve = curl_slist_append(NULL, line);
+    return x->resolve ? PHC_OK : phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+}
+
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (curl_easy_setopt(x->curl, opt, val) != CURLE_OK) {                                     \
+            rc = phc__err(err, PHC_ERR_INTERNAL, "libcurl refused option " #opt);                  \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err)
+{
+    *out = NULL;
+    int rc = PHC_ERR_INTERNAL;
+    const phc_config *cfg = setup->cfg;
+    phc_xfer *x = calloc(1, sizeof(*x));
+    if (!x || !(x->curl = curl_easy_init())) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    x->setup = setup;
+    for (size_t i = 0; i < cfg->n_pinned_ips; i++) {
+        struct pinned_addr *p = &x->pinned[x->npinned];
+        if (inet_pton(AF_INET, cfg->pinned_ips[i], p->addr) == 1)
+            p->family = AF_INET;
+        else if (inet_pton(AF_INET6, cfg->pinned_ips[i], p->addr) == 1)
+            p->family = AF_INET6;
+        else
+            continue;
+        x->npinned++;
+    }
+    if (cfg->n_pinned_ips > 0 && (rc = build_resolve(x, err)) != PHC_OK)
+        goto out;
+
+    SETOPT(CURLOPT_PRIVATE, x);
+    SETOPT(CURLOPT_ERRORBUFFER, x->curl_err);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "https");
+    SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    /* An empty proxy string overrides https_proxy/all_proxy from the environment. */
+    SETOPT(CURLOPT_PROXY, "");
+    SETOPT(CURLOPT_NOPROXY, "*");
+    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    /* No CA file, no CA path, no CA cache: libcurl's built-in defaults (Debian: the whole
+     * system store) must not reach the connection. tls.c verifies against the pinned store. */
+    SETOPT(CURLOPT_CAINFO, NULL);
+    SETOPT(CURLOPT_CAPATH, NULL);
+    SETOPT(CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    SETOPT(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+    SETOPT(CURLOPT_SSL_CTX_DATA, x);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, x);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, x);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, x);
+    SETOPT(CURLOPT_CONNECTTIMEOUT, cfg->connect_timeout);
+    SETOPT(CURLOPT_TIMEOUT, cfg->timeout);
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_response_bytes);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_USERAGENT, "phconnect/"
+                              "0.1");
+    if (setup->share)
+        SETOPT(CURLOPT_SHARE, setup->share);
+    if (x->resolve)
+        SETOPT(CURLOPT_RESOLVE, x->resolve);
+    if (cfg->source_address) {
+        char iface[INET6_ADDRSTRLEN + 8];
+        snprintf(iface, sizeof(iface), "host!%s", cfg->source_address);
+        SETOPT(CURLOPT_INTERFACE, iface);
+    }
+    *out = x;
+    x = NULL;
+    rc = PHC_OK;
+out:
+    phc__xfer_free(x);
+    return rc;
+}
+
+static void reset_state(struct xfer_state *st)
+{
+    st->body_len = 0;
+    st->headers_len = 0;
+    st->too_large = st->headers_too_large = 0;
+    st->blocked = 0;
+    st->blocked_addr[0] = '\0';
+    st->tls_err = 0;
+    st->described = 0;
+    memset(&st->tls_errbuf, 0, sizeof(st->tls_errbuf));
+    memset(&st->report, 0, sizeof(st->report));
+}
+
+static const char *header_value(const char *block, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = block; line && *line;) {
+        const char *eol = strstr(line, "\n");
+        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            const char *end = eol ? eol : v + strlen(v);
+            while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+                end--;
+            *vlen = (size_t)(end - v);
+            return v;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* libcurl's codes translated, once, into the operator's classes. */
+static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
+{
+    const phc_config *cfg = x->setup->cfg;
+    const char *detail = x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc);
+    if (x->st.tls_err)
+        return phc__err_copy(err, &x->st.tls_errbuf);
+    if (x->st.blocked)
+        return phc__err(err, PHC_ERR_POLICY,
+                        "connection to %s refused by policy: the address is not in pinned_ips",
+                        x->st.blocked_addr);
+    if (x->st.report.failed)
+        return phc__tls_report_err(x->setup->tls, &x->st.report, err);
+    if (x->st.too_large || cc == CURLE_FILESIZE_EXCEEDED)
+        return phc__err(err, PHC_ERR_POLICY,
+                        "response from %s is larger than max_response_bytes (%zu bytes)", cfg->url,
+                        cfg->max_response_bytes);
+    if (x->st.headers_too_large)
+        return phc__err(err, PHC_ERR_POLICY, "response headers from %s exceed %d bytes", cfg->url,
+                        MAX_HEADER_BYTES);
+    switch (cc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return phc__err(err, PHC_ERR_POLICY, "refused: only https is allowed (%s)", detail);
+    case CURLE_OPERATION_TIMEDOUT:
+        return phc__err(err, PHC_ERR_NETWORK, "request to %s timed out: %s", cfg->url, detail);
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return phc__err(err, PHC_ERR_NETWORK, "cannot resolve host '%s': %s", cfg->host, detail);
+    case CURLE_COULDNT_CONNECT:
+        return phc__err(err, PHC_ERR_NETWORK, "cannot connect to %s: %s", cfg->url, detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return phc__err(err, PHC_ERR_TRUST, "server certificate refused: %s", detail);
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+        return phc__err(err, PHC_ERR_HSM, "client key or certificate problem: %s", detail);
+    case CURLE_SSL_CONNECT_ERROR:
+        return phc__err(err, PHC_ERR_NETWORK, "TLS handshake with %s failed: %s", cfg->url, detail);
+    default:
+        return phc__err(err, PHC_ERR_NETWORK, "request to %s failed: %s", cfg->url, detail);
+    }
+}
+
+/* Splits a copy of the header block into name/value pairs (after the status line). */
+static int parse_fields(phc_response *r)
+{
+    if (!(r->fields = strdup(r->headers)))
+        return 0;
+    char *save = NULL;
+    char *line = strtok_r(r->fields, "\r\n", &save);
+    for (line = line ? strtok_r(NULL, "\r\n", &save) : NULL; line && r->nfields < MAX_HEADERS;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        char *end = v + strlen(v);
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        r->names[r->nfields] = line;
+        r->values[r->nfields++] = v;
+    }
+    return 1;
+}
+
+static int take_response(phc_xfer *x, phc_response **out, phc_errbuf *err)
+{
+    phc_response *r = calloc(1, sizeof(*r));
+    if (!r)
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &r->status);
+    r->body = malloc(x->st.body_len + 1);
+    r->headers = malloc(x->st.headers_len + 1);
+    if (!r->body || !r->headers) {
+        phc_response_free(r);
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    }
+    if (x->st.body_len)
+        memcpy(r->body, x->st.body, x->st.body_len);
+    r->body[x->st.body_len] = '\0';
+    r->body_len = x->st.body_len;
+    if (x->st.headers_len)
+        memcpy(r->headers, x->st.headers, x->st.headers_len);
+    r->headers[x->st.headers_len] = '\0';
+    r->headers_len = x->st.headers_len;
+    if (!parse_fields(r)) {
+        phc_response_free(r);
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    }
+    *out = r;
+    return PHC_OK;
+}
+
+static int check_request(const phc_request *req, phc_errbuf *err)
+{
+    if (!req || !req->path || req->path[0] != '/')
+        return phc__err(err, PHC_ERR_CONFIG, "request path must start with '/'");
+    for (const char *p = req->path; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return phc__err(err, PHC_ERR_CONFIG,
+                            "request path contains a space or control character");
+    if (req->method)
+        for (const char *p = req->method; *p; p++)
+            if (!((*p >= 'A' && *p <= 'Z') || *p == '-'))
+                return phc__err(err, PHC_ERR_CONFIG, "invalid HTTP method '%s'", req->method);
+    if (req->headers)
+        for (const char *const *h = req->headers; *h; h++)
+            if (!strchr(*h, ':') || strpbrk(*h, "\r\n"))
+                return phc__err(err, PHC_ERR_CONFIG, "header must be 'Name: value' on one line");
+    return PHC_OK;
+}
+
+int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, phc_errbuf *err)
+{
+    *out = NULL;
+    int rc = check_request(req, err);
+    if (rc != PHC_OK)
+        return rc;
+    struct curl_slist *hdrs = NULL;
+    char *url = NULL;
+    size_t ulen = strlen(x->setup->cfg->url) + strlen(req->path) + 1;
+    if (!(url = malloc(ulen))) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    snprintf(url, ulen, "%s%s", x->setup->cfg->url, req->path);
+    /* libcurl adds "Expect: 100-continue" to large bodies; the wait it causes buys nothing. */
+    if (!(hdrs = curl_slist_append(hdrs, "Expect:"))) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (const char *const *h = req->headers; h && *h; h++) {
+        struct curl_slist *n = curl_slist_append(hdrs, *h);
+        if (!n) {
+            rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        hdrs = n;
+    }
+    reset_state(&x->st);
+    x->curl_err[0] = '\0';
+    const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
+    curl_easy_setopt(x->curl, CURLOPT_URL, url);
+    curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, hdrs);
+    if (req->body) {
+        curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    } else {
+        curl_easy_setopt(x->curl, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(x->curl, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+    curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST,
+                     (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+                      (req->body && strcmp(method, "POST") == 0))
+                         ? NULL
+                         : method);
+    CURLcode cc = curl_easy_perform(x->curl);
+    curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, NULL);
+    if (cc != CURLE_OK) {
+        rc = map_curl_error(x, cc, err);
+        goto out;
+    }
+    long status = 0;
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 300 && status < 400) {
+        size_t vlen = 0;
+        const char *loc = header_value(x->st.headers, "Location", &vlen);
+        rc = phc__err(err, PHC_ERR_POLICY,
+                      "server answered %ld redirecting to '%.*s'; redirects are never followed",
+                      status, loc ? (int)(vlen > 200 ? 200 : vlen) : 4, loc ? loc : "none");
+        goto out;
+    }
+    if ((rc = take_response(x, out, err)) != PHC_OK)
+        goto out;
+    if (status < 200 || status > 299)
+        rc = phc__err(err, PHC_ERR_HTTP, "server answered HTTP %ld for %s %s", status, method,
+                      req->path);
+out:
+    curl_slist_free_all(hdrs);
+    free(url);
+    return rc;
+}
+
+void phc__xfer_free(phc_xfer *x)
+{
+    if (!x)
+        return;
+    if (x->curl)
+        curl_easy_cleanup(x->curl);
+    curl_slist_free_all(x->resolve);
+    free(x->st.body);
+    free(x->st.headers);
+    free(x);
+}
+
+long phc_response_status(const phc_response *resp)
+{
+    return resp ? resp->status : 0;
+}
+
+const char *phc_response_body(const phc_response *resp, size_t *len)
+{
+    if (len)
+        *len = resp ? resp->body_len : 0;
+    return resp ? resp->body : NULL;
+}
+
+const char *phc_response_headers(const phc_response *resp, size_t *len)
+{
+    if (len)
+        *len = resp ? resp->headers_len : 0;
+    return resp ? resp->headers : NULL;
+}
+
+const char *phc_response_header(const phc_response *resp, const char *name)
+{
+    if (!resp || !name)
+        return NULL;
+    for (size_t i = 0; i < resp->nfields; i++)
+        if (strcasecmp(resp->names[i], name) == 0)
+            return resp->values[i];
+    return NULL;
+}
+
+void phc_response_free(phc_response *resp)
+{
+    if (!resp)
+        return;
+    free(resp->body);
+    free(resp->headers);
+    free(resp->fields);
+    free(resp);
+}

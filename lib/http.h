@@ -1,0 +1,31 @@
+/* One HTTP transfer over libcurl under phconnect's policy: https only, never a proxy, never
+ * a redirect, only to pinned addresses (when configured), TLS set up by tls.c, bounded time
+ * and size. A phc_xfer is a reusable easy handle; it keeps its connection between requests
+ * and is used by one thread at a time (the client pools them). */
+#ifndef PHC_HTTP_H
+#define PHC_HTTP_H
+
+#include "config.h"
+#include "log.h"
+#include "tls.h"
+
+#include <curl/curl.h>
+
+typedef struct phc_http_setup {
+    const phc_config *cfg; /* borrowed: url, pinned_ips, source_address, limits */
+    const phc_tls *tls;    /* borrowed: the identity and pinned trust for this generation */
+    CURLSH *share;         /* borrowed: TLS session cache shared by the client's handles */
+    const phc_log *log;    /* borrowed, may be NULL */
+} phc_http_setup;
+
+typedef struct phc_xfer phc_xfer;
+
+/* setup and everything it points to must outlive the handle. */
+int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err);
+
+/* Performs req. On PHC_OK or PHC_ERR_HTTP *out holds the response (owned by the caller). */
+int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, phc_errbuf *err);
+
+void phc__xfer_free(phc_xfer *x);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * phconnect: a connector for the Tesla Powerhub API with an HSM-held client key,
+ * a pinned-only trust store and a fixed-address policy.
+ *
+ * Conventions (all functions):
+ *  - Functions return int: 0 (PHC_OK) on success, a negative phc_err on failure.
+ *  - Output parameters come first and are named out; what comes back through **out
+ *    belongs to the caller and is released with the matching *_free (which accepts NULL).
+ *  - A returned const pointer is borrowed from the handle it came from.
+ *  - err (phc_errbuf *) is optional (NULL allowed); on failure it receives the code and a
+ *    one-line message in an operator's words. It never contains a secret.
+ *
+ * Init contract: call phc_global_init() once, before any thread uses phconnect and
+ * before other threads exist (it initialises libcurl, which is not thread-safe to
+ * initialise). The library never changes OpenSSL's global defaults (no ENGINE_set_default,
+ * no OPENSSL_CONF reliance) and never writes to stderr.
+ */
+#ifndef PHCONNECT_PHCONNECT_H
+#define PHCONNECT_PHCONNECT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PHC_API __attribute__((visibility("default")))
+#define PHC_WUR __attribute__((warn_unused_result))
+#else
+#define PHC_API
+#define PHC_WUR
+#endif
+
+/* Error classes; -code is the exit status of the phc tool (see CONTRACT.md). */
+typedef enum phc_err {
+    PHC_OK = 0,
+    PHC_ERR_HTTP = -1,     /* server answered with a non-2xx status */
+    PHC_ERR_CONFIG = -2,   /* usage or configuration error */
+    PHC_ERR_HSM = -3,      /* module, token, key or certificate problem */
+    PHC_ERR_PIN = -4,      /* PIN missing, wrong or locked */
+    PHC_ERR_TRUST = -5,    /* certificate not trusted (server or to-be-installed) */
+    PHC_ERR_POLICY = -6,   /* address, redirect, proxy or scheme refused by policy */
+    PHC_ERR_NETWORK = -7,  /* refused, reset, timeout, TLS protocol failure */
+    PHC_ERR_AUTH = -8,     /* client-credential token refused */
+    PHC_ERR_INTERNAL = -9, /* out of memory or a bug */
+} phc_err;
+
+#define PHC_ERRMSG_MAX 512
+
+/* Caller-owned error buffer. */
+typedef struct phc_errbuf {
+    int code;                 /* a phc_err value */
+    char msg[PHC_ERRMSG_MAX]; /* one line, no trailing newline */
+} phc_errbuf;
+
+/* Static, human-readable name of an error class ("trust", "hsm", ...). */
+PHC_API const char *phc_err_name(int code);
+
+/* The tool's exit status for an error class (0..9). */
+PHC_API int phc_err_exit_code(int code);
+
+PHC_API PHC_WUR int phc_global_init(void);
+PHC_API void phc_global_cleanup(void);
+
+/* ---------------------------------------------------------------------------------- */
+/* Logging: the library reports through this callback only. Messages are redacted
+ * before the callback sees them (no PIN, secret or token ever reaches it). */
+
+typedef enum phc_log_level {
+    PHC_LOG_ERROR = 0,
+    PHC_LOG_WARN = 1,
+    PHC_LOG_INFO = 2,
+    PHC_LOG_DEBUG = 3,
+} phc_log_level;
+
+typedef void (*phc_log_fn)(void *userdata, phc_log_level level, const char *msg);
+
+/* ---------------------------------------------------------------------------------- */
+/* Configuration (keys: see CONTRACT.md). Immutable once a client was made from it. */
+
+typedef struct phc_config phc_config;
+
+/* Load and validate an INI file (section [phconnect]). An unknown key, a malformed value or
+ * a missing required key fails with PHC_ERR_CONFIG naming the key and its line. */
+PHC_API PHC_WUR int phc_config_load(phc_config **out, const char *path, phc_errbuf *err);
+
+/* As phc_config_load, from memory; name is used in messages (e.g. the file name). */
+PHC_API PHC_WUR int phc_config_parse(phc_config **out, const char *text, size_t len,
+                                     const char *name, phc_errbuf *err);
+
+/* An empty configuration to fill with phc_config_set (programmatic use). */
+PHC_API PHC_WUR int phc_config_new(phc_config **out, phc_errbuf *err);
+
+/* Set one key with the same validation as the file parser. Fails on a config that a client
+ * already uses. */
+PHC_API PHC_WUR int phc_config_set(phc_config *cfg, const char *key, const char *value,
+                                   phc_errbuf *err);
+
+/* Check that every required key is present and the keys agree with each other. */
+PHC_API PHC_WUR int phc_config_validate(const phc_config *cfg, phc_errbuf *err);
+
+/* The raw value of a key as written, or NULL when unset. Borrowed from cfg. */
+PHC_API const char *phc_config_get(const phc_config *cfg, const char *key);
+
+/* The path used when none is given: $PHC_CONFIG, else /etc/phconnect/phconnect.cnf.
+ * Borrowed, static or from the environment. */
+PHC_API const char *phc_config_default_path(void);
+
+/* Drops the caller's reference; a client made from cfg keeps its own. NULL allowed. */
+PHC_API void phc_config_free(phc_config *cfg);
+
+/* ---------------------------------------------------------------------------------- */
+/* Client: loads the trust store, opens the token, logs in and builds the TLS identity once;
+ * then serves requests from any number of threads, reusing connections and TLS sessions. */
+
+typedef struct phc_client phc_client;
+
+typedef struct phc_client_opts {
+    phc_log_fn log;      /* NULL: no logging */
+    void *log_userdata;  /* passed to log, borrowed */
+    phc_log_level level; /* most verbose level passed to log */
+} phc_client_opts;
+
+/* cfg is borrowed for the call; the client takes its own reference. opts may be NULL.
+ * Fails before any connection when the client certificate does not match the token key. */
+PHC_API PHC_WUR int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts,
+                                   phc_errbuf *err);
+
+/* Waits for nothing: the caller must ensure no request is in flight. NULL allowed. */
+PHC_API void phc_client_free(phc_client *client);
+
+typedef struct phc_request {
+    const char *method;         /* NULL: GET, or POST when body is set */
+    const char *path;           /* must start with '/'; appended to the config's url */
+    const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
+    const void *body;           /* NULL: no body */
+    size_t body_len;
+} phc_request;
+
+typedef struct phc_response phc_response;
+
+/* One request. On PHC_OK (2xx) or PHC_ERR_HTTP (other status) *out holds the response;
+ * on any other error *out is NULL. All arguments are borrowed for the call. */
+PHC_API PHC_WUR int phc_client_request(phc_client *client, phc_response **out,
+                                       const phc_request *req, phc_errbuf *err);
+
+PHC_API long phc_response_status(const phc_response *resp);
+/* Body bytes (not NUL-terminated for binary data; a NUL is appended after len). Borrowed. */
+PHC_API const char *phc_response_body(const phc_response *resp, size_t *len);
+/* Raw header block as received, status line first, CRLF separated. Borrowed. */
+PHC_API const char *phc_response_headers(const phc_response *resp, size_t *len);
+/* Value of the first header with this name (case-insensitive), or NULL. Borrowed. */
+PHC_API const char *phc_response_header(const phc_response *resp, const char *name);
+PHC_API void phc_response_free(phc_response *resp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

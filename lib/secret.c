@@ -1,0 +1,180 @@
+/* Reading a secret from its source. The value is only ever in buffers that are wiped before
+ * they are freed; messages name the source (path or variable), never the value.
+ *
+ * Buffers come from OpenSSL's secure heap when the application initialised one
+ * (CRYPTO_secure_malloc_init: locked, never swapped) and from the ordinary heap otherwise;
+ * OPENSSL_secure_clear_free handles both, which is why every secret must be released with
+ * phc__secret_free. */
+#include "secret.h"
+#include "err.h"
+
+#include <openssl/crypto.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECRET_MAX 4096
+
+/* A copy of src[0..len) in a fresh secure buffer, after dropping one "\n" or "\r\n".
+ * Empty or NUL-containing secrets are refused by the caller beforehand/afterwards. */
+static char *secure_copy(const char *src, size_t len, size_t *out_len)
+{
+    if (len > 0 && src[len - 1] == '\n') {
+        len--;
+        if (len > 0 && src[len - 1] == '\r')
+            len--;
+    }
+    char *s = OPENSSL_secure_malloc(len + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, src, len);
+    s[len] = '\0';
+    *out_len = len;
+    return s;
+}
+
+/* The secret without its trailing newline must be non-empty and hold no NUL (it is used as
+ * a C string: a NUL would silently shorten it). */
+static int check_value(const char *s, size_t len, const char *what, const char *kind,
+                       const char *name, int errclass, phc_errbuf *err)
+{
+    if (len == 0)
+        return phc__err(err, errclass, "%s %s%s is empty", what, kind, name);
+    if (memchr(s, '\0', len))
+        return phc__err(err, errclass, "%s %s%s contains a NUL byte", what, kind, name);
+    return PHC_OK;
+}
+
+static int read_file(char **out, size_t *out_len, const char *path, const char *what, int errclass,
+                     phc_errbuf *err)
+{
+    int rc = PHC_OK;
+    char *buf = NULL;
+    size_t len = 0;
+    /* O_NOFOLLOW: a symlink planted in place of the PIN file must not redirect the read;
+     * O_NONBLOCK: opening a FIFO must not hang (it is refused below). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP)
+            return phc__err(err, errclass, "%s file %s is a symbolic link (refused)", what, path);
+        if (e == ENOENT)
+            return phc__err(err, errclass, "%s file %s does not exist", what, path);
+        return phc__err(err, errclass, "cannot open %s file %s: %s", what, path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = phc__err(err, errclass, "cannot stat %s file %s: %s", what, path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = phc__err(err, errclass, "%s file %s is not a regular file", what, path);
+        goto out;
+    }
+    if (st.st_size > SECRET_MAX) {
+        rc = phc__err(err, errclass, "%s file %s is larger than %d bytes", what, path, SECRET_MAX);
+        goto out;
+    }
+    /* read one byte more than allowed: the file may have grown since fstat */
+    if (!(buf = OPENSSL_secure_malloc(SECRET_MAX + 1))) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    while (len <= SECRET_MAX) {
+        ssize_t n = read(fd, buf + len, SECRET_MAX + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = phc__err(err, errclass, "cannot read %s file %s: %s", what, path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > SECRET_MAX) {
+        rc = phc__err(err, errclass, "%s file %s is larger than %d bytes", what, path, SECRET_MAX);
+        goto out;
+    }
+    size_t slen;
+    char *s = secure_copy(buf, len, &slen);
+    if (!s) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if ((rc = check_value(s, slen, what, "file ", path, errclass, err)) != PHC_OK) {
+        phc__secret_free(s, slen);
+        goto out;
+    }
+    *out = s;
+    *out_len = slen;
+out:
+    if (buf)
+        OPENSSL_secure_clear_free(buf, SECRET_MAX + 1);
+    close(fd);
+    return rc;
+}
+
+static int read_env(char **out, size_t *out_len, const char *name, const char *what, int errclass,
+                    phc_errbuf *err)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return phc__err(err, errclass, "%s source env:%s is not set", what, name);
+    if (!*v)
+        return phc__err(err, errclass, "%s source env:%s is empty", what, name);
+    size_t len = strlen(v);
+    if (len > SECRET_MAX)
+        return phc__err(err, errclass, "%s source env:%s is longer than %d bytes", what, name,
+                        SECRET_MAX);
+    size_t slen;
+    char *s = secure_copy(v, len, &slen);
+    if (!s)
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    int rc = check_value(s, slen, what, "source env:", name, errclass, err);
+    if (rc != PHC_OK) {
+        phc__secret_free(s, slen);
+        return rc;
+    }
+    *out = s;
+    *out_len = slen;
+    return PHC_OK;
+}
+
+static int is_env_name(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return 0;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return 0;
+    return 1;
+}
+
+int phc__secret_read(char **out, size_t *out_len, const char *source, const char *what,
+                     int errclass, phc_errbuf *err)
+{
+    if (!out || !out_len)
+        return phc__err(err, PHC_ERR_INTERNAL, "phc__secret_read: out is NULL");
+    *out = NULL;
+    *out_len = 0;
+    if (!what)
+        what = "secret";
+    /* A malformed source is a config mistake and may be the secret itself: never quote it. */
+    if (source && strncmp(source, "file:", 5) == 0 && source[5] == '/')
+        return read_file(out, out_len, source + 5, what, errclass, err);
+    if (source && strncmp(source, "env:", 4) == 0 && is_env_name(source + 4))
+        return read_env(out, out_len, source + 4, what, errclass, err);
+    return phc__err(err, PHC_ERR_CONFIG, "%s source must be file:/path or env:NAME", what);
+}
+
+void phc__secret_free(char *secret, size_t len)
+{
+    if (secret)
+        OPENSSL_secure_clear_free(secret, len);
+}

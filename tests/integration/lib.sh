@@ -1,0 +1,135 @@
+# Shared helpers for the integration tests (sourced). Each test gets its own temp dir, its
+# own SoftHSM token and its own servers; everything is torn down on exit.
+# Environment (set by ctest): PHC_SRC PHC_BUILD PHC_PKI PHC_BIN PHC_MOCK PHC_MULTI.
+set -uo pipefail
+
+: "${PHC_SRC:?run through ctest}" "${PHC_PKI:?}" "${PHC_BIN:?}" "${PHC_MOCK:?}"
+FIX="$PHC_SRC/tests/fixtures"
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+T_PASS=0
+T_FAIL=0
+T_PIDS=()
+T_NGINX=()
+TMP=$(mktemp -d /tmp/phc-it.XXXXXX)
+
+t_cleanup() {
+    local pid dir
+    for pid in "${T_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${T_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    for dir in "${T_NGINX[@]}"; do bash "$FIX/nginx.sh" stop "$dir" >/dev/null 2>&1; done
+    [ "${PHC_KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"
+}
+trap t_cleanup EXIT
+
+ok() {
+    T_PASS=$((T_PASS + 1))
+    echo "ok - $*"
+}
+
+not_ok() {
+    T_FAIL=$((T_FAIL + 1))
+    echo "not ok - $*"
+}
+
+check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+# expect EXIT_CODE MESSAGE_FRAGMENT DESCRIPTION -- COMMAND...
+# Runs COMMAND, keeping stdout in $TMP/out and stderr in $TMP/err; asserts the exit code and
+# that stderr contains the fragment (empty fragment: anything).
+expect() {
+    local code=$1 frag=$2 what=$3
+    shift 4
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    local got=$?
+    if [ "$got" -eq "$code" ] && { [ -z "$frag" ] || grep -qF -- "$frag" "$TMP/err"; }; then
+        ok "$what (exit $got)"
+    else
+        not_ok "$what: wanted exit $code with '$frag', got exit $got"
+        sed 's/^/    stderr: /' "$TMP/err" | head -20
+    fi
+}
+
+finish() {
+    echo "$T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ]
+    exit $?
+}
+
+# make_token [KEYTYPE]: a fresh token in $TMP/tok with key 'client' id 01 and a certificate
+# for it issued by the test vendor CA (unless NOCERT=1).
+make_token() {
+    local keytype=${1:-rsa:2048}
+    eval "$(bash "$FIX/token.sh" init "$TMP/tok" phc-test "$keytype")"
+    export SOFTHSM2_CONF
+    if [ "${NOCERT:-0}" != 1 ]; then
+        bash "$FIX/pki.sh" issue-client "$PHC_PKI" "$TMP/tok/pub.pem" "/CN=phc-test-client/O=Test Energy" \
+            "$TMP/client.pem" 365 >/dev/null
+        bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client.pem" client 01
+    fi
+}
+
+wait_port_file() { # wait_port_file FILE PID
+    local i
+    for i in $(seq 1 100); do
+        [ -s "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_mock NAME [mock options...]: starts a mock Powerhub; sets MOCK_PORT.
+# Defaults: server.pem from the vendor CA, client certificates from the vendor CA required.
+start_mock() {
+    local name=$1
+    shift
+    local args=("$@")
+    local have_cert=0 a
+    for a in "${args[@]}"; do [ "$a" = --cert ] && have_cert=1; done
+    if [ $have_cert = 0 ]; then
+        args=(--cert "$PHC_PKI/server.pem" --key "$PHC_PKI/server.key" "${args[@]}")
+    fi
+    "$PHC_MOCK" --client-ca "$PHC_PKI/ca.pem" --port 0 --port-file "$TMP/$name.port" \
+        --log "$TMP/$name.log" "${args[@]}" >"$TMP/$name.stdout" 2>&1 &
+    local pid=$!
+    T_PIDS+=("$pid")
+    if ! wait_port_file "$TMP/$name.port" "$pid"; then
+        echo "mock $name did not start:" >&2
+        cat "$TMP/$name.stdout" >&2
+        return 1
+    fi
+    MOCK_PORT=$(cat "$TMP/$name.port")
+}
+
+# write_config FILE PORT [extra "key = value" lines...]: a config for the mock on PORT.
+write_config() {
+    local file=$1 port=$2
+    shift 2
+    {
+        echo "[phconnect]"
+        echo "url = https://api.powerhub.test:$port"
+        echo "ca_file = $PHC_PKI/ca.pem"
+        echo "pinned_ips = 127.0.0.1"
+        echo "pkcs11_module = $SOFTHSM_MODULE"
+        echo "key = pkcs11:token=phc-test;object=client;type=private"
+        echo "pin = file:$TMP/tok/pin"
+        local line
+        for line in "$@"; do echo "$line"; done
+    } >"$file"
+}
+
+# Replaces (or adds) a key in a config file.
+set_key() { # set_key FILE KEY VALUE
+    local file=$1 key=$2 value=$3
+    grep -v "^$key *=" "$file" >"$file.new"
+    echo "$key = $value" >>"$file.new"
+    mv "$file.new" "$file"
+}
+
+mock_stat() { # mock_stat CONFIG FIELD: one numeric field of /_stats, via phc itself
+    "$PHC_BIN" --config "$1" request /_stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"
+}

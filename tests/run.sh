@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, runs the whole suite (unit, integration
+# against SoftHSM, the mock Powerhub and nginx on loopback), then runs it again built with
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install-deps.sh
+JOBS=$(nproc)
+
+echo "== build (RelWithDebInfo, -Werror)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHC_WERROR=ON >/dev/null
+cmake --build build -j"$JOBS"
+echo "== tests"
+(cd build && ctest --output-on-failure -j"$JOBS")
+
+echo "== build (ASan + UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPHC_SANITIZE=ON -DPHC_WERROR=ON >/dev/null
+cmake --build build-asan -j"$JOBS"
+echo "== tests under ASan + UBSan"
+(cd build-asan && ctest --output-on-failure -j"$JOBS")

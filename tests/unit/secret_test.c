@@ -1,0 +1,257 @@
+/* Unit tests for lib/secret.c: reading PINs and client secrets from file: and env: sources,
+ * every refusal path, and that no message ever contains the secret. */
+#include "secret.h"
+#include "testutil.h"
+
+#include <phconnect/phconnect.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECRET "s3cr3t-4711"
+
+static char tmpdir[64];
+
+/* tmpdir/name, written with content (len bytes); caller frees the path. */
+static char *write_file(const char *name, const char *content, size_t len)
+{
+    char *path = malloc(strlen(tmpdir) + strlen(name) + 2);
+    sprintf(path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fwrite(content, 1, len, f) == len);
+        fclose(f);
+    }
+    return path;
+}
+
+/* "file:" + path */
+static char *file_src(const char *path)
+{
+    char *s = malloc(strlen(path) + 6);
+    sprintf(s, "file:%s", path);
+    return s;
+}
+
+/* Reads source and expects the value want. */
+static void expect_value(const char *source, const char *want, size_t want_len)
+{
+    phc_errbuf e = {0};
+    char *v = NULL;
+    size_t len = 99;
+    int rc = phc__secret_read(&v, &len, source, "PIN", PHC_ERR_PIN, &e);
+    CHECK(rc == PHC_OK);
+    if (rc != PHC_OK) {
+        fprintf(stderr, "  %s: %s\n", source, e.msg);
+        return;
+    }
+    CHECK(len == want_len);
+    CHECK(v && memcmp(v, want, want_len) == 0 && v[want_len] == '\0');
+    phc__secret_free(v, len);
+}
+
+/* Reads source, expects failure with code and text in the message and no secret in it. */
+#define EXPECT_FAIL(source, what, errclass, want_code, want_text)                                  \
+    do {                                                                                           \
+        phc_errbuf e_ = {0};                                                                       \
+        char *v_ = (char *)1;                                                                      \
+        size_t l_ = 99;                                                                            \
+        CHECK_ERR(phc__secret_read(&v_, &l_, (source), (what), (errclass), &e_), e_, (want_code),  \
+                  (want_text));                                                                    \
+        CHECK(v_ == NULL && l_ == 0);                                                              \
+        CHECK(strstr(e_.msg, "s3cr3t") == NULL);                                                   \
+    } while (0)
+
+static void test_files(void)
+{
+    static const struct {
+        const char *name, *content;
+        const char *want;
+    } ok[] = {
+        {"lf", SECRET "\n", SECRET},
+        {"crlf", SECRET "\r\n", SECRET},
+        {"none", SECRET, SECRET},
+        {"two_lf", SECRET "\n\n", SECRET "\n"}, /* only one newline is dropped */
+        {"cr_only", SECRET "\r", SECRET "\r"},  /* a lone CR is part of the value */
+        {"inner", "a b\tc\n", "a b\tc"},
+        {"one", "7", "7"},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char *path = write_file(ok[i].name, ok[i].content, strlen(ok[i].content));
+        char *src = file_src(path);
+        expect_value(src, ok[i].want, strlen(ok[i].want));
+        unlink(path);
+        free(src);
+        free(path);
+    }
+
+    /* exactly 4 KiB is fine, one byte more is not (even if the extra byte is a newline) */
+    char big[4097];
+    memset(big, 'x', sizeof(big));
+    char *path = write_file("max", big, 4096);
+    char *src = file_src(path);
+    expect_value(src, big, 4096);
+    unlink(path);
+    free(src);
+    free(path);
+    big[4096] = '\n';
+    path = write_file("over", big, 4097);
+    src = file_src(path);
+    char want[256];
+    snprintf(want, sizeof(want), "PIN file %s is larger than 4096 bytes", path);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    unlink(path);
+    free(src);
+    free(path);
+}
+
+static void test_file_refusals(void)
+{
+    char want[256];
+
+    /* empty, and empty after the newline is dropped */
+    char *path = write_file("empty", "", 0);
+    char *src = file_src(path);
+    snprintf(want, sizeof(want), "PIN file %s is empty", path);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    unlink(path);
+    free(src);
+    free(path);
+    path = write_file("nl", "\r\n", 2);
+    src = file_src(path);
+    snprintf(want, sizeof(want), "client secret file %s is empty", path);
+    EXPECT_FAIL(src, "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG, want);
+    unlink(path);
+    free(src);
+    free(path);
+
+    /* a NUL would silently shorten the secret */
+    path = write_file("nul", "s3cr3t\0x", 8);
+    src = file_src(path);
+    snprintf(want, sizeof(want), "PIN file %s contains a NUL byte", path);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    unlink(path);
+    free(src);
+    free(path);
+
+    /* missing */
+    char missing[128];
+    snprintf(missing, sizeof(missing), "file:%s/missing", tmpdir);
+    snprintf(want, sizeof(want), "PIN file %s/missing does not exist", tmpdir);
+    EXPECT_FAIL(missing, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    EXPECT_FAIL(missing, "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG,
+                "client secret file /tmp/");
+
+    /* a directory */
+    char dir[128];
+    snprintf(dir, sizeof(dir), "file:%s", tmpdir);
+    snprintf(want, sizeof(want), "PIN file %s is not a regular file", tmpdir);
+    EXPECT_FAIL(dir, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+
+    /* a FIFO: refused without hanging */
+    char fifo[128];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    src = file_src(fifo);
+    snprintf(want, sizeof(want), "PIN file %s is not a regular file", fifo);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    unlink(fifo);
+    free(src);
+
+    /* a symlink to a perfectly good file is refused (O_NOFOLLOW) */
+    path = write_file("target", SECRET "\n", strlen(SECRET) + 1);
+    char link[128];
+    snprintf(link, sizeof(link), "%s/link", tmpdir);
+    CHECK(symlink(path, link) == 0);
+    src = file_src(link);
+    snprintf(want, sizeof(want), "PIN file %s is a symbolic link (refused)", link);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    unlink(link);
+    unlink(path);
+    free(src);
+    free(path);
+
+    /* unreadable (meaningless as root, who reads anything) */
+    if (geteuid() != 0) {
+        path = write_file("noperm", SECRET, strlen(SECRET));
+        chmod(path, 0);
+        src = file_src(path);
+        snprintf(want, sizeof(want), "cannot open PIN file %s: Permission denied", path);
+        EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+        unlink(path);
+        free(src);
+        free(path);
+    }
+}
+
+static void test_env(void)
+{
+    setenv("PHC_TEST_PIN", SECRET, 1);
+    expect_value("env:PHC_TEST_PIN", SECRET, strlen(SECRET));
+    setenv("PHC_TEST_PIN", SECRET "\n", 1);
+    expect_value("env:PHC_TEST_PIN", SECRET, strlen(SECRET));
+
+    unsetenv("PHC_TEST_PIN");
+    EXPECT_FAIL("env:PHC_TEST_PIN", "PIN", PHC_ERR_PIN, PHC_ERR_PIN,
+                "PIN source env:PHC_TEST_PIN is not set");
+    EXPECT_FAIL("env:PHC_TEST_PIN", "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG,
+                "client secret source env:PHC_TEST_PIN is not set");
+    setenv("PHC_TEST_PIN", "", 1);
+    EXPECT_FAIL("env:PHC_TEST_PIN", "PIN", PHC_ERR_PIN, PHC_ERR_PIN,
+                "PIN source env:PHC_TEST_PIN is empty");
+    setenv("PHC_TEST_PIN", "\n", 1);
+    EXPECT_FAIL("env:PHC_TEST_PIN", "PIN", PHC_ERR_PIN, PHC_ERR_PIN,
+                "PIN source env:PHC_TEST_PIN is empty");
+
+    char big[4098];
+    memset(big, '9', 4097);
+    big[4097] = '\0';
+    setenv("PHC_TEST_PIN", big, 1);
+    EXPECT_FAIL("env:PHC_TEST_PIN", "PIN", PHC_ERR_PIN, PHC_ERR_PIN,
+                "PIN source env:PHC_TEST_PIN is longer than 4096 bytes");
+    unsetenv("PHC_TEST_PIN");
+}
+
+static void test_bad_sources(void)
+{
+    /* a malformed source may be the secret itself: refused as config, never quoted */
+    EXPECT_FAIL(SECRET, "PIN", PHC_ERR_PIN, PHC_ERR_CONFIG,
+                "PIN source must be file:/path or env:NAME");
+    EXPECT_FAIL("file:s3cr3t", "PIN", PHC_ERR_PIN, PHC_ERR_CONFIG,
+                "PIN source must be file:/path or env:NAME");
+    EXPECT_FAIL("env:s3cr3t-x", "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG,
+                "client secret source must be file:/path or env:NAME");
+    EXPECT_FAIL("env:", "PIN", PHC_ERR_PIN, PHC_ERR_CONFIG, "PIN source must be");
+    EXPECT_FAIL("pkcs11:object=s3cr3t", "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG,
+                "client secret source must be file:/path or env:NAME");
+    EXPECT_FAIL(NULL, "PIN", PHC_ERR_PIN, PHC_ERR_CONFIG, "PIN source must be");
+
+    phc_errbuf e = {0};
+    CHECK_ERR(phc__secret_read(NULL, NULL, "env:X", "PIN", PHC_ERR_PIN, &e), e, PHC_ERR_INTERNAL,
+              "out is NULL");
+    /* err is optional */
+    char *v = NULL;
+    size_t len = 0;
+    CHECK(phc__secret_read(&v, &len, "env:PHC_TEST_UNSET_VAR", "PIN", PHC_ERR_PIN, NULL) ==
+          PHC_ERR_PIN);
+    phc__secret_free(NULL, 0);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/phc_secret_test.XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_files();
+    test_file_refusals();
+    test_env();
+    test_bad_sources();
+    rmdir(tmpdir);
+    TEST_MAIN_END();
+}

@@ -1,0 +1,72 @@
+/* phc: the Powerhub connector's command line. `phc [--config FILE] [-v] SUBCOMMAND ...` */
+#include "phc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct subcommand {
+    const char *name;
+    int (*run)(const phc_globals *g, int argc, char **argv);
+    const char *summary;
+};
+
+static const struct subcommand subcommands[] = {
+    {"request", phc_cmd_request, "one request to url + PATH over mutual TLS"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: phc [--config FILE] [-v] SUBCOMMAND [ARGS]\n\nsubcommands:\n");
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+        fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(f, "\nconfig: --config FILE, else $PHC_CONFIG, else /etc/phconnect/phconnect.cnf\n"
+               "exit codes: 0 ok, 1 http, 2 usage/config, 3 hsm, 4 pin, 5 trust, 6 policy,\n"
+               "            7 network, 8 auth, 9 internal\n");
+}
+
+int main(int argc, char **argv)
+{
+    phc_globals g = {.config_path = NULL, .verbose = 0};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+            if (++i >= argc)
+                return phc_tool_usage("--config needs a file name");
+            g.config_path = argv[i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            g.config_path = a + 9;
+        } else if (strspn(a + 1, "v") == strlen(a + 1) && a[1]) {
+            g.verbose += (int)strlen(a + 1);
+        } else if (strcmp(a, "--verbose") == 0) {
+            g.verbose++;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("phc 0.1.0\n");
+            return 0;
+        } else {
+            return phc_tool_usage("unknown option '%s' (see phc --help)", a);
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!g.config_path)
+        g.config_path = phc_config_default_path();
+    for (size_t k = 0; k < sizeof(subcommands) / sizeof(subcommands[0]); k++) {
+        if (strcmp(argv[i], subcommands[k].name) == 0) {
+            if (phc_global_init() != PHC_OK) {
+                fprintf(stderr, "phc: cannot initialise libcurl\n");
+                return 9;
+            }
+            int rc = subcommands[k].run(&g, argc - i, argv + i);
+            phc_global_cleanup();
+            return rc;
+        }
+    }
+    return phc_tool_usage("unknown subcommand '%s' (see phc --help)", argv[i]);
+}

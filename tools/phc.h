@@ -1,0 +1,27 @@
+/* The phc command: global options and the helpers every subcommand shares. Subcommands use
+ * the public API only. */
+#ifndef PHC_TOOL_H
+#define PHC_TOOL_H
+
+#include <phconnect/phconnect.h>
+
+typedef struct phc_globals {
+    const char *config_path; /* --config, $PHC_CONFIG or the default */
+    int verbose;             /* number of -v */
+} phc_globals;
+
+/* Prints "phc: <msg>" on stderr and returns the exit status for err. */
+int phc_tool_fail(const phc_errbuf *err);
+
+/* Prints "phc: <formatted>" and returns 2 (usage). */
+int phc_tool_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Loads the configuration named by g. On failure prints and returns the exit status. */
+int phc_tool_load_config(const phc_globals *g, phc_config **out);
+
+/* Loads the config and makes a client with the tool's stderr logger. */
+int phc_tool_open_client(const phc_globals *g, phc_client **out);
+
+int phc_cmd_request(const phc_globals *g, int argc, char **argv);
+
+#endif

@@ -1,0 +1,186 @@
+/* phc request [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE|@-] [-o FILE] [-i] PATH */
+#include "phc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_HEADERS 64
+#define MAX_BODY (64L * 1024 * 1024)
+
+static int read_all(FILE *f, char **out, size_t *len)
+{
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -1;
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if ((long)n > MAX_BODY) {
+            free(buf);
+            errno = EFBIG;
+            return -1;
+        }
+        if (n == cap) {
+            char *p = realloc(buf, cap *= 2);
+            if (!p) {
+                free(buf);
+                return -1;
+            }
+            buf = p;
+        }
+    }
+    if (ferror(f)) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int load_body(const char *arg, char **out, size_t *len)
+{
+    if (arg[0] != '@') {
+        *out = strdup(arg);
+        *len = strlen(arg);
+        return *out ? 0 : phc_tool_usage("out of memory");
+    }
+    const char *path = arg + 1;
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return phc_tool_usage("cannot read request body from %s: %s", path, strerror(errno));
+    int rc = read_all(f, out, len);
+    int saved = errno;
+    if (f != stdin)
+        fclose(f);
+    if (rc != 0)
+        return phc_tool_usage("cannot read request body from %s: %s", path, strerror(saved));
+    return 0;
+}
+
+/* The body goes to a temporary file renamed into place, so FILE is either the whole new
+ * response or untouched. */
+static int write_output(const char *path, const char *head, size_t hlen, const char *body,
+                        size_t blen)
+{
+    if (!path) {
+        if ((hlen && fwrite(head, 1, hlen, stdout) != hlen) ||
+            (blen && fwrite(body, 1, blen, stdout) != blen) || fflush(stdout) != 0) {
+            fprintf(stderr, "phc: cannot write the response to standard output: %s\n",
+                    strerror(errno));
+            return 2;
+        }
+        return 0;
+    }
+    size_t tlen = strlen(path) + 16;
+    char *tmp = malloc(tlen);
+    if (!tmp)
+        return 9;
+    snprintf(tmp, tlen, "%s.phc-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    int ok = f && (!hlen || fwrite(head, 1, hlen, f) == hlen) &&
+             (!blen || fwrite(body, 1, blen, f) == blen);
+    if (f && fclose(f) != 0)
+        ok = 0;
+    else if (!f && fd >= 0)
+        close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        free(tmp);
+        fprintf(stderr, "phc: cannot write the response to %s: %s\n", path, strerror(saved));
+        return 2;
+    }
+    free(tmp);
+    return 0;
+}
+
+int phc_cmd_request(const phc_globals *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"request", required_argument, NULL, 'X'},
+        {"header", required_argument, NULL, 'H'},
+        {"data", required_argument, NULL, 'd'},
+        {"output", required_argument, NULL, 'o'},
+        {"include", no_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *method = NULL, *data = NULL, *output = NULL;
+    const char *headers[MAX_HEADERS + 1] = {0};
+    size_t nheaders = 0;
+    int include = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "X:H:d:o:ih", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'X':
+            method = optarg;
+            break;
+        case 'H':
+            if (nheaders == MAX_HEADERS)
+                return phc_tool_usage("too many -H headers (at most %d)", MAX_HEADERS);
+            headers[nheaders++] = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'i':
+            include = 1;
+            break;
+        case 'h':
+            printf("usage: phc request [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE|@-] "
+                   "[-o FILE] [-i] PATH\n");
+            return 0;
+        default:
+            return phc_tool_usage("see 'phc request --help'");
+        }
+    }
+    if (optind != argc - 1)
+        return phc_tool_usage("request needs exactly one PATH (e.g. /v2/asset/sites)");
+    const char *path = argv[optind];
+    if (path[0] != '/')
+        return phc_tool_usage("PATH must start with '/': '%s'", path);
+
+    char *body = NULL;
+    size_t body_len = 0;
+    int rc;
+    if (data && (rc = load_body(data, &body, &body_len)) != 0)
+        return rc;
+
+    phc_client *client = NULL;
+    if ((rc = phc_tool_open_client(g, &client)) != 0) {
+        free(body);
+        return rc;
+    }
+    phc_request req = {
+        .method = method,
+        .path = path,
+        .headers = nheaders ? headers : NULL,
+        .body = body,
+        .body_len = body_len,
+    };
+    phc_response *resp = NULL;
+    phc_errbuf err = {0};
+    int prc = phc_client_request(client, &resp, &req, &err);
+    if (resp) {
+        size_t hlen = 0, blen = 0;
+        const char *head = phc_response_headers(resp, &hlen);
+        const char *rbody = phc_response_body(resp, &blen);
+        rc = write_output(output, head, include ? hlen : 0, rbody, blen);
+    }
+    if (prc != PHC_OK)
+        rc = phc_tool_fail(&err);
+    phc_response_free(resp);
+    phc_client_free(client);
+    free(body);
+    return rc;
+}
