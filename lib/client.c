@@ -68,22 +68,6 @@ static int make_share(phc_client *c, phc_errbuf *err)
     return PHC_OK;
 }
 
-static void log_identity(const phc_client *c, X509 *cert)
-{
-    char subj[256], iss[256];
-    phc__name_str(subj, sizeof(subj), X509_get_subject_name(cert));
-    phc__name_str(iss, sizeof(iss), X509_get_issuer_name(cert));
-    char serial[80] = "?";
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
-    if (hex)
-        snprintf(serial, sizeof(serial), "%s", hex);
-    OPENSSL_free(hex);
-    BN_free(bn);
-    phc__log(&c->log, PHC_LOG_INFO, "client certificate '%s' issued by '%s', serial %s", subj, iss,
-             serial);
-}
-
 int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts, phc_errbuf *err)
 {
     *out = NULL;
@@ -116,7 +100,6 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
     if ((rc = phc__hsm_identity(c->hsm, cfg->cert, (long long)time(NULL), &key, &cert, err)) !=
         PHC_OK)
         goto out;
-    log_identity(c, cert);
     if ((rc = phc__tls_new(&c->tls, c->trust, key, cert, cfg->host, err)) != PHC_OK)
         goto out;
     if ((rc = make_share(c, err)) != PHC_OK)

@@ -33,6 +33,7 @@
  *    with the CK_RV until the handle is reopened.
  */
 #include "hsm.h"
+#include "trust.h"
 
 #include "err.h"
 #include "log.h"
@@ -1042,11 +1043,13 @@ int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY 
         ERR_clear_error();
         return rc;
     }
-    char cn[320], kn[160], until[32];
+    char cn[320], kn[160], until[32], issuer[256];
     cert_name(cn, sizeof(cn), c);
     hsm_key_name(kn, sizeof(kn), k);
     asn1_time_str(until, sizeof(until), X509_get0_notAfter(c));
-    phc__log(h->log, PHC_LOG_INFO, "client certificate %s, valid until %s, with key %s (%s)", cn,
+    phc__name_str(issuer, sizeof(issuer), X509_get_issuer_name(c));
+    phc__log(h->log, PHC_LOG_INFO,
+             "client certificate %s issued by '%s', valid until %s, with key %s (%s)", cn, issuer,
              until, kn, k->desc);
     *key_out = k->priv;
     *cert_out = c;

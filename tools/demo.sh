@@ -23,7 +23,7 @@ echo "== SoftHSM token 'phc-test' in demo/token; RSA-2048 key generated on the t
 eval "$(bash "$FIX/token.sh" init "$DEMO/token" phc-test rsa:2048)"
 export SOFTHSM2_CONF
 echo "== the demo CA issues the client certificate for the token's public key"
-bash "$FIX/pki.sh" issue-client "$DEMO/pki" "$DEMO/token/pub.pem" "/CN=demo-energy-client/O=Demo Energy" \
+bash "$FIX/pki.sh" issue-client "$DEMO/pki" "$DEMO/token/pub.pem" "/O=Demo Energy/CN=demo-energy-client" \
     "$DEMO/client.pem" 365 >/dev/null
 bash "$FIX/token.sh" putcert "$DEMO/token" "$DEMO/client.pem" client 01
 

@@ -12,7 +12,9 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-    {"request", phc_cmd_request, "one request to url + PATH over mutual TLS"},
+#define PHC_SUBCOMMAND(name, summary) {#name, phc_cmd_##name, summary},
+#include "subcommands.def"
+#undef PHC_SUBCOMMAND
 };
 
 static void usage(FILE *f)

@@ -22,6 +22,9 @@ int phc_tool_load_config(const phc_globals *g, phc_config **out);
 /* Loads the config and makes a client with the tool's stderr logger. */
 int phc_tool_open_client(const phc_globals *g, phc_client **out);
 
-int phc_cmd_request(const phc_globals *g, int argc, char **argv);
+#define PHC_SUBCOMMAND(name, summary)                                                              \
+    int phc_cmd_##name(const phc_globals *g, int argc, char **argv);
+#include "subcommands.def"
+#undef PHC_SUBCOMMAND
 
 #endif

@@ -66,7 +66,7 @@ make_token() {
     eval "$(bash "$FIX/token.sh" init "$TMP/tok" phc-test "$keytype")"
     export SOFTHSM2_CONF
     if [ "${NOCERT:-0}" != 1 ]; then
-        bash "$FIX/pki.sh" issue-client "$PHC_PKI" "$TMP/tok/pub.pem" "/CN=phc-test-client/O=Test Energy" \
+        bash "$FIX/pki.sh" issue-client "$PHC_PKI" "$TMP/tok/pub.pem" "/O=Test Energy/CN=phc-test-client" \
             "$TMP/client.pem" 365 >/dev/null
         bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client.pem" client 01
     fi
