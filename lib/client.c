@@ -1,6 +1,7 @@
 /* The client handle: everything configured once (trust, token identity, TLS settings, the
  * shared TLS session cache) plus a pool of transfer handles so that each thread reuses a
  * warm connection without holding a lock during a request. */
+#include "auth.h"
 #include "config.h"
 #include "err.h"
 #include "hsm.h"
@@ -10,6 +11,8 @@
 #include "trust.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,8 @@ struct phc_client {
     phc_trust *trust;
     phc_hsm *hsm;
     phc_tls *tls;
+    EVP_PKEY *key;  /* borrowed from hsm; NULL without a certificate */
+    phc_auth *auth; /* NULL without client credentials */
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     phc_http_setup setup;
@@ -89,21 +94,23 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
     if ((rc = phc__trust_load(&c->trust, cfg->ca_file, (const unsigned char(*)[32])cfg->ca_sha256,
                               cfg->n_ca_sha256, err)) != PHC_OK)
         goto out;
-    if (!cfg->key) {
-        rc = phc__err(err, PHC_ERR_CONFIG,
-                      "config has no 'key': a client certificate on a token is required");
-        goto out;
+    /* Without a key the client authenticates with client credentials only (validate made
+     * sure one of the two is configured). */
+    if (cfg->key) {
+        if ((rc = phc__hsm_open(&c->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &c->log, err)) !=
+            PHC_OK)
+            goto out;
+        if ((rc = phc__hsm_identity(c->hsm, cfg->cert, (long long)time(NULL), &key, &cert, err)) !=
+            PHC_OK)
+            goto out;
     }
-    if ((rc = phc__hsm_open(&c->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &c->log, err)) !=
-        PHC_OK)
-        goto out;
-    if ((rc = phc__hsm_identity(c->hsm, cfg->cert, (long long)time(NULL), &key, &cert, err)) !=
-        PHC_OK)
+    if (cfg->client_id && (rc = phc__auth_new(&c->auth, c->cfg, &c->log, err)) != PHC_OK)
         goto out;
     if ((rc = phc__tls_new(&c->tls, c->trust, key, cert, cfg->host, err)) != PHC_OK)
         goto out;
     if ((rc = make_share(c, err)) != PHC_OK)
         goto out;
+    c->key = key;
     c->setup.cfg = c->cfg;
     c->setup.tls = c->tls;
     c->setup.share = c->share;
@@ -135,11 +142,11 @@ static void release(phc_client *c, phc_xfer *x)
     phc__xfer_free(x);
 }
 
-int phc_client_request(phc_client *c, phc_response **out, const phc_request *req, phc_errbuf *err)
+/* One request on a pooled transfer handle, without authentication headers. */
+static int perform_plain(void *ud, const phc_request *req, phc_response **out, phc_errbuf *err)
 {
+    phc_client *c = ud;
     *out = NULL;
-    if (!c)
-        return phc__err(err, PHC_ERR_CONFIG, "no client");
     phc_xfer *x = NULL;
     int rc = acquire(c, &x, err);
     if (rc != PHC_OK)
@@ -147,6 +154,44 @@ int phc_client_request(phc_client *c, phc_response **out, const phc_request *req
     rc = phc__xfer_perform(x, req, out, err);
     release(c, x);
     return rc;
+}
+
+int phc_client_request(phc_client *c, phc_response **out, const phc_request *req, phc_errbuf *err)
+{
+    *out = NULL;
+    if (!c)
+        return phc__err(err, PHC_ERR_CONFIG, "no client");
+    if (c->auth)
+        return phc__auth_request(c->auth, perform_plain, c, req, out, err);
+    return perform_plain(c, req, out, err);
+}
+
+int phc_client_sign_test(phc_client *c, int n, double *seconds, phc_errbuf *err)
+{
+    *seconds = 0;
+    if (!c || !c->key)
+        return phc__err(err, PHC_ERR_CONFIG, "the client has no token key to sign with");
+    unsigned char msg[64] = "phconnect signing test";
+    unsigned char sig[1024];
+    int is_rsa = EVP_PKEY_get_base_id(c->key) == EVP_PKEY_RSA;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        EVP_PKEY_CTX *pctx = NULL;
+        size_t siglen = sizeof(sig);
+        msg[0] = (unsigned char)i;
+        int ok = md && EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, c->key) == 1 &&
+                 (!is_rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1) &&
+                 EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) == 1;
+        EVP_MD_CTX_free(md);
+        if (!ok)
+            return phc__err_ossl(err, PHC_ERR_HSM, "token refused to sign (signature %d of %d)",
+                                 i + 1, n);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return PHC_OK;
 }
 
 void phc_client_free(phc_client *c)
@@ -161,6 +206,7 @@ void phc_client_free(phc_client *c)
     for (int i = 0; c->share && i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->share_mu[i]);
     pthread_mutex_destroy(&c->pool_mu);
+    phc__auth_free(c->auth);
     phc__tls_free(c->tls);
     phc__hsm_free(c->hsm);
     phc__trust_free(c->trust);

@@ -480,6 +480,11 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
                       (req->body && strcmp(method, "POST") == 0))
                          ? NULL
                          : method);
+    int fresh = (req->flags & PHC_REQ_FRESH_CONNECTION) != 0;
+    curl_easy_setopt(x->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+    curl_easy_setopt(x->curl, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L);
+    curl_easy_setopt(x->curl, CURLOPT_SSL_SESSIONID_CACHE,
+                     (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
     CURLcode cc = curl_easy_perform(x->curl);
     curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, NULL);

@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,9 +60,13 @@ int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cer
     t->trust = trust;
     t->key = key;
     t->cert = cert;
-    X509_up_ref(cert);
     t->host_is_ip = is_ip_literal(host);
-    phc__name_str(t->client_subject, sizeof(t->client_subject), X509_get_subject_name(cert));
+    if (cert) {
+        X509_up_ref(cert);
+        phc__name_str(t->client_subject, sizeof(t->client_subject), X509_get_subject_name(cert));
+    } else {
+        snprintf(t->client_subject, sizeof(t->client_subject), "(none: client credentials)");
+    }
     *out = t;
     return PHC_OK;
 }
@@ -158,6 +163,8 @@ int phc__tls_configure(const phc_tls *t, SSL_CTX *ctx, phc_tls_report *report, p
         return phc__err_ossl(err, PHC_ERR_INTERNAL, "cannot require TLS 1.2");
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_cert_verify_callback(ctx, app_verify, link);
+    if (!t->cert)
+        return PHC_OK;
     if (SSL_CTX_use_certificate(ctx, t->cert) != 1)
         return phc__err_ossl(err, PHC_ERR_HSM, "client certificate '%s' refused by OpenSSL",
                              t->client_subject);

@@ -23,7 +23,8 @@ typedef struct phc_tls_report {
 typedef struct phc_tls phc_tls;
 
 /* trust: borrowed, must outlive the result. key: borrowed (owned by the HSM handle), cert:
- * the client certificate, up-referenced. host: the URL's host name or IP literal, checked
+ * the client certificate, up-referenced; both NULL for a client without a certificate
+ * (client credentials only). host: the URL's host name or IP literal, checked
  * against the server certificate. */
 int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cert, const char *host,
                  phc_errbuf *err);

@@ -136,7 +136,13 @@ typedef struct phc_request {
     const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
     const void *body;           /* NULL: no body */
     size_t body_len;
+    unsigned flags; /* PHC_REQ_* */
 } phc_request;
+
+/* Open a new connection for this request and close it afterwards (no keep-alive). */
+#define PHC_REQ_FRESH_CONNECTION 0x1u
+/* Do not resume a TLS session: with FRESH_CONNECTION, a full handshake (one token signature). */
+#define PHC_REQ_NO_SESSION_REUSE 0x2u
 
 typedef struct phc_response phc_response;
 
@@ -154,8 +160,23 @@ PHC_API const char *phc_response_headers(const phc_response *resp, size_t *len);
 PHC_API const char *phc_response_header(const phc_response *resp, const char *name);
 PHC_API void phc_response_free(phc_response *resp);
 
+/* Re-reads the token's key/certificate pairs and switches new requests to the active pair if
+ * it changed (see rotation in docs/runbook-rotation.md). Requests in flight finish on the old
+ * pair; no later request reuses a connection or TLS session made with it. *changed (may be
+ * NULL) is set to 1 when the pair changed. Safe to call from any thread. On failure the
+ * client keeps serving with its current pair. */
+PHC_API PHC_WUR int phc_client_reload(phc_client *client, int *changed, phc_errbuf *err);
+
+/* Signs n test digests with the client's token key, as a TLS handshake would (RSA-PSS or
+ * ECDSA with SHA-256); *seconds receives the elapsed wall time. For benchmarks and health
+ * checks: it measures the token's raw signing rate. */
+PHC_API PHC_WUR int phc_client_sign_test(phc_client *client, int n, double *seconds,
+                                         phc_errbuf *err);
+
 #ifdef __cplusplus
 }
 #endif
+
+#include <phconnect/token.h>
 
 #endif
