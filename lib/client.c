@@ -1,13 +1,12 @@
-/* The client handle: everything configured once (trust, token identity, TLS settings, the
- * shared TLS session cache) plus a pool of transfer handles so that each thread reuses a
- * warm connection without holding a lock during a request. */
+/* The client handle: what is configured once (config, pinned trust, credentials) and the
+ * current identity generation (gen.c). Requests take a reference on the generation current
+ * when they start; a reload swaps in a new one, and the old one - its connections and TLS
+ * sessions with it - is freed when its last request returns. */
 #include "auth.h"
 #include "config.h"
 #include "err.h"
-#include "hsm.h"
-#include "http.h"
+#include "gen.h"
 #include "log.h"
-#include "tls.h"
 #include "trust.h"
 
 #include <curl/curl.h>
@@ -18,24 +17,15 @@
 #include <string.h>
 #include <time.h>
 
-/* Idle transfer handles kept per client; more threads than this still work, their extra
- * handles (and connections) are closed when returned. */
-#define POOL_MAX 32
-
 struct phc_client {
     phc_config *cfg;
     phc_log log;
     phc_trust *trust;
-    phc_hsm *hsm;
-    phc_tls *tls;
-    EVP_PKEY *key;  /* borrowed from hsm; NULL without a certificate */
-    phc_auth *auth; /* NULL without client credentials */
-    CURLSH *share;
-    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
-    phc_http_setup setup;
-    pthread_mutex_t pool_mu;
-    phc_xfer *idle[POOL_MAX];
-    size_t nidle;
+    phc_auth *auth;     /* NULL without client credentials */
+    pthread_mutex_t mu; /* guards cur */
+    phc_gen *cur;
+    pthread_mutex_t reload_mu; /* one reload at a time */
+    long long next_check;      /* monotonic seconds; atomic */
 };
 
 int phc_global_init(void)
@@ -48,29 +38,17 @@ void phc_global_cleanup(void)
     curl_global_cleanup();
 }
 
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+static long long mono_now(void)
 {
-    phc_client *c = ud;
-    pthread_mutex_lock(&c->share_mu[data]);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec;
 }
 
-static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+static void schedule_check(phc_client *c)
 {
-    phc_client *c = ud;
-    pthread_mutex_unlock(&c->share_mu[data]);
-}
-
-static int make_share(phc_client *c, phc_errbuf *err)
-{
-    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_init(&c->share_mu[i], NULL);
-    c->share = curl_share_init();
-    if (!c->share || curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
-        curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-        curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) != CURLSHE_OK ||
-        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
-        return phc__err(err, PHC_ERR_INTERNAL, "cannot set up the TLS session cache");
-    return PHC_OK;
+    long long when = c->cfg->reload_interval > 0 ? mono_now() + c->cfg->reload_interval : 0;
+    __atomic_store_n(&c->next_check, when, __ATOMIC_RELAXED);
 }
 
 int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts, phc_errbuf *err)
@@ -79,12 +57,11 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
     int rc = phc_config_validate(cfg, err);
     if (rc != PHC_OK)
         return rc;
-    X509 *cert = NULL;
-    EVP_PKEY *key = NULL;
     phc_client *c = calloc(1, sizeof(*c));
     if (!c)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    pthread_mutex_init(&c->pool_mu, NULL);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->reload_mu, NULL);
     c->cfg = phc__config_ref(cfg);
     if (opts) {
         c->log.fn = opts->log;
@@ -96,63 +73,96 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
         goto out;
     /* Without a key the client authenticates with client credentials only (validate made
      * sure one of the two is configured). */
-    if (cfg->key) {
-        if ((rc = phc__hsm_open(&c->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &c->log, err)) !=
-            PHC_OK)
-            goto out;
-        if ((rc = phc__hsm_identity(c->hsm, cfg->cert, (long long)time(NULL), &key, &cert, err)) !=
-            PHC_OK)
-            goto out;
-    }
+    if ((rc = phc__gen_new(&c->cur, c->cfg, c->trust, &c->log, (long long)time(NULL), err)) !=
+        PHC_OK)
+        goto out;
     if (cfg->client_id && (rc = phc__auth_new(&c->auth, c->cfg, &c->log, err)) != PHC_OK)
         goto out;
-    if ((rc = phc__tls_new(&c->tls, c->trust, key, cert, cfg->host, err)) != PHC_OK)
-        goto out;
-    if ((rc = make_share(c, err)) != PHC_OK)
-        goto out;
-    c->key = key;
-    c->setup.cfg = c->cfg;
-    c->setup.tls = c->tls;
-    c->setup.share = c->share;
-    c->setup.log = &c->log;
+    schedule_check(c);
     *out = c;
     c = NULL;
 out:
-    X509_free(cert);
     phc_client_free(c);
     return rc;
 }
 
-static int acquire(phc_client *c, phc_xfer **out, phc_errbuf *err)
+static phc_gen *current(phc_client *c)
 {
-    pthread_mutex_lock(&c->pool_mu);
-    *out = c->nidle ? c->idle[--c->nidle] : NULL;
-    pthread_mutex_unlock(&c->pool_mu);
-    return *out ? PHC_OK : phc__xfer_new(out, &c->setup, err);
+    pthread_mutex_lock(&c->mu);
+    phc_gen *g = phc__gen_ref(c->cur);
+    pthread_mutex_unlock(&c->mu);
+    return g;
 }
 
-static void release(phc_client *c, phc_xfer *x)
+/* Caller holds reload_mu. */
+static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
 {
-    pthread_mutex_lock(&c->pool_mu);
-    if (c->nidle < POOL_MAX) {
-        c->idle[c->nidle++] = x;
-        x = NULL;
+    phc_gen *fresh = NULL;
+    int rc = phc__gen_new(&fresh, c->cfg, c->trust, &c->log, (long long)time(NULL), err);
+    if (rc == PHC_OK) {
+        pthread_mutex_lock(&c->mu);
+        phc_gen *old = c->cur;
+        int same = phc__gen_same_identity(old, fresh);
+        if (!same) {
+            c->cur = fresh;
+            fresh = old;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (!same) {
+            X509 *cert = phc__gen_cert(c->cur);
+            char subj[256] = "(none)";
+            if (cert)
+                phc__name_str(subj, sizeof(subj), X509_get_subject_name(cert));
+            phc__log(&c->log, PHC_LOG_INFO,
+                     "switched to client certificate '%s'; connections and TLS sessions made "
+                     "with the previous one are no longer used",
+                     subj);
+            if (changed)
+                *changed = 1;
+        }
+        /* fresh is now whichever generation is not current: the unused candidate, or the
+         * old one, which lives on until its in-flight requests return. */
+        phc__gen_unref(fresh);
     }
-    pthread_mutex_unlock(&c->pool_mu);
-    phc__xfer_free(x);
+    schedule_check(c);
+    return rc;
 }
 
-/* One request on a pooled transfer handle, without authentication headers. */
+int phc_client_reload(phc_client *c, int *changed, phc_errbuf *err)
+{
+    if (changed)
+        *changed = 0;
+    if (!c)
+        return phc__err(err, PHC_ERR_CONFIG, "no client");
+    pthread_mutex_lock(&c->reload_mu);
+    int rc = reload_locked(c, changed, err);
+    pthread_mutex_unlock(&c->reload_mu);
+    return rc;
+}
+
+/* The periodic check runs on the calling thread of the first request past the interval; a
+ * failed check is logged and the client keeps its current identity. */
+static void maybe_reload(phc_client *c)
+{
+    long long due = __atomic_load_n(&c->next_check, __ATOMIC_RELAXED);
+    if (due == 0 || mono_now() < due)
+        return;
+    if (pthread_mutex_trylock(&c->reload_mu) != 0)
+        return; /* another thread is checking */
+    phc_errbuf e = {0};
+    due = __atomic_load_n(&c->next_check, __ATOMIC_RELAXED);
+    if (due != 0 && mono_now() >= due && reload_locked(c, NULL, &e) != PHC_OK)
+        phc__log(&c->log, PHC_LOG_WARN, "periodic certificate check failed: %s", e.msg);
+    pthread_mutex_unlock(&c->reload_mu);
+}
+
+/* One request on the current generation, without authentication headers. */
 static int perform_plain(void *ud, const phc_request *req, phc_response **out, phc_errbuf *err)
 {
     phc_client *c = ud;
-    *out = NULL;
-    phc_xfer *x = NULL;
-    int rc = acquire(c, &x, err);
-    if (rc != PHC_OK)
-        return rc;
-    rc = phc__xfer_perform(x, req, out, err);
-    release(c, x);
+    phc_gen *g = current(c);
+    int rc = phc__gen_perform(g, req, out, err);
+    phc__gen_unref(g);
     return rc;
 }
 
@@ -161,6 +171,7 @@ int phc_client_request(phc_client *c, phc_response **out, const phc_request *req
     *out = NULL;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
+    maybe_reload(c);
     if (c->auth)
         return phc__auth_request(c->auth, perform_plain, c, req, out, err);
     return perform_plain(c, req, out, err);
@@ -169,11 +180,18 @@ int phc_client_request(phc_client *c, phc_response **out, const phc_request *req
 int phc_client_sign_test(phc_client *c, int n, double *seconds, phc_errbuf *err)
 {
     *seconds = 0;
-    if (!c || !c->key)
-        return phc__err(err, PHC_ERR_CONFIG, "the client has no token key to sign with");
+    if (!c)
+        return phc__err(err, PHC_ERR_CONFIG, "no client");
+    phc_gen *g = current(c);
+    EVP_PKEY *key = phc__gen_key(g);
+    int rc = PHC_OK;
+    if (!key) {
+        rc = phc__err(err, PHC_ERR_CONFIG, "the client has no token key to sign with");
+        goto out;
+    }
     unsigned char msg[64] = "phconnect signing test";
     unsigned char sig[1024];
-    int is_rsa = EVP_PKEY_get_base_id(c->key) == EVP_PKEY_RSA;
+    int is_rsa = EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n; i++) {
@@ -181,34 +199,31 @@ int phc_client_sign_test(phc_client *c, int n, double *seconds, phc_errbuf *err)
         EVP_PKEY_CTX *pctx = NULL;
         size_t siglen = sizeof(sig);
         msg[0] = (unsigned char)i;
-        int ok = md && EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, c->key) == 1 &&
+        int ok = md && EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, key) == 1 &&
                  (!is_rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1) &&
                  EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) == 1;
         EVP_MD_CTX_free(md);
-        if (!ok)
-            return phc__err_ossl(err, PHC_ERR_HSM, "token refused to sign (signature %d of %d)",
-                                 i + 1, n);
+        if (!ok) {
+            rc = phc__err_ossl(err, PHC_ERR_HSM, "token refused to sign (signature %d of %d)",
+                               i + 1, n);
+            goto out;
+        }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    return PHC_OK;
+out:
+    phc__gen_unref(g);
+    return rc;
 }
 
 void phc_client_free(phc_client *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->nidle; i++)
-        phc__xfer_free(c->idle[i]);
-    /* Handles are gone, so the share is no longer in use and may be cleaned up. */
-    if (c->share)
-        curl_share_cleanup(c->share);
-    for (int i = 0; c->share && i < CURL_LOCK_DATA_LAST; i++)
-        pthread_mutex_destroy(&c->share_mu[i]);
-    pthread_mutex_destroy(&c->pool_mu);
     phc__auth_free(c->auth);
-    phc__tls_free(c->tls);
-    phc__hsm_free(c->hsm);
+    phc__gen_unref(c->cur);
+    pthread_mutex_destroy(&c->reload_mu);
+    pthread_mutex_destroy(&c->mu);
     phc__trust_free(c->trust);
     phc_config_free(c->cfg);
     free(c);

@@ -44,6 +44,7 @@ struct phc_config {
     long connect_timeout;      /* seconds, default 10 */
     long timeout;              /* seconds, default 30 */
     size_t max_response_bytes; /* default 16 MiB */
+    long reload_interval;      /* seconds between certificate checks; 0 = off */
 };
 
 /* Takes a reference and freezes cfg (phc_config_set fails afterwards). */

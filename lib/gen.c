@@ -1,0 +1,165 @@
+#include "gen.h"
+
+#include "err.h"
+#include "hsm.h"
+#include "tls.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+/* Idle transfer handles kept per generation; more threads than this still work, their extra
+ * handles (and connections) are closed when returned. */
+#define POOL_MAX 32
+
+struct phc_gen {
+    int refs; /* atomic */
+    const phc_log *log;
+    phc_hsm *hsm;  /* NULL without a key */
+    EVP_PKEY *key; /* borrowed from hsm */
+    X509 *cert;    /* owned */
+    phc_tls *tls;
+    CURLSH *share;
+    int share_mu_ready;
+    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+    phc_http_setup setup;
+    pthread_mutex_t pool_mu;
+    phc_xfer *idle[POOL_MAX];
+    size_t nidle;
+};
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+    phc_gen *g = ud;
+    pthread_mutex_lock(&g->share_mu[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+    phc_gen *g = ud;
+    pthread_mutex_unlock(&g->share_mu[data]);
+}
+
+static int make_share(phc_gen *g, phc_errbuf *err)
+{
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&g->share_mu[i], NULL);
+    g->share_mu_ready = 1;
+    g->share = curl_share_init();
+    if (!g->share || curl_share_setopt(g->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+        curl_share_setopt(g->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+        curl_share_setopt(g->share, CURLSHOPT_USERDATA, g) != CURLSHE_OK ||
+        curl_share_setopt(g->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+        return phc__err(err, PHC_ERR_INTERNAL, "cannot set up the TLS session cache");
+    return PHC_OK;
+}
+
+static void gen_free(phc_gen *g)
+{
+    for (size_t i = 0; i < g->nidle; i++)
+        phc__xfer_free(g->idle[i]);
+    /* Every handle that used the share is gone, so it may be cleaned up. */
+    if (g->share)
+        curl_share_cleanup(g->share);
+    for (int i = 0; g->share_mu_ready && i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&g->share_mu[i]);
+    pthread_mutex_destroy(&g->pool_mu);
+    phc__tls_free(g->tls);
+    X509_free(g->cert);
+    phc__hsm_free(g->hsm);
+    free(g);
+}
+
+int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
+                 long long now, phc_errbuf *err)
+{
+    *out = NULL;
+    int rc;
+    phc_gen *g = calloc(1, sizeof(*g));
+    if (!g)
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    g->refs = 1;
+    g->log = log;
+    pthread_mutex_init(&g->pool_mu, NULL);
+    if (cfg->key) {
+        if ((rc = phc__hsm_open(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, log, err)) !=
+            PHC_OK)
+            goto out;
+        if ((rc = phc__hsm_identity(g->hsm, cfg->cert, now, &g->key, &g->cert, err)) != PHC_OK)
+            goto out;
+    }
+    if ((rc = phc__tls_new(&g->tls, trust, g->key, g->cert, cfg->host, err)) != PHC_OK)
+        goto out;
+    if ((rc = make_share(g, err)) != PHC_OK)
+        goto out;
+    g->setup.cfg = cfg;
+    g->setup.tls = g->tls;
+    g->setup.share = g->share;
+    g->setup.log = log;
+    *out = g;
+    g = NULL;
+out:
+    if (g)
+        gen_free(g);
+    return rc;
+}
+
+int phc__gen_same_identity(const phc_gen *a, const phc_gen *b)
+{
+    if (!a->cert || !b->cert)
+        return a->cert == b->cert;
+    return X509_cmp(a->cert, b->cert) == 0;
+}
+
+phc_gen *phc__gen_ref(phc_gen *g)
+{
+    __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+    return g;
+}
+
+void phc__gen_unref(phc_gen *g)
+{
+    if (g && __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        gen_free(g);
+}
+
+static int acquire(phc_gen *g, phc_xfer **out, phc_errbuf *err)
+{
+    pthread_mutex_lock(&g->pool_mu);
+    *out = g->nidle ? g->idle[--g->nidle] : NULL;
+    pthread_mutex_unlock(&g->pool_mu);
+    return *out ? PHC_OK : phc__xfer_new(out, &g->setup, err);
+}
+
+static void release(phc_gen *g, phc_xfer *x)
+{
+    pthread_mutex_lock(&g->pool_mu);
+    if (g->nidle < POOL_MAX) {
+        g->idle[g->nidle++] = x;
+        x = NULL;
+    }
+    pthread_mutex_unlock(&g->pool_mu);
+    phc__xfer_free(x);
+}
+
+int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, phc_errbuf *err)
+{
+    *out = NULL;
+    phc_xfer *x = NULL;
+    int rc = acquire(g, &x, err);
+    if (rc != PHC_OK)
+        return rc;
+    rc = phc__xfer_perform(x, req, out, err);
+    release(g, x);
+    return rc;
+}
+
+EVP_PKEY *phc__gen_key(const phc_gen *g)
+{
+    return g->key;
+}
+
+X509 *phc__gen_cert(const phc_gen *g)
+{
+    return g->cert;
+}

@@ -1,0 +1,38 @@
+/* One generation of the client's identity: the token handle, the key/certificate pair chosen
+ * on it, the TLS settings built from them, a TLS session cache and a pool of transfer
+ * handles (each keeping its connection). A rotation replaces the whole generation, so no
+ * connection or TLS session made with an old certificate can serve a new request: they die
+ * with the generation once its last in-flight request returns. */
+#ifndef PHC_GEN_H
+#define PHC_GEN_H
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "trust.h"
+
+typedef struct phc_gen phc_gen;
+
+/* Opens the token (when cfg has a key), selects the identity valid at now and prepares TLS.
+ * cfg, trust and log are borrowed and must outlive the generation. The result holds one
+ * reference. */
+int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
+                 long long now, phc_errbuf *err);
+
+/* 1 when both generations present the same client certificate (or both none). */
+int phc__gen_same_identity(const phc_gen *a, const phc_gen *b);
+
+/* One more reference; returns g. Thread-safe. */
+phc_gen *phc__gen_ref(phc_gen *g);
+
+/* Drops a reference; the last one frees the generation, closing its connections. NULL ok. */
+void phc__gen_unref(phc_gen *g);
+
+/* One request on one of the generation's transfer handles. Contract of phc_client_request. */
+int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, phc_errbuf *err);
+
+/* The token key (borrowed, NULL without one) and client certificate (borrowed, NULL). */
+EVP_PKEY *phc__gen_key(const phc_gen *g);
+X509 *phc__gen_cert(const phc_gen *g);
+
+#endif
