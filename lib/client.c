@@ -17,6 +17,10 @@
 #include <string.h>
 #include <time.h>
 
+/* 429/503 retries: at most this many attempts in all, waiting at most this many seconds. */
+#define RETRY_ATTEMPTS 3
+#define RETRY_BUDGET 30
+
 struct phc_client {
     phc_config *cfg;
     phc_log log;
@@ -156,14 +160,59 @@ static void maybe_reload(phc_client *c)
     pthread_mutex_unlock(&c->reload_mu);
 }
 
-/* One request on the current generation, without authentication headers. */
+/* Retrying is only safe where repeating the request cannot do something twice. */
+static int idempotent(const phc_request *req)
+{
+    const char *m = req->method ? req->method : (req->body ? "POST" : "GET");
+    static const char *const safe[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+        if (strcmp(m, safe[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Seconds to wait before retrying a 429/503, or -1 to give up. Only a numeric Retry-After
+ * within what is left of the budget is honoured; an HTTP-date or none means 1 s. */
+static long retry_delay(const phc_response *resp, long budget)
+{
+    const char *ra = phc_response_header(resp, "Retry-After");
+    long wait = 1;
+    if (ra && *ra) {
+        char *end = NULL;
+        long v = strtol(ra, &end, 10);
+        if (end && *end == '\0' && v >= 0)
+            wait = v;
+    }
+    return wait <= budget ? wait : -1;
+}
+
+/* One request on the current generation, without authentication headers. A 429 or 503 on
+ * an idempotent request is retried after Retry-After, within a bounded budget. */
 static int perform_plain(void *ud, const phc_request *req, phc_response **out, phc_errbuf *err)
 {
     phc_client *c = ud;
-    phc_gen *g = current(c);
-    int rc = phc__gen_perform(g, req, out, err);
-    phc__gen_unref(g);
-    return rc;
+    long budget = c->cfg->timeout < RETRY_BUDGET ? c->cfg->timeout : RETRY_BUDGET;
+    for (int attempt = 1;; attempt++) {
+        phc_gen *g = current(c);
+        int rc = phc__gen_perform(g, req, out, err);
+        phc__gen_unref(g);
+        long status = phc_response_status(*out);
+        if (rc != PHC_ERR_HTTP || (status != 429 && status != 503) || attempt >= RETRY_ATTEMPTS ||
+            !idempotent(req))
+            return rc;
+        long wait = retry_delay(*out, budget);
+        if (wait < 0)
+            return rc;
+        phc__log(&c->log, PHC_LOG_WARN,
+                 "server answered %ld for %s; retrying in %ld s (attempt %d of %d)", status,
+                 req->path, wait, attempt + 1, RETRY_ATTEMPTS);
+        budget -= wait;
+        phc_response_free(*out);
+        *out = NULL;
+        struct timespec ts = {.tv_sec = wait, .tv_nsec = 0};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
 }
 
 int phc_client_request(phc_client *c, phc_response **out, const phc_request *req, phc_errbuf *err)
