@@ -10,9 +10,8 @@
 #include "trust.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,16 +19,20 @@
 /* 429/503 retries: at most this many attempts in all, waiting at most this many seconds. */
 #define RETRY_ATTEMPTS 3
 #define RETRY_BUDGET 30
+/* A dead token is reopened at most once per this many milliseconds. */
+#define REBUILD_INTERVAL_MS 1000
 
 struct phc_client {
     phc_config *cfg;
     phc_log log;
     phc_trust *trust;
-    phc_auth *auth;     /* NULL without client credentials */
-    pthread_mutex_t mu; /* guards cur */
-    phc_gen *cur;
-    pthread_mutex_t reload_mu; /* one reload at a time */
+    phc_auth *auth;            /* NULL without client credentials */
+    pthread_mutex_t mu;        /* guards cur and down */
+    phc_gen *cur;              /* NULL while the token is unavailable */
+    phc_errbuf down;           /* why, while cur is NULL */
+    pthread_mutex_t reload_mu; /* one reload at a time; guards next_rebuild */
     long long next_check;      /* monotonic seconds; atomic */
+    long long next_rebuild;    /* monotonic ms before which a dead token is not reopened */
 };
 
 int phc_global_init(void)
@@ -42,11 +45,16 @@ void phc_global_cleanup(void)
     curl_global_cleanup();
 }
 
-static long long mono_now(void)
+static long long mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long mono_now(void)
+{
+    return mono_ms() / 1000;
 }
 
 static void schedule_check(phc_client *c)
@@ -90,46 +98,49 @@ out:
     return rc;
 }
 
-static phc_gen *current(phc_client *c)
-{
-    pthread_mutex_lock(&c->mu);
-    phc_gen *g = phc__gen_ref(c->cur);
-    pthread_mutex_unlock(&c->mu);
-    return g;
-}
-
-/* Caller holds reload_mu. */
+/* Caller holds reload_mu. Builds a fresh generation and makes it current when the identity
+ * changed, or when there is no current one (the token was down). */
 static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
 {
     phc_gen *fresh = NULL;
     int rc = phc__gen_new(&fresh, c->cfg, c->trust, &c->log, (long long)time(NULL), err);
-    if (rc == PHC_OK) {
+    if (rc != PHC_OK) {
         pthread_mutex_lock(&c->mu);
-        phc_gen *old = c->cur;
-        int same = phc__gen_same_identity(old, fresh);
-        if (!same) {
-            c->cur = fresh;
-            fresh = old;
-        }
+        if (!c->cur)
+            phc__err_copy(&c->down, err);
         pthread_mutex_unlock(&c->mu);
-        if (!same) {
-            X509 *cert = phc__gen_cert(c->cur);
-            char subj[256] = "(none)";
-            if (cert)
-                phc__name_str(subj, sizeof(subj), X509_get_subject_name(cert));
+        c->next_rebuild = mono_ms() + REBUILD_INTERVAL_MS;
+        schedule_check(c);
+        return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    phc_gen *old = c->cur;
+    int swap = !old || !phc__gen_same_identity(old, fresh);
+    if (swap) {
+        c->cur = fresh;
+        fresh = old;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (swap) {
+        X509 *cert = phc__gen_cert(c->cur);
+        char subj[256] = "(none)";
+        if (cert)
+            phc__name_str(subj, sizeof(subj), X509_get_subject_name(cert));
+        if (old)
             phc__log(&c->log, PHC_LOG_INFO,
                      "switched to client certificate '%s'; connections and TLS sessions made "
                      "with the previous one are no longer used",
                      subj);
-            if (changed)
-                *changed = 1;
-        }
-        /* fresh is now whichever generation is not current: the unused candidate, or the
-         * old one, which lives on until its in-flight requests return. */
-        phc__gen_unref(fresh);
+        else
+            phc__log(&c->log, PHC_LOG_INFO, "token available again; client certificate '%s'", subj);
+        if (changed)
+            *changed = old != NULL;
     }
+    /* fresh is now whichever generation is not current: the unused candidate, or the old
+     * one, which lives on until its in-flight requests return. */
+    phc__gen_unref(fresh);
     schedule_check(c);
-    return rc;
+    return PHC_OK;
 }
 
 int phc_client_reload(phc_client *c, int *changed, phc_errbuf *err)
@@ -142,6 +153,51 @@ int phc_client_reload(phc_client *c, int *changed, phc_errbuf *err)
     int rc = reload_locked(c, changed, err);
     pthread_mutex_unlock(&c->reload_mu);
     return rc;
+}
+
+/* A reference on the current generation. While the token is down, one caller at a time
+ * tries to reopen it, at most once per REBUILD_INTERVAL_MS; the others fail fast with the
+ * reason, so a dead token costs neither a hot loop nor a hang. */
+static int current(phc_client *c, phc_gen **out, phc_errbuf *err)
+{
+    for (int attempt = 0;; attempt++) {
+        pthread_mutex_lock(&c->mu);
+        phc_gen *g = c->cur ? phc__gen_ref(c->cur) : NULL;
+        phc_errbuf down = c->down;
+        pthread_mutex_unlock(&c->mu);
+        if (g) {
+            *out = g;
+            return PHC_OK;
+        }
+        if (attempt == 0 && pthread_mutex_trylock(&c->reload_mu) == 0) {
+            phc_errbuf ignored = {0};
+            if (!c->cur && mono_ms() >= c->next_rebuild)
+                (void)reload_locked(c, NULL, &ignored);
+            pthread_mutex_unlock(&c->reload_mu);
+            continue;
+        }
+        *out = NULL;
+        return phc__err_copy(err, &down);
+    }
+}
+
+/* The token stopped signing: drop the generation so that no request uses its sessions; the
+ * token is reopened by the next request that finds no current generation. */
+static void mark_down(phc_client *c, phc_gen *g, const phc_errbuf *why)
+{
+    phc_gen *dropped = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->cur == g) {
+        dropped = c->cur;
+        c->cur = NULL;
+        /* Truncating the reason is acceptable: the suffix is the part an operator needs. */
+        phc__err(&c->down, PHC_ERR_HSM,
+                 "%.400s; the connector reopens the token at most once a second", why->msg);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (dropped)
+        phc__log(&c->log, PHC_LOG_WARN, "%s: dropping its sessions, reopening the token", why->msg);
+    phc__gen_unref(dropped);
 }
 
 /* The periodic check runs on the calling thread of the first request past the interval; a
@@ -192,9 +248,27 @@ static int perform_plain(void *ud, const phc_request *req, phc_response **out, p
 {
     phc_client *c = ud;
     long budget = c->cfg->timeout < RETRY_BUDGET ? c->cfg->timeout : RETRY_BUDGET;
+    int reopened = 0;
     for (int attempt = 1;; attempt++) {
-        phc_gen *g = current(c);
-        int rc = phc__gen_perform(g, req, out, err);
+        phc_gen *g = NULL;
+        int rc = current(c, &g, err);
+        if (rc != PHC_OK)
+            return rc;
+        rc = phc__gen_perform(g, req, out, err);
+        /* A handshake that failed may be the token's doing (libp11 does not notice a dead
+         * session): one test signature tells. The request failed before it was sent, so
+         * after reopening the token it is tried once more. */
+        if ((rc == PHC_ERR_NETWORK || rc == PHC_ERR_HSM) && phc__gen_has_key(g)) {
+            phc_errbuf probe = {0};
+            double ignored;
+            if (phc__gen_sign(g, 1, &ignored, &probe) != PHC_OK) {
+                mark_down(c, g, &probe);
+                phc__gen_unref(g);
+                if (!reopened++)
+                    continue;
+                return phc__err_copy(err, &probe);
+            }
+        }
         phc__gen_unref(g);
         long status = phc_response_status(*out);
         if (rc != PHC_ERR_HTTP || (status != 429 && status != 503) || attempt >= RETRY_ATTEMPTS ||
@@ -231,36 +305,10 @@ int phc_client_sign_test(phc_client *c, int n, double *seconds, phc_errbuf *err)
     *seconds = 0;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
-    phc_gen *g = current(c);
-    EVP_PKEY *key = phc__gen_key(g);
-    int rc = PHC_OK;
-    if (!key) {
-        rc = phc__err(err, PHC_ERR_CONFIG, "the client has no token key to sign with");
-        goto out;
-    }
-    unsigned char msg[64] = "phconnect signing test";
-    unsigned char sig[1024];
-    int is_rsa = EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < n; i++) {
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        EVP_PKEY_CTX *pctx = NULL;
-        size_t siglen = sizeof(sig);
-        msg[0] = (unsigned char)i;
-        int ok = md && EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, key) == 1 &&
-                 (!is_rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1) &&
-                 EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) == 1;
-        EVP_MD_CTX_free(md);
-        if (!ok) {
-            rc = phc__err_ossl(err, PHC_ERR_HSM, "token refused to sign (signature %d of %d)",
-                               i + 1, n);
-            goto out;
-        }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-out:
+    phc_gen *g = NULL;
+    int rc = current(c, &g, err);
+    if (rc == PHC_OK)
+        rc = phc__gen_sign(g, n, seconds, err);
     phc__gen_unref(g);
     return rc;
 }

@@ -5,6 +5,8 @@
 #include "tls.h"
 
 #include <curl/curl.h>
+#include <openssl/rsa.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -152,6 +154,39 @@ int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, phc
     rc = phc__xfer_perform(x, req, out, err);
     release(g, x);
     return rc;
+}
+
+int phc__gen_sign(phc_gen *g, int n, double *seconds, phc_errbuf *err)
+{
+    *seconds = 0;
+    if (!g->key)
+        return phc__err(err, PHC_ERR_CONFIG, "the client has no token key to sign with");
+    unsigned char msg[64] = "phconnect signing test";
+    unsigned char sig[1024];
+    int is_rsa = EVP_PKEY_get_base_id(g->key) == EVP_PKEY_RSA;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        EVP_PKEY_CTX *pctx = NULL;
+        size_t siglen = sizeof(sig);
+        msg[0] = (unsigned char)i;
+        int ok = md && EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, g->key) == 1 &&
+                 (!is_rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1) &&
+                 EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) == 1;
+        EVP_MD_CTX_free(md);
+        if (!ok)
+            return phc__err_ossl(err, PHC_ERR_HSM, "token '%s' did not sign (signature %d of %d)",
+                                 phc__hsm_token_label(g->hsm), i + 1, n);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return PHC_OK;
+}
+
+int phc__gen_has_key(const phc_gen *g)
+{
+    return g->key != NULL;
 }
 
 EVP_PKEY *phc__gen_key(const phc_gen *g)

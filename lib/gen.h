@@ -31,6 +31,14 @@ void phc__gen_unref(phc_gen *g);
 /* One request on one of the generation's transfer handles. Contract of phc_client_request. */
 int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, phc_errbuf *err);
 
+/* Signs n test digests with the token key as a TLS 1.3 handshake would (RSA-PSS or ECDSA,
+ * SHA-256); *seconds gets the elapsed time. PHC_ERR_HSM naming the token when it refuses:
+ * this is also how a dead token session is told apart from a network failure. */
+int phc__gen_sign(phc_gen *g, int n, double *seconds, phc_errbuf *err);
+
+/* 1 when the generation has a token key. */
+int phc__gen_has_key(const phc_gen *g);
+
 /* The token key (borrowed, NULL without one) and client certificate (borrowed, NULL). */
 EVP_PKEY *phc__gen_key(const phc_gen *g);
 X509 *phc__gen_cert(const phc_gen *g);
