@@ -561,7 +561,10 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
         }
     }
     if (!ntokens)
-        return phc__err(err, PHC_ERR_HSM, "no initialised token in module '%s'", h->module);
+        return phc__err(err, PHC_ERR_HSM,
+                        "no token with %s in module '%s' (no initialised token "
+                        "present)",
+                        want[0] ? want : "any label", h->module);
     if (!nmatch)
         return phc__err(err, PHC_ERR_HSM, "no token with %s in module '%s' (tokens present: %s)",
                         want, h->module, present);

@@ -1,0 +1,66 @@
+/* Test driver for token faults: one client makes a request every INTERVAL_MS for SECONDS,
+ * each on a new connection with a full handshake (so every request needs the token to
+ * sign), and prints one line per request: "<ms since start> <exit class> <duration ms>
+ * <client serial or error message>". The test moves the token away and back meanwhile.
+ * Usage: hsm_fault_driver CONFIG SECONDS INTERVAL_MS */
+#include <phconnect/phconnect.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s CONFIG SECONDS INTERVAL_MS\n", argv[0]);
+        return 2;
+    }
+    int seconds = atoi(argv[2]), interval = atoi(argv[3]);
+    phc_errbuf err = {0};
+    phc_config *cfg = NULL;
+    phc_client *client = NULL;
+    if (phc_global_init() != PHC_OK)
+        return 9;
+    int rc = phc_config_load(&cfg, argv[1], &err);
+    if (rc == PHC_OK)
+        rc = phc_client_new(&client, cfg, NULL, &err);
+    phc_config_free(cfg);
+    if (rc != PHC_OK) {
+        fprintf(stderr, "phc: %s\n", err.msg);
+        return phc_err_exit_code(rc);
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (ms_since(&t0) < seconds * 1000.0) {
+        phc_request req = {.path = "/echo",
+                           .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
+        phc_response *resp = NULL;
+        double start = ms_since(&t0);
+        rc = phc_client_request(client, &resp, &req, &err);
+        double took = ms_since(&t0) - start;
+        const char *what = err.msg;
+        char serial[80] = "";
+        if (rc == PHC_OK) {
+            const char *p = strstr(phc_response_body(resp, NULL), "\"client_serial\":\"");
+            if (p)
+                sscanf(p + 17, "%79[0-9A-F]", serial);
+            what = serial;
+        }
+        printf("%.0f %d %.0f %s\n", start, phc_err_exit_code(rc), took, what);
+        fflush(stdout);
+        phc_response_free(resp);
+        usleep((useconds_t)interval * 1000);
+    }
+    phc_client_free(client);
+    phc_global_cleanup();
+    return 0;
+}
