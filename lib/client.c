@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* 429/503 retries: at most this many attempts in all, waiting at most this many seconds. */
 #define RETRY_ATTEMPTS 3
@@ -33,6 +34,7 @@ struct phc_client {
     pthread_mutex_t reload_mu; /* one reload at a time; guards next_rebuild */
     long long next_check;      /* monotonic seconds; atomic */
     long long next_rebuild;    /* monotonic ms before which a dead token is not reopened */
+    pid_t pid;                 /* the process that made the client */
 };
 
 int phc_global_init(void)
@@ -74,6 +76,7 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->reload_mu, NULL);
+    c->pid = getpid();
     c->cfg = phc__config_ref(cfg);
     if (opts) {
         c->log.fn = opts->log;
@@ -143,12 +146,27 @@ static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
     return PHC_OK;
 }
 
+/* PKCS#11 sessions, TLS sessions and connections belong to the process that opened them; a
+ * forked child must never sign or send with its parent's. */
+static int forked(const phc_client *c, phc_errbuf *err)
+{
+    if (getpid() == c->pid)
+        return 0;
+    phc__err(err, PHC_ERR_HSM,
+             "this client was made in process %ld and cannot be used after fork(): make a new "
+             "client in the child",
+             (long)c->pid);
+    return 1;
+}
+
 int phc_client_reload(phc_client *c, int *changed, phc_errbuf *err)
 {
     if (changed)
         *changed = 0;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
+    if (forked(c, err))
+        return PHC_ERR_HSM;
     pthread_mutex_lock(&c->reload_mu);
     int rc = reload_locked(c, changed, err);
     pthread_mutex_unlock(&c->reload_mu);
@@ -294,6 +312,8 @@ int phc_client_request(phc_client *c, phc_response **out, const phc_request *req
     *out = NULL;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
+    if (forked(c, err))
+        return PHC_ERR_HSM;
     maybe_reload(c);
     if (c->auth)
         return phc__auth_request(c->auth, perform_plain, c, req, out, err);
@@ -305,6 +325,8 @@ int phc_client_sign_test(phc_client *c, int n, double *seconds, phc_errbuf *err)
     *seconds = 0;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
+    if (forked(c, err))
+        return PHC_ERR_HSM;
     phc_gen *g = NULL;
     int rc = current(c, &g, err);
     if (rc == PHC_OK)
