@@ -61,6 +61,9 @@
 #define DEFAULT_MAX_RESPONSE ((size_t)16 * 1024 * 1024)
 #define MAX_TIMEOUT 3600
 #define MAX_RESPONSE_LIMIT (1024LL * 1024 * 1024)
+#define DEFAULT_MIN_RSA_BITS 2048
+#define DEFAULT_RELOAD_INTERVAL 60
+#define MAX_RELOAD_INTERVAL 86400
 
 /* Where a value came from, for messages. */
 struct where {
@@ -85,10 +88,12 @@ enum key_id {
     K_CONNECT_TIMEOUT,
     K_TIMEOUT,
     K_MAX_RESPONSE_BYTES,
+    K_MIN_RSA_BITS,
+    K_RELOAD_INTERVAL,
     K_COUNT
 };
 
-/* The keys of CONTRACT.md, in the order a reader meets them there. */
+/* The keys of CONTRACT.md, in the order a reader meets them there, then phconnect's own. */
 static const char *const key_names[K_COUNT] = {
     [K_URL] = "url",
     [K_CA_FILE] = "ca_file",
@@ -106,6 +111,8 @@ static const char *const key_names[K_COUNT] = {
     [K_CONNECT_TIMEOUT] = "connect_timeout",
     [K_TIMEOUT] = "timeout",
     [K_MAX_RESPONSE_BYTES] = "max_response_bytes",
+    [K_MIN_RSA_BITS] = "min_rsa_bits",
+    [K_RELOAD_INTERVAL] = "reload_interval",
 };
 
 /* The public struct plus what only this file needs. pub comes first, so a phc_config *
@@ -979,6 +986,33 @@ static int set_max_response_bytes(struct cfg_impl *c, const char *key, const cha
     return PHC_OK;
 }
 
+/* min_rsa_bits: the weakest RSA key phc install accepts in a certificate. Not below 2048 (the
+ * connector refuses smaller keys anyway), not above 4096 (the largest key phc generates). */
+static int set_min_rsa_bits(struct cfg_impl *c, const char *key, const char *v,
+                            const struct where *w, phc_errbuf *err)
+{
+    long long n;
+    const char *end;
+    if (parse_uint(v, &end, &n) != 0 || *end != '\0' || n < 2048 || n > 4096)
+        return bad(err, w, key, "must be a number of bits from 2048 to 4096");
+    c->pub.min_rsa_bits = (int)n;
+    return PHC_OK;
+}
+
+/* reload_interval: seconds between a running client's looks at the token for a new
+ * certificate; 0 turns the periodic look off (phc_client_reload still works). */
+static int set_reload_interval(struct cfg_impl *c, const char *key, const char *v,
+                               const struct where *w, phc_errbuf *err)
+{
+    long long n;
+    const char *end;
+    if (parse_uint(v, &end, &n) != 0 || *end != '\0' || n > MAX_RELOAD_INTERVAL)
+        return bad(err, w, key, "must be a whole number of seconds from 0 (off) to %d",
+                   MAX_RELOAD_INTERVAL);
+    c->pub.reload_interval = (long)n;
+    return PHC_OK;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The one validation path */
 
@@ -1002,6 +1036,8 @@ static const setter_fn setters[K_COUNT] = {
     [K_CONNECT_TIMEOUT] = set_seconds,
     [K_TIMEOUT] = set_seconds,
     [K_MAX_RESPONSE_BYTES] = set_max_response_bytes,
+    [K_MIN_RSA_BITS] = set_min_rsa_bits,
+    [K_RELOAD_INTERVAL] = set_reload_interval,
 };
 
 static int find_key(const char *key)
@@ -1050,6 +1086,8 @@ int phc_config_new(phc_config **out, phc_errbuf *err)
     c->pub.connect_timeout = DEFAULT_CONNECT_TIMEOUT;
     c->pub.timeout = DEFAULT_TIMEOUT;
     c->pub.max_response_bytes = DEFAULT_MAX_RESPONSE;
+    c->pub.min_rsa_bits = DEFAULT_MIN_RSA_BITS;
+    c->pub.reload_interval = DEFAULT_RELOAD_INTERVAL;
     if (!(c->pub.token_path = strdup(DEFAULT_TOKEN_PATH))) {
         free(c);
         return oom(err);

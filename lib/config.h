@@ -45,6 +45,7 @@ struct phc_config {
     long timeout;              /* seconds, default 30 */
     size_t max_response_bytes; /* default 16 MiB */
     long reload_interval;      /* seconds between certificate checks; 0 = off */
+    int min_rsa_bits;          /* weakest RSA key phc install accepts; default 2048 */
 };
 
 /* Takes a reference and freezes cfg (phc_config_set fails afterwards). */

@@ -2,9 +2,11 @@
 
 #include "err.h"
 #include "hsm.h"
+#include "sign_guard.h"
 #include "tls.h"
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 #include <openssl/rsa.h>
 #include <time.h>
 #include <pthread.h>
@@ -56,6 +58,21 @@ static int make_share(phc_gen *g, phc_errbuf *err)
     return PHC_OK;
 }
 
+/* Token handles whose module call never returned: freeing one would pull libp11's state out
+ * from under the abandoned worker, so they are kept (and stay reachable) for the life of the
+ * process. Each is one hang event; the array only bounds what is remembered. */
+static pthread_mutex_t graveyard_mu = PTHREAD_MUTEX_INITIALIZER;
+static phc_hsm *graveyard[64];
+static size_t ngraveyard;
+
+static void bury(phc_hsm *h)
+{
+    pthread_mutex_lock(&graveyard_mu);
+    if (ngraveyard < sizeof(graveyard) / sizeof(graveyard[0]))
+        graveyard[ngraveyard++] = h;
+    pthread_mutex_unlock(&graveyard_mu);
+}
+
 static void gen_free(phc_gen *g)
 {
     for (size_t i = 0; i < g->nidle; i++)
@@ -68,7 +85,14 @@ static void gen_free(phc_gen *g)
     pthread_mutex_destroy(&g->pool_mu);
     phc__tls_free(g->tls);
     X509_free(g->cert);
-    phc__hsm_free(g->hsm);
+    /* The key goes before the token handle: dropping the last reference to libp11's key
+     * runs libp11 code that needs the handle. */
+    int stuck = g->key && phc__guard_stuck(g->key);
+    EVP_PKEY_free(g->key);
+    if (stuck)
+        bury(g->hsm);
+    else
+        phc__hsm_free(g->hsm);
     free(g);
 }
 
@@ -87,7 +111,12 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
         if ((rc = phc__hsm_open(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, log, err)) !=
             PHC_OK)
             goto out;
-        if ((rc = phc__hsm_identity(g->hsm, cfg->cert, now, &g->key, &g->cert, err)) != PHC_OK)
+        EVP_PKEY *token_key = NULL;
+        if ((rc = phc__hsm_identity(g->hsm, cfg->cert, now, &token_key, &g->cert, err)) != PHC_OK)
+            goto out;
+        /* A signature is part of the handshake, so it gets the handshake's time bound. */
+        if ((rc = phc__guard_key(&g->key, token_key, cfg->connect_timeout * 1000,
+                                 phc__hsm_token_label(g->hsm), err)) != PHC_OK)
             goto out;
     }
     if ((rc = phc__tls_new(&g->tls, trust, g->key, g->cert, cfg->host, err)) != PHC_OK)
@@ -175,6 +204,11 @@ int phc__gen_sign(phc_gen *g, int n, double *seconds, phc_errbuf *err)
                  (!is_rsa || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1) &&
                  EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) == 1;
         EVP_MD_CTX_free(md);
+        const char *stuck = ok ? NULL : phc__guard_stuck(g->key);
+        if (stuck) {
+            ERR_clear_error();
+            return phc__err(err, PHC_ERR_HSM, "%s", stuck);
+        }
         if (!ok)
             return phc__err_ossl(err, PHC_ERR_HSM, "token '%s' did not sign (signature %d of %d)",
                                  phc__hsm_token_label(g->hsm), i + 1, n);

@@ -33,6 +33,8 @@
  *    with the CK_RV until the handle is reopened.
  */
 #include "hsm.h"
+#include "certobj.h"
+#include "rotation.h"
 #include "trust.h"
 
 #include "err.h"
@@ -791,27 +793,17 @@ out:
 /* ------------------------------------------------------------------------------------ */
 /* Identity */
 
-/* A certificate judged at `now`: -1 not yet valid, 0 valid, 1 expired, 2 unreadable. */
+/* A certificate judged at `now`: -1 not yet valid, 0 valid, 1 expired, 2 unreadable. The rule
+ * lives in rotation.c, shared with token.c so that `phc status` names the pair chosen here. */
 static int cert_state(X509 *c, time_t now)
 {
-    int nb = X509_cmp_time(X509_get0_notBefore(c), &now);
-    int na = X509_cmp_time(X509_get0_notAfter(c), &now);
-    if (nb == 0 || na == 0)
-        return 2;
-    if (nb > 0)
-        return -1;
-    if (na < 0)
-        return 1;
-    return 0;
+    return phc__cert_validity(c, (long long)now);
 }
 
-/* Is a newer than b (later notBefore, then later notAfter)? */
+/* Is a newer than b (later notBefore, then later notAfter, then a fixed order)? */
 static int cert_newer(X509 *a, X509 *b)
 {
-    int c = ASN1_TIME_compare(X509_get0_notBefore(a), X509_get0_notBefore(b));
-    if (c == 0)
-        c = ASN1_TIME_compare(X509_get0_notAfter(a), X509_get0_notAfter(b));
-    return c > 0;
+    return phc__cert_newer(a, b);
 }
 
 static int cert_not_valid(phc_hsm *h, X509 *c, int state, const char *forkey, phc_errbuf *err)
@@ -857,24 +849,20 @@ static int pub_eq(const hsm_key *k, X509 *c)
     return r;
 }
 
-static int token_certs(phc_hsm *h, PKCS11_CERT **certs, unsigned int *n, phc_errbuf *err)
+/* Read afresh on every call (certobj.c says why libp11's cached list will not do). */
+static int token_certs(phc_hsm *h, phc_certobj **certs, size_t *n, phc_errbuf *err)
 {
-    char ckr[64];
-    ERR_clear_error();
-    if (PKCS11_enumerate_certs(h->slot->token, certs, n)) {
-        ckr_last(ckr, sizeof(ckr));
-        return phc__err(err, PHC_ERR_HSM, "cannot list the certificates on token '%s' (%s)",
-                        phc__hsm_token_label(h), ckr);
-    }
-    return 0;
+    return phc__certobj_list(certs, n, h->module,
+                             PKCS11_get_slotid_from_slot((PKCS11_SLOT *)h->slot),
+                             phc__hsm_token_label(h), err);
 }
 
 /* cert_ref NULL: the newest certificate valid now among those sharing an id with a matching
  * (supported) key; pairs without a certificate are pending and never chosen. */
 static int pick_by_key(phc_hsm *h, time_t now, const hsm_key **kout, X509 **cout, phc_errbuf *err)
 {
-    PKCS11_CERT *certs = NULL;
-    unsigned int n = 0;
+    phc_certobj *certs = NULL;
+    size_t n = 0;
     const hsm_key *best_k = NULL, *any_k = NULL;
     X509 *best = NULL, *any = NULL;
     int rc = token_certs(h, &certs, &n, err);
@@ -884,7 +872,7 @@ static int pick_by_key(phc_hsm *h, time_t now, const hsm_key **kout, X509 **cout
         const hsm_key *k = &h->keys[i];
         if (!k->supported)
             continue;
-        for (unsigned int j = 0; j < n; j++) {
+        for (size_t j = 0; j < n; j++) {
             X509 *c = certs[j].x509;
             if (!c || certs[j].id_len != k->id_len || memcmp(certs[j].id, k->id, k->id_len))
                 continue;
@@ -904,20 +892,22 @@ static int pick_by_key(phc_hsm *h, time_t now, const hsm_key **kout, X509 **cout
         /* Name the key(s) precisely: with one match, label and id. */
         if (h->nkeys == 1)
             hsm_key_name(kn, sizeof(kn), &h->keys[0]);
-        return phc__err(err, PHC_ERR_HSM, "no certificate on token '%s' for key %s",
-                        phc__hsm_token_label(h), kn);
-    }
-    if (!best) {
+        rc = phc__err(err, PHC_ERR_HSM, "no certificate on token '%s' for key %s",
+                      phc__hsm_token_label(h), kn);
+    } else if (!best) {
         char an[160];
         hsm_key_name(an, sizeof(an), any_k);
         snprintf(forkey, sizeof(forkey), " for key %s", an);
-        return cert_not_valid(h, any, cert_state(any, now), forkey, err);
+        rc = cert_not_valid(h, any, cert_state(any, now), forkey, err);
+    } else if (!pub_eq(best_k, best)) {
+        rc = mismatch(h, best, best_k, err);
+    } else {
+        *kout = best_k;
+        X509_up_ref(best); /* outlives the list: the caller owns it */
+        *cout = best;
     }
-    if (!pub_eq(best_k, best))
-        return mismatch(h, best, best_k, err);
-    *kout = best_k;
-    *cout = best;
-    return 0;
+    phc__certobj_free(certs, n);
+    return rc;
 }
 
 /* An explicit certificate: the matching key is the one with its public key. */
@@ -955,8 +945,8 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, p
     unsigned char *id = NULL;
     size_t id_len = 0;
     int has_id = 0;
-    PKCS11_CERT *certs = NULL;
-    unsigned int n = 0;
+    phc_certobj *certs = NULL;
+    size_t n = 0;
     X509 *best = NULL, *any = NULL;
     int rc = uri_parse(&u, ref, "certificate", CKO_CERTIFICATE, err);
     if (rc)
@@ -974,7 +964,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, p
     }
     if ((rc = token_certs(h, &certs, &n, err)))
         goto out;
-    for (unsigned int j = 0; j < n; j++) {
+    for (size_t j = 0; j < n; j++) {
         X509 *c = certs[j].x509;
         if (!c ||
             !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, label, id, id_len, has_id))
@@ -994,6 +984,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, p
     if (!(*cout = X509_dup(best ? best : any)))
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
 out:
+    phc__certobj_free(certs, n);
     OPENSSL_free(label);
     OPENSSL_free(id);
     p11_kit_uri_free(u);
@@ -1019,7 +1010,7 @@ int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY 
                       X509 **cert_out, phc_errbuf *err)
 {
     const hsm_key *k = NULL;
-    X509 *c = NULL, *borrowed = NULL;
+    X509 *c = NULL;
     time_t t = (time_t)now;
     int rc;
 
@@ -1029,9 +1020,7 @@ int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY 
         return phc__err(err, PHC_ERR_INTERNAL, "no HSM handle");
     pthread_mutex_lock(&g_lock);
     if (!cert_ref) {
-        rc = pick_by_key(h, t, &k, &borrowed, err);
-        if (!rc && !(c = X509_dup(borrowed)))
-            rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        rc = pick_by_key(h, t, &k, &c, err);
     } else {
         if (!strncmp(cert_ref, "pkcs11:", 7))
             rc = cert_from_uri(h, cert_ref, t, &c, err);

@@ -40,7 +40,8 @@ struct xfer_state {
     size_t headers_len, headers_cap;
     int too_large; /* body over max_response_bytes */
     int headers_too_large;
-    int blocked; /* the socket guard refused an address */
+    int blocked;     /* the socket guard refused an address */
+    char tried[200]; /* addresses connected to, in order, for messages */
     char blocked_addr[INET6_ADDRSTRLEN];
     int tls_err; /* tls.c refused to configure the context */
     phc_errbuf tls_errbuf;
@@ -179,6 +180,9 @@ static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_s
                  x->st.blocked_addr);
         return CURL_SOCKET_BAD;
     }
+    size_t used = strlen(x->st.tried);
+    if (!strstr(x->st.tried, text) && used + strlen(text) + 3 < sizeof(x->st.tried))
+        snprintf(x->st.tried + used, sizeof(x->st.tried) - used, "%s%s", used ? ", " : "", text);
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
@@ -296,6 +300,7 @@ static void reset_state(struct xfer_state *st)
     st->too_large = st->headers_too_large = 0;
     st->blocked = 0;
     st->blocked_addr[0] = '\0';
+    st->tried[0] = '\0';
     st->tls_err = 0;
     st->described = 0;
     memset(&st->tls_errbuf, 0, sizeof(st->tls_errbuf));
@@ -346,11 +351,13 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     case CURLE_UNSUPPORTED_PROTOCOL:
         return phc__err(err, PHC_ERR_POLICY, "refused: only https is allowed (%s)", detail);
     case CURLE_OPERATION_TIMEDOUT:
-        return phc__err(err, PHC_ERR_NETWORK, "request to %s timed out: %s", cfg->url, detail);
+        return phc__err(err, PHC_ERR_NETWORK, "request to %s timed out (address %s): %s", cfg->url,
+                        x->st.tried[0] ? x->st.tried : "none reached", detail);
     case CURLE_COULDNT_RESOLVE_HOST:
         return phc__err(err, PHC_ERR_NETWORK, "cannot resolve host '%s': %s", cfg->host, detail);
     case CURLE_COULDNT_CONNECT:
-        return phc__err(err, PHC_ERR_NETWORK, "cannot connect to %s: %s", cfg->url, detail);
+        return phc__err(err, PHC_ERR_NETWORK, "cannot connect to %s (addresses tried: %s): %s",
+                        cfg->url, x->st.tried[0] ? x->st.tried : "none", detail);
     case CURLE_PEER_FAILED_VERIFICATION:
         return phc__err(err, PHC_ERR_TRUST, "server certificate refused: %s", detail);
     case CURLE_SSL_CERTPROBLEM:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs the whole suite (unit, integration
-# against SoftHSM, the mock Powerhub and nginx on loopback), then runs it again built with
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# against SoftHSM, the mock Powerhub and nginx on loopback, the fuzz corpora), then runs it
+# again built with AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrency test
+# (label concurrency) once more built with ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -18,3 +19,11 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPHC_SANITIZE=ON -DPHC_WERROR
 cmake --build build-asan -j"$JOBS"
 echo "== tests under ASan + UBSan"
 (cd build-asan && ctest --output-on-failure -j"$JOBS")
+
+# ThreadSanitizer excludes ASan, so it gets a build of its own: only what the concurrency
+# test runs (phc, the mock, its driver), and only that test.
+echo "== build (ThreadSanitizer: the concurrency test)"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPHC_TSAN=ON -DPHC_WERROR=ON >/dev/null
+cmake --build build-tsan -j"$JOBS" --target phc mock_powerhub concurrency
+echo "== concurrency test under TSan"
+(cd build-tsan && ctest --output-on-failure -L concurrency)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: on a fresh Debian 12 machine, installs what is missing, builds phconnect, makes a
-# demo PKI and a SoftHSM token in ./demo, generates the client key ON the token, has the demo
-# CA issue its certificate, starts a mock Powerhub on 127.0.0.1 and makes one real
-# mutually-authenticated request with `phc request`.
+# demo PKI and an empty SoftHSM token in ./demo, starts a mock Powerhub on 127.0.0.1, then
+# runs the operator's life cycle with phc alone: enrol (key generated ON the token, CSR out),
+# the demo CA issues the certificate, install --probe, one real mutually-authenticated
+# request, status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -19,14 +20,18 @@ rm -rf "$DEMO"
 mkdir -p "$DEMO"
 echo "== demo PKI (vendor CA, server certificate for api.powerhub.test) in demo/pki"
 bash "$FIX/pki.sh" "$DEMO/pki" >/dev/null
-echo "== SoftHSM token 'phc-test' in demo/token; RSA-2048 key generated on the token"
-eval "$(bash "$FIX/token.sh" init "$DEMO/token" phc-test rsa:2048)"
-export SOFTHSM2_CONF
-echo "== the demo CA issues the client certificate for the token's public key"
-bash "$FIX/pki.sh" issue-client "$DEMO/pki" "$DEMO/token/pub.pem" "/O=Demo Energy/CN=demo-energy-client" \
-    "$DEMO/client.pem" 365 >/dev/null
-bash "$FIX/token.sh" putcert "$DEMO/token" "$DEMO/client.pem" client 01
-
+echo "== SoftHSM token 'phc-test' in demo/token (an empty token, as an HSM comes)"
+mkdir -p "$DEMO/token/tokens"
+cat >"$DEMO/token/softhsm2.conf" <<CONF
+directories.tokendir = $DEMO/token/tokens
+objectstore.backend = file
+log.level = ERROR
+CONF
+export SOFTHSM2_CONF=$DEMO/token/softhsm2.conf
+# A fresh random PIN for the demo token, kept in a 0600 file: phc reads it from there.
+(umask 077 && openssl rand -hex 4 >"$DEMO/token/pin")
+softhsm2-util --init-token --free --label phc-test --so-pin "$(openssl rand -hex 8)" \
+    --pin "$(cat "$DEMO/token/pin")" >/dev/null
 echo "== mock Powerhub on 127.0.0.1 (mutual TLS, client certificates from the demo CA only)"
 "$ROOT/build/tests/mock_powerhub" --cert "$DEMO/pki/server.pem" --key "$DEMO/pki/server.key" \
     --client-ca "$DEMO/pki/ca.pem" --port 0 --port-file "$DEMO/mock.port" \
@@ -48,10 +53,17 @@ pin = file:$DEMO/token/pin
 CNF
 echo "== config demo/phc.cnf:"
 sed 's/^/   /' "$DEMO/phc.cnf"
+export PHC_CONFIG=$DEMO/phc.cnf
+echo "== phc enrol: the key pair is generated ON the token; only the CSR comes out"
+"$PHC" enrol --subject "/O=Demo Energy/CN=demo-energy-client" --key-type rsa:2048 \
+    --csr-out "$DEMO/client.csr"
+echo "== the demo CA (standing in for the vendor) issues the client certificate"
+bash "$FIX/pki.sh" sign-csr "$DEMO/pki" "$DEMO/client.csr" "$DEMO/client.pem" 365 >/dev/null
+echo "== phc install --probe: checked, tried for real, stored on the token"
+"$PHC" install --probe "$DEMO/client.pem"
 echo "== phc -v request /v2/asset/sites"
-"$PHC" --config "$DEMO/phc.cnf" -v request /v2/asset/sites
+"$PHC" -v request /v2/asset/sites
 echo
-echo "== done: the private key never left the token (pkcs11-tool says:"
-pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --login --pin "$(cat "$DEMO/token/pin")" \
-    --list-objects --type privkey 2>/dev/null | grep -E 'label|Access' | sed 's/^/   /'
-echo ")"
+echo "== phc status"
+"$PHC" status
+echo "== done: the private key never left the token."

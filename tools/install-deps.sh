@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config clang clang-format
   libssl-dev openssl libp11-dev libcurl4-openssl-dev libp11-kit-dev libjansson-dev
   softhsm2 opensc libengine-pkcs11-openssl
-  nginx curl python3 valgrind procps
+  nginx curl python3 valgrind procps nftables iptables
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -17,11 +17,27 @@ static const struct subcommand subcommands[] = {
 #undef PHC_SUBCOMMAND
 };
 
+/* Subcommand names are C identifiers in subcommands.def; on the command line '-' stands
+ * for '_' (phc engine-conf). */
+static int name_matches(const char *arg, const char *name)
+{
+    for (; *arg && *name; arg++, name++)
+        if (*arg != *name && !(*arg == '-' && *name == '_'))
+            return 0;
+    return *arg == *name;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: phc [--config FILE] [-v] SUBCOMMAND [ARGS]\n\nsubcommands:\n");
-    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-        fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+        char shown[32];
+        snprintf(shown, sizeof(shown), "%s", subcommands[i].name);
+        for (char *p = shown; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        fprintf(f, "  %-12s %s\n", shown, subcommands[i].summary);
+    }
     fprintf(f, "\nconfig: --config FILE, else $PHC_CONFIG, else /etc/phconnect/phconnect.cnf\n"
                "exit codes: 0 ok, 1 http, 2 usage/config, 3 hsm, 4 pin, 5 trust, 6 policy,\n"
                "            7 network, 8 auth, 9 internal\n");
@@ -60,7 +76,7 @@ int main(int argc, char **argv)
     if (!g.config_path)
         g.config_path = phc_config_default_path();
     for (size_t k = 0; k < sizeof(subcommands) / sizeof(subcommands[0]); k++) {
-        if (strcmp(argv[i], subcommands[k].name) == 0) {
+        if (name_matches(argv[i], subcommands[k].name)) {
             if (phc_global_init() != PHC_OK) {
                 fprintf(stderr, "phc: cannot initialise libcurl\n");
                 return 9;

@@ -2,7 +2,9 @@
  * each on a new connection with a full handshake (so every request needs the token to
  * sign), and prints one line per request: "<ms since start> <exit class> <duration ms>
  * <client serial or error message>". The test moves the token away and back meanwhile.
- * Usage: hsm_fault_driver CONFIG SECONDS INTERVAL_MS */
+ * It stops after SECONDS, or earlier once STOPFILE exists (so a slow machine only makes the
+ * run longer, never the test's phases shorter).
+ * Usage: hsm_fault_driver CONFIG SECONDS INTERVAL_MS [STOPFILE] */
 #include <phconnect/phconnect.h>
 
 #include <stdio.h>
@@ -20,8 +22,8 @@ static double ms_since(const struct timespec *t0)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s CONFIG SECONDS INTERVAL_MS\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s CONFIG SECONDS INTERVAL_MS [STOPFILE]\n", argv[0]);
         return 2;
     }
     int seconds = atoi(argv[2]), interval = atoi(argv[3]);
@@ -40,7 +42,8 @@ int main(int argc, char **argv)
     }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (ms_since(&t0) < seconds * 1000.0) {
+    const char *stopfile = argc == 5 ? argv[4] : NULL;
+    while (ms_since(&t0) < seconds * 1000.0 && !(stopfile && access(stopfile, F_OK) == 0)) {
         phc_request req = {.path = "/echo",
                            .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
         phc_response *resp = NULL;

@@ -133,3 +133,75 @@ set_key() { # set_key FILE KEY VALUE
 mock_stat() { # mock_stat CONFIG FIELD: one numeric field of /_stats, via phc itself
     "$PHC_BIN" --config "$1" request /_stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"
 }
+
+# --- token administration (phc enrol, csr, install, status, prune) ---------------------
+
+# make_empty_token [LABEL]: a fresh initialised token without any key in $TMP/tok (user PIN
+# 1234 in $TMP/tok/pin), for phc enrol. Exports SOFTHSM2_CONF.
+make_empty_token() {
+    local label=${1:-phc-test}
+    rm -rf "$TMP/tok"
+    mkdir -p "$TMP/tok/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+        "$TMP/tok/tokens" >"$TMP/tok/softhsm2.conf"
+    (
+        umask 077
+        printf 1234 >"$TMP/tok/pin"
+    )
+    printf '%s' "$label" >"$TMP/tok/label"
+    export SOFTHSM2_CONF=$TMP/tok/softhsm2.conf
+    softhsm2-util --init-token --free --label "$label" --so-pin 12345678 --pin 1234 >/dev/null
+}
+
+# sign_csr CSR OUT [DAYS] [EXTRA...]: the test vendor CA signs a request as a client
+# certificate (pki.sh sign-csr; EXTRA: noclientauth, expired, otherca, notyet).
+sign_csr() {
+    bash "$FIX/pki.sh" sign-csr "$PHC_PKI" "$@" >/dev/null
+}
+
+# pair_states CONFIG: "ID:STATE ..." for every pair on the token, from phc status --json.
+pair_states() {
+    "$PHC_BIN" --config "$1" status --json |
+        python3 -c 'import json,sys; print(" ".join(p["id"]+":"+p["state"] for p in json.load(sys.stdin)["pairs"]))'
+}
+
+# cert_serial PEM: the serial as phc and the mock print it (uppercase hex).
+cert_serial() {
+    openssl x509 -in "$1" -noout -serial | sed 's/^serial=//'
+}
+
+# kill_at STEP CMD...: runs CMD with PHC_TEST_PAUSE_AT=STEP, waits until it reports that it
+# paused there, then kill -9's it (a crash at exactly that step). Fails if the step is never
+# reached. The command's output is in $TMP/killed.out and $TMP/killed.err.
+kill_at() {
+    local step=$1 pid i
+    shift
+    PHC_TEST_PAUSE_AT=$step PHC_TEST_PAUSE_SECONDS=60 "$@" >"$TMP/killed.out" 2>"$TMP/killed.err" &
+    pid=$!
+    for i in $(seq 1 400); do
+        if grep -q "paused at $step" "$TMP/killed.err" 2>/dev/null; then
+            kill -9 "$pid"
+            wait "$pid" 2>/dev/null
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    sed 's/^/    killed: /' "$TMP/killed.err" | head -5
+    return 1
+}
+
+# wait_for FILE PATTERN [SECONDS]: waits (bounded, default 30 s) until a line of FILE
+# matches the extended regular expression PATTERN. Tests wait for what they need to see
+# instead of sleeping a guessed time, so a slow machine makes them slower, not flaky.
+wait_for() {
+    local file=$1 pattern=$2 limit=${3:-30} i
+    for ((i = 0; i < limit * 10; i++)); do
+        grep -qE -- "$pattern" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "# timed out after ${limit}s waiting for /$pattern/ in $file"
+    return 1
+}

@@ -3,8 +3,10 @@
  * periodic check may still run). Each response of /echo names the client certificate serial
  * the server saw; the driver prints, per thread, the sequence of distinct serials in order, so
  * the test can assert that a thread never goes back to an old certificate after the switch.
- * Usage: rotate_driver CONFIG THREADS SECONDS RELOAD_MS [fresh]
- * Output: "requests N failures F" then one line per thread: "serials S1 S2 ...". */
+ * It stops after SECONDS or once the file STOPFILE exists, whichever comes first.
+ * Usage: rotate_driver CONFIG THREADS SECONDS RELOAD_MS STOPFILE [fresh]
+ * Output: "seen THREAD SERIAL" whenever a thread sees a new serial, then at the end
+ * "requests N failures F ..." and one line per thread: "serials S1 S2 ...". */
 #include <phconnect/phconnect.h>
 
 #include <pthread.h>
@@ -19,6 +21,7 @@
 
 struct worker {
     phc_client *client;
+    int index;
     int fresh;
     char serials[MAX_SERIALS][80];
     int nserials;
@@ -27,6 +30,7 @@ struct worker {
 };
 
 static atomic_int stop;
+static pthread_mutex_t print_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void note_serial(struct worker *w, const char *body)
 {
@@ -42,7 +46,13 @@ static void note_serial(struct worker *w, const char *body)
         return;
     if (w->nserials < MAX_SERIALS) {
         memcpy(w->serials[w->nserials], p, n);
-        w->serials[w->nserials++][n] = '\0';
+        w->serials[w->nserials][n] = '\0';
+        /* Progress as it happens, so the test can wait for the switch instead of guessing. */
+        pthread_mutex_lock(&print_mu);
+        printf("seen %d %s\n", w->index, w->serials[w->nserials]);
+        fflush(stdout);
+        pthread_mutex_unlock(&print_mu);
+        w->nserials++;
     }
 }
 
@@ -73,12 +83,13 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc < 5) {
-        fprintf(stderr, "usage: %s CONFIG THREADS SECONDS RELOAD_MS [fresh]\n", argv[0]);
+    if (argc < 6) {
+        fprintf(stderr, "usage: %s CONFIG THREADS SECONDS RELOAD_MS STOPFILE [fresh]\n", argv[0]);
         return 2;
     }
+    const char *stopfile = argv[5];
     int threads = atoi(argv[2]), seconds = atoi(argv[3]), reload_ms = atoi(argv[4]);
-    int fresh = argc > 5 && strcmp(argv[5], "fresh") == 0;
+    int fresh = argc > 6 && strcmp(argv[6], "fresh") == 0;
     if (threads < 1 || threads > 32 || seconds < 1 || seconds > 120)
         return 2;
     phc_errbuf err = {0};
@@ -98,6 +109,7 @@ int main(int argc, char **argv)
     pthread_t *tids = calloc((size_t)threads, sizeof(*tids));
     for (int t = 0; t < threads; t++) {
         w[t].client = client;
+        w[t].index = t;
         w[t].fresh = fresh;
         pthread_create(&tids[t], NULL, run, &w[t]);
     }
@@ -116,7 +128,7 @@ int main(int argc, char **argv)
             changes += changed;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
-    } while (now.tv_sec - start.tv_sec < seconds);
+    } while (now.tv_sec - start.tv_sec < seconds && access(stopfile, F_OK) != 0);
     atomic_store(&stop, 1);
     long requests = 0, failures = 0;
     for (int t = 0; t < threads; t++) {

@@ -500,6 +500,66 @@ static void test_numbers(void)
     phc_config_free(c);
 }
 
+/* phconnect's own keys: min_rsa_bits (phc install) and reload_interval (running clients). */
+static void test_rotation_keys(void)
+{
+    const char *bits = "must be a number of bits from 2048 to 4096";
+    BAD("min_rsa_bits", "1024", bits);
+    BAD("min_rsa_bits", "2047", bits);
+    BAD("min_rsa_bits", "4097", bits);
+    BAD("min_rsa_bits", "8192", bits);
+    BAD("min_rsa_bits", "3k", bits);
+    BAD("min_rsa_bits", "-2048", bits);
+    BAD("min_rsa_bits", "", "must not be empty");
+    const char *secs = "must be a whole number of seconds from 0 (off) to 86400";
+    BAD("reload_interval", "86401", secs);
+    BAD("reload_interval", "-1", secs);
+    BAD("reload_interval", "1m", secs);
+    BAD("reload_interval", "99999999999999999999", secs);
+    BAD("reload_interval", "", "must not be empty");
+
+    /* A typo is named with the key it was meant to be. */
+    BAD_TEXT("[phconnect]\nurl = https://x.example\nca_file = c\nclient_id = i\n"
+             "client_secret = env:S\nmin_rsa_bit = 3072\n",
+             "config test.cnf line 6: unknown key 'min_rsa_bit' (did you mean 'min_rsa_bits'?)");
+
+    phc_config *c = good_with("min_rsa_bits", "3072");
+    if (c) {
+        CHECK(c->min_rsa_bits == 3072);
+        CHECK(c->reload_interval == 60);
+        CHECK(strcmp(phc_config_get(c, "min_rsa_bits"), "3072") == 0);
+    }
+    phc_config_free(c);
+    c = good_with("reload_interval", "0");
+    if (c) {
+        CHECK(c->reload_interval == 0);
+        CHECK(c->min_rsa_bits == 2048);
+    }
+    phc_config_free(c);
+    c = good_with("reload_interval", "86400");
+    if (c)
+        CHECK(c->reload_interval == 86400);
+    phc_config_free(c);
+
+    /* Defaults without the keys, from the file and programmatically. */
+    c = good_with(NULL, NULL);
+    if (c)
+        CHECK(c->min_rsa_bits == 2048 && c->reload_interval == 60 &&
+              phc_config_get(c, "reload_interval") == NULL);
+    phc_config_free(c);
+    phc_errbuf e = {0};
+    CHECK(phc_config_new(&c, &e) == PHC_OK);
+    if (c) {
+        CHECK(c->min_rsa_bits == 2048 && c->reload_interval == 60);
+        CHECK(phc_config_set(c, "min_rsa_bits", "4096", &e) == PHC_OK && c->min_rsa_bits == 4096);
+        CHECK(phc_config_set(c, "reload_interval", "5", &e) == PHC_OK && c->reload_interval == 5);
+        /* a refused value leaves the old one */
+        CHECK(phc_config_set(c, "reload_interval", "x", &e) == PHC_ERR_CONFIG &&
+              c->reload_interval == 5);
+    }
+    phc_config_free(c);
+}
+
 static void test_empty_values(void)
 {
     static const char *const keys[] = {
@@ -885,6 +945,7 @@ int main(void)
     test_secret_sources();
     test_token_path_and_date();
     test_numbers();
+    test_rotation_keys();
     test_empty_values();
     test_keys_and_sections();
     test_syntax();

@@ -1,0 +1,29 @@
+/* Certificate objects read straight from the token, every time. libp11 0.4.12 caches a
+ * token's certificate objects by handle and never re-reads one: a certificate it first saw
+ * while another process was still writing it (SoftHSM's file store shows such half-written
+ * objects) would stay unreadable to a running client for good, and a hot rotation would
+ * never happen. Reading afresh costs one object search per reload. */
+#ifndef PHC_CERTOBJ_H
+#define PHC_CERTOBJ_H
+
+#include <openssl/x509.h>
+#include <stddef.h>
+
+#include <phconnect/phconnect.h>
+
+typedef struct phc_certobj {
+    unsigned char *id;
+    size_t id_len;
+    char *label; /* NUL-terminated, "" when absent */
+    X509 *x509;  /* NULL when the value does not parse (yet) */
+} phc_certobj;
+
+/* Lists the certificate objects on the token in slot_id of module, a PKCS#11 library this
+ * process has already loaded and initialised (through libp11). *out is owned by the caller:
+ * phc__certobj_free. Errors: PHC_ERR_HSM naming the token label given. */
+int phc__certobj_list(phc_certobj **out, size_t *n, const char *module, unsigned long slot_id,
+                      const char *token, phc_errbuf *err);
+
+void phc__certobj_free(phc_certobj *objs, size_t n);
+
+#endif

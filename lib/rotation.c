@@ -1,0 +1,42 @@
+#include "rotation.h"
+
+#include <openssl/err.h>
+
+#include <time.h>
+
+int phc__cert_validity(const X509 *c, long long now)
+{
+    time_t t = (time_t)now;
+    int nb = X509_cmp_time(X509_get0_notBefore(c), &t);
+    int na = X509_cmp_time(X509_get0_notAfter(c), &t);
+    ERR_clear_error();
+    if (nb == 0 || na == 0)
+        return PHC_CERT_UNREADABLE;
+    if (nb > 0)
+        return PHC_CERT_NOT_YET_VALID;
+    if (na < 0)
+        return PHC_CERT_EXPIRED;
+    return PHC_CERT_VALID;
+}
+
+int phc__cert_newer(const X509 *a, const X509 *b)
+{
+    int c = ASN1_TIME_compare(X509_get0_notBefore(a), X509_get0_notBefore(b));
+    if (c == 0)
+        c = ASN1_TIME_compare(X509_get0_notAfter(a), X509_get0_notAfter(b));
+    /* Same second for both dates (two certificates issued together): any fixed order will
+     * do, as long as every caller gets the same answer whatever order it meets them in. */
+    if (c == 0)
+        c = X509_cmp(a, b);
+    return c > 0;
+}
+
+long long phc__asn1_time_epoch(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        ERR_clear_error();
+        return 0;
+    }
+    return (long long)timegm(&tm);
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# phc engine_conf: the rendered OpenSSL config lets the stock openssl and curl use the token
+# key; the PIN is written only when asked for, and then only into a 0600 file; curl with
+# --capath to an empty directory trusts only the pinned CA.
+. "$(dirname "$0")/lib.sh"
+
+make_token
+URI='pkcs11:token=phc-test;object=client;type=private'
+CERT_URI='pkcs11:token=phc-test;object=client;type=cert'
+start_mock good
+GOOD_PORT=$MOCK_PORT
+CFG=$TMP/phc.cnf
+write_config "$CFG" "$GOOD_PORT"
+phc() { "$PHC_BIN" --config "$CFG" "$@"; }
+
+# --- rendering -------------------------------------------------------------------------
+expect 0 "" "renders to standard output" -- phc engine_conf
+check "engine loaded from its dynamic_path" grep -q '^dynamic_path = /.*pkcs11\.so$' "$TMP/out"
+check "module path from the config" grep -qx "MODULE_PATH = $SOFTHSM_MODULE" "$TMP/out"
+check "no PIN without --with-pin" bash -c "! grep -q '^PIN' '$TMP/out'"
+check "no placeholder left" bash -c "! grep -q '@[A-Z_]*@' '$TMP/out'"
+check "key and certificate URIs in the header" grep -q "Cert: $CERT_URI" "$TMP/out"
+
+expect 2 "never standard output" "--with-pin without -o refused" -- phc engine_conf --with-pin
+check "nothing printed for --with-pin to stdout" test ! -s "$TMP/out"
+
+expect 0 "" "renders without the PIN to a file" -- phc engine_conf -o "$TMP/prompt.cnf"
+check "file without PIN holds no PIN" bash -c "! grep -q '^PIN' '$TMP/prompt.cnf'"
+
+# An existing world-readable file is replaced, not rewritten in place: the PIN never sits in
+# a file others can read.
+echo old >"$TMP/pin.cnf"
+chmod 644 "$TMP/pin.cnf"
+expect 0 "" "renders with the PIN to a file" -- phc engine_conf --with-pin -o "$TMP/pin.cnf"
+check "PIN file is mode 0600" test "$(stat -c %a "$TMP/pin.cnf")" = 600
+check "PIN control present" grep -qx 'PIN = "1234"' "$TMP/pin.cnf"
+check "PIN not printed" bash -c "! grep -q 1234 '$TMP/out' '$TMP/err'"
+
+# The installed phc finds the installed template (<prefix>/share/phconnect/engine_conf).
+cmake --install "$PHC_BUILD" --prefix "$TMP/inst" >/dev/null 2>&1
+libdir=$(dirname "$(find "$TMP/inst" -name 'libphconnect.so.0' | head -1)")
+expect 0 "" "the installed phc renders the installed template" -- \
+    env LD_LIBRARY_PATH="$libdir" "$TMP/inst/bin/phc" --config "$CFG" engine_conf
+check "installed rendering matches the build tree's" bash -c \
+    "diff <(grep -v '^# Rendered' '$TMP/out') <('$PHC_BIN' --config '$CFG' engine_conf | grep -v '^# Rendered')"
+
+# --- stock openssl signs with the token key ----------------------------------------------
+req() { # req CONF CSR: openssl req with the engine key
+    OPENSSL_CONF=$1 openssl req -new -engine pkcs11 -keyform engine -key "$URI" \
+        -subj /CN=engine-test -out "$2"
+}
+expect 0 "" "openssl req with the engine key and the stored PIN" -- req "$TMP/pin.cnf" "$TMP/a.csr"
+check "the CSR's signature verifies" openssl req -verify -noout -in "$TMP/a.csr"
+openssl req -in "$TMP/a.csr" -noout -pubkey >"$TMP/a.pub" 2>/dev/null
+check "the CSR carries the token's public key" cmp -s "$TMP/a.pub" "$TMP/tok/pub.pem"
+# Without a stored PIN the engine prompts; with no terminal it reads standard input.
+expect 0 "Enter PKCS#11 token PIN" "openssl req prompts for the PIN" -- \
+    bash -c "printf '1234\n' | OPENSSL_CONF='$TMP/prompt.cnf' openssl req -new -engine pkcs11 \
+        -keyform engine -key '$URI' -subj /CN=engine-test -out '$TMP/b.csr'"
+check "the prompted CSR verifies" openssl req -verify -noout -in "$TMP/b.csr"
+
+# --- stock curl with the engine key, trusting only the pinned CA --------------------------
+mkdir -p "$TMP/empty-capath"
+scurl() { # scurl CONF PORT: stock curl with the engine key and the pinned CA only
+    OPENSSL_CONF=$1 curl -sS --max-time 20 --noproxy '*' --engine pkcs11 \
+        --key-type ENG --key "$URI" --cert-type ENG --cert "$CERT_URI" \
+        --cacert "$PHC_PKI/ca.pem" --capath "$TMP/empty-capath" \
+        --resolve "api.powerhub.test:$2:127.0.0.1" "https://api.powerhub.test:$2/v2/asset/sites"
+}
+expect 0 "" "stock curl with the engine key reaches the mock" -- scurl "$TMP/pin.cnf" "$GOOD_PORT"
+check "curl got the sites JSON" grep -q STE-0001 "$TMP/out"
+check "the mock saw the token's client certificate" grep -q 'phc-test-client' "$TMP/good.log"
+
+start_mock other --cert "$PHC_PKI/server-other.pem" --key "$PHC_PKI/server-other.key"
+expect 60 "" "curl --cacert pinned --capath EMPTY refuses a server from another CA" -- \
+    scurl "$TMP/pin.cnf" "$MOCK_PORT"
+check "the other-CA server saw no request" bash -c "! grep -q 'GET ' '$TMP/other.log'"
+
+# --- a PIN that OpenSSL's config parser would misread unquoted ----------------------------
+# shellcheck disable=SC2016 # a literal $ is the point
+ODD_PIN='a#b"c\$d e'
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label phc-test --login --pin 1234 \
+    --change-pin --new-pin "$ODD_PIN" >/dev/null 2>&1
+printf '%s' "$ODD_PIN" >"$TMP/tok/pin"
+expect 0 "" "renders a PIN with # \" \\ \$ and a space" -- phc engine_conf --with-pin -o "$TMP/odd.cnf"
+expect 0 "" "openssl logs in with that PIN from the file" -- req "$TMP/odd.cnf" "$TMP/c.csr"
+check "that CSR verifies" openssl req -verify -noout -in "$TMP/c.csr"
+printf '1234' >"$TMP/tok/pin"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label phc-test --login --pin "$ODD_PIN" \
+    --change-pin --new-pin 1234 >/dev/null 2>&1
+
+# --- refusals -----------------------------------------------------------------------------
+write_config "$TMP/nokey.cnf" "$GOOD_PORT"
+grep -v -e '^key' -e '^pkcs11_module' -e '^pin' "$TMP/nokey.cnf" >"$TMP/nokey2.cnf"
+printf 'client_id = abc\nclient_secret = env:PHC_T_SECRET\n' >>"$TMP/nokey2.cnf"
+expect 2 "no token key for the engine" "config without a token key refused" -- \
+    "$PHC_BIN" --config "$TMP/nokey2.cnf" engine_conf
+expect 3 "is not readable" "missing --engine-path refused" -- \
+    phc engine_conf --engine-path "$TMP/nope.so"
+expect 2 "cannot find the template" "missing --template refused" -- \
+    phc engine_conf --template "$TMP/nope.in"
+printf 'x = @ENGINE_PATH@\ny = @SOMETHING_NEW@\n' >"$TMP/bad.in"
+expect 2 "placeholder" "template with an unknown placeholder refused" -- \
+    phc engine_conf --template "$TMP/bad.in"
+printf 'x = @ENGINE_PATH@ # mail@example\n' >"$TMP/ok.in"
+expect 0 "" "an @ that starts no placeholder is kept" -- phc engine_conf --template "$TMP/ok.in"
+check "the custom template was rendered" grep -q '^x = /.*pkcs11.so # mail@example$' "$TMP/out"
+set_key "$CFG" pin "file:$TMP/no-such-pin"
+expect 4 "no-such-pin" "unreadable PIN source refused with --with-pin" -- \
+    phc engine_conf --with-pin -o "$TMP/x.cnf"
+check "no file left behind" test ! -e "$TMP/x.cnf"
+expect 0 "" "the PIN source is not read without --with-pin" -- phc engine_conf
+expect 2 "no arguments" "stray argument refused" -- phc engine_conf extra
+expect 2 "engine_conf --help" "unknown option refused" -- phc engine_conf --bogus
+
+finish

@@ -1,0 +1,187 @@
+#include "phc_admin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void log_to_stderr(void *ud, phc_log_level level, const char *msg)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    fprintf(stderr, "phc: [%s] %s\n", names[level <= PHC_LOG_DEBUG ? level : PHC_LOG_DEBUG], msg);
+}
+
+phc_client_opts phc_admin_log_opts(const phc_globals *g)
+{
+    phc_client_opts o = {
+        .log = log_to_stderr,
+        .log_userdata = NULL,
+        .level = g->verbose >= 2   ? PHC_LOG_DEBUG
+                 : g->verbose == 1 ? PHC_LOG_INFO
+                                   : PHC_LOG_WARN,
+    };
+    return o;
+}
+
+int phc_admin_open(const phc_globals *g, phc_config **cfg, phc_token **t)
+{
+    *t = NULL;
+    int rc = phc_tool_load_config(g, cfg);
+    if (rc)
+        return rc;
+    phc_client_opts o = phc_admin_log_opts(g);
+    phc_errbuf err = {0};
+    if (phc_token_open(t, *cfg, &o, &err) != PHC_OK) {
+        phc_config_free(*cfg);
+        *cfg = NULL;
+        return phc_tool_fail(&err);
+    }
+    return 0;
+}
+
+int phc_admin_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    *out = NULL;
+    *len = 0;
+    if (!f)
+        return phc_tool_usage("cannot read %s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    int rc = 0;
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (n > max) {
+            rc = phc_tool_usage("%s is larger than %zu bytes", path, max);
+            break;
+        }
+        if (n == cap) {
+            char *p = realloc(buf, (cap *= 2) + 1);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = p;
+        }
+    }
+    if (!buf)
+        rc = phc_tool_usage("out of memory reading %s", path);
+    else if (!rc && ferror(f))
+        rc = phc_tool_usage("cannot read %s: %s", path, strerror(errno));
+    if (f != stdin)
+        fclose(f);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int phc_admin_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    char *dcopy = strdup(path);
+    int fd = -1, rc = -1, saved = 0;
+    if (!tmp || !dcopy) {
+        saved = ENOMEM;
+        goto out;
+    }
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    if ((fd = mkstemp(tmp)) < 0) {
+        saved = errno;
+        goto out;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            saved = errno;
+            goto out;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+        saved = errno;
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        saved = errno;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        saved = errno;
+        goto out;
+    }
+    /* The rename itself must reach the disk for "either old or new" to hold after a crash. */
+    int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc && tmp && tmp[0])
+        unlink(tmp);
+    free(tmp);
+    free(dcopy);
+    if (rc)
+        errno = saved;
+    return rc;
+}
+
+const char *phc_admin_time(char *buf, size_t len, long long t, int style)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!t || !gmtime_r(&tt, &tm) ||
+        !strftime(buf, len, style ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+void phc_admin_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+void phc_admin_pause(const char *step)
+{
+    const char *at = getenv("PHC_TEST_PAUSE_AT");
+    if (!at || strcmp(at, step) != 0)
+        return;
+    const char *secs = getenv("PHC_TEST_PAUSE_SECONDS");
+    int n = secs ? atoi(secs) : 30;
+    fprintf(stderr, "phc: [test] paused at %s (pid %ld)\n", step, (long)getpid());
+    fflush(stderr);
+    while (n-- > 0)
+        sleep(1);
+}

@@ -1,0 +1,326 @@
+/* phc check [--warn-days N] [--crit-days N] [--prometheus FILE]: a monitoring plugin. Exit 0
+ * OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with one summary line (and performance data) on
+ * stdout; --prometheus also writes node_exporter textfile metrics, atomically. */
+#include "phc_admin.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { OK = 0, WARNING = 1, CRITICAL = 2, UNKNOWN = 3 };
+static const char *const state_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+
+typedef struct check {
+    long warn, crit;
+    long long now;
+    int state;
+    char text[1024];
+    char perf[512];
+    /* for the metrics */
+    phc_pair_info *pairs;
+    size_t npairs;
+    phc_ca_info *ca;
+    size_t nca;
+    phc_endpoint ep;
+    int have_key;
+} check;
+
+static void add(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t n = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, len - n, fmt, ap);
+    va_end(ap);
+}
+
+/* Judges something that expires at t; returns its days left. */
+static long judge(check *c, long long t, int *st)
+{
+    long long left = t - c->now;
+    long days = (long)(left >= 0 ? left / 86400 : -((-left + 86399) / 86400));
+    *st = left < c->crit * 86400LL ? CRITICAL : left < c->warn * 86400LL ? WARNING : OK;
+    if (*st > c->state)
+        c->state = *st;
+    return days;
+}
+
+static const char *when(long days, char *buf, size_t len)
+{
+    if (days < 0)
+        snprintf(buf, len, "expired %ld day%s ago", -days, days == -1 ? "" : "s");
+    else
+        snprintf(buf, len, "expires in %ld day%s", days, days == 1 ? "" : "s");
+    return buf;
+}
+
+static void check_cert(check *c)
+{
+    const phc_pair_info *active = NULL;
+    char w[64], d[40];
+    for (size_t i = 0; i < c->npairs; i++)
+        if (c->pairs[i].state == PHC_PAIR_ACTIVE)
+            active = &c->pairs[i];
+    if (!active) {
+        c->state = CRITICAL;
+        add(c->text, sizeof(c->text), "no valid certificate on the token%s",
+            c->npairs ? " (see phc status)" : " (run phc enrol)");
+        return;
+    }
+    if (active->key_mismatch) {
+        c->state = CRITICAL;
+        add(c->text, sizeof(c->text), "certificate '%s' (id %s) does not match its key",
+            active->subject, active->id_hex);
+        return;
+    }
+    /* A successor already installed (valid from before the active one expires) takes over:
+     * what counts is when the last of them expires. */
+    long long horizon = active->not_after;
+    const phc_pair_info *last = active;
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < c->npairs; i++) {
+            const phc_pair_info *p = &c->pairs[i];
+            if (p->state == PHC_PAIR_NOT_YET_VALID && !p->key_mismatch && p->key_supported &&
+                p->not_before <= horizon && p->not_after > horizon) {
+                horizon = p->not_after;
+                last = p;
+                changed = 1;
+            }
+        }
+    }
+    int st;
+    long days = judge(c, horizon, &st);
+    add(c->text, sizeof(c->text), "certificate '%s' (id %s) %s (%s)", active->subject,
+        active->id_hex, when(days, w, sizeof(w)), phc_admin_time(d, sizeof(d), horizon, 0));
+    if (last != active)
+        add(c->text, sizeof(c->text), " counting successor id %s", last->id_hex);
+    add(c->perf, sizeof(c->perf), "cert_days=%ld;%ld;%ld ", days, c->warn, c->crit);
+}
+
+static void check_ca(check *c)
+{
+    const phc_ca_info *first = NULL;
+    char w[64];
+    for (size_t i = 0; i < c->nca; i++)
+        if (!first || c->ca[i].not_after < first->not_after)
+            first = &c->ca[i];
+    if (!first)
+        return;
+    int st;
+    long days = judge(c, first->not_after, &st);
+    add(c->text, sizeof(c->text), "%sCA '%s' %s", c->text[0] ? "; " : "", first->subject,
+        when(days, w, sizeof(w)));
+    add(c->perf, sizeof(c->perf), "ca_days=%ld;%ld;%ld ", days, c->warn, c->crit);
+}
+
+static void check_credential(check *c, const phc_config *cfg)
+{
+    char w[64];
+    if (!c->ep.credential_expires) {
+        if (phc_config_get(cfg, "client_id"))
+            add(c->text, sizeof(c->text),
+                "; client credential expiry unknown (set "
+                "credential_expires)");
+        return;
+    }
+    int st;
+    long days = judge(c, c->ep.credential_expires, &st);
+    add(c->text, sizeof(c->text), "; client credential %s", when(days, w, sizeof(w)));
+    add(c->perf, sizeof(c->perf), "credential_days=%ld;%ld;%ld ", days, c->warn, c->crit);
+}
+
+/* Prometheus label value: backslash, double quote and newline escaped. */
+static void label(FILE *f, const char *name, const char *v, int last)
+{
+    fprintf(f, "%s=\"", name);
+    for (; v && *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fprintf(f, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+    fprintf(f, "\"%s", last ? "" : ",");
+}
+
+static int write_metrics(const check *c, const char *path)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return -1;
+    fprintf(f,
+            "# HELP phc_check_status Result of phc check: 0 OK, 1 WARNING, 2 CRITICAL, 3 "
+            "UNKNOWN.\n# TYPE phc_check_status gauge\nphc_check_status %d\n",
+            c->state);
+    fprintf(f,
+            "# HELP phc_check_timestamp_seconds When phc check ran (Unix time).\n"
+            "# TYPE phc_check_timestamp_seconds gauge\nphc_check_timestamp_seconds %lld\n",
+            c->now);
+    if (c->npairs) {
+        fprintf(f, "# HELP phc_certificate_not_after_seconds notAfter of each certificate on the "
+                   "token (Unix time).\n# TYPE phc_certificate_not_after_seconds gauge\n");
+        for (size_t i = 0; i < c->npairs; i++) {
+            const phc_pair_info *p = &c->pairs[i];
+            if (!p->has_cert)
+                continue;
+            fputs("phc_certificate_not_after_seconds{", f);
+            label(f, "id", p->id_hex, 0);
+            label(f, "state", phc_pair_state_name(p->state), 0);
+            label(f, "serial", p->serial, 0);
+            label(f, "subject", p->subject, 1);
+            fprintf(f, "} %lld\n", p->not_after);
+        }
+        fprintf(f, "# HELP phc_pairs Key/certificate pairs on the token by state.\n"
+                   "# TYPE phc_pairs gauge\n");
+        for (int s = PHC_PAIR_ACTIVE; s <= PHC_PAIR_NOT_YET_VALID; s++) {
+            size_t n = 0;
+            for (size_t i = 0; i < c->npairs; i++)
+                n += c->pairs[i].state == (phc_pair_state)s;
+            fputs("phc_pairs{", f);
+            label(f, "state", phc_pair_state_name((phc_pair_state)s), 1);
+            fprintf(f, "} %zu\n", n);
+        }
+    }
+    if (c->nca) {
+        fprintf(f, "# HELP phc_ca_not_after_seconds notAfter of each pinned CA certificate (Unix "
+                   "time).\n# TYPE phc_ca_not_after_seconds gauge\n");
+        for (size_t i = 0; i < c->nca; i++) {
+            fputs("phc_ca_not_after_seconds{", f);
+            label(f, "sha256", c->ca[i].sha256, 0);
+            label(f, "subject", c->ca[i].subject, 1);
+            fprintf(f, "} %lld\n", c->ca[i].not_after);
+        }
+    }
+    if (c->ep.credential_expires)
+        fprintf(f,
+                "# HELP phc_credential_expires_seconds credential_expires of the client "
+                "credential (Unix time).\n# TYPE phc_credential_expires_seconds gauge\n"
+                "phc_credential_expires_seconds %lld\n",
+                c->ep.credential_expires);
+    if (fclose(f) != 0) {
+        free(buf);
+        return -1;
+    }
+    int rc = phc_admin_write_atomic(path, buf, len, 0644);
+    int saved = errno;
+    free(buf);
+    errno = saved;
+    return rc;
+}
+
+static long days_arg(const char *opt, const char *v, int *bad)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || end == v || n < 0 || n > 36500) {
+        *bad = phc_tool_usage("%s must be a number of days from 0 to 36500: '%s'", opt, v);
+        return 0;
+    }
+    return n;
+}
+
+int phc_cmd_check(const phc_globals *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"warn-days", required_argument, NULL, 'w'},
+        {"crit-days", required_argument, NULL, 'c'},
+        {"prometheus", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    check c;
+    memset(&c, 0, sizeof(c));
+    c.warn = 30;
+    c.crit = 7;
+    const char *prom = NULL;
+    int opt, bad = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "w:c:p:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'w':
+            c.warn = days_arg("--warn-days", optarg, &bad);
+            break;
+        case 'c':
+            c.crit = days_arg("--crit-days", optarg, &bad);
+            break;
+        case 'p':
+            prom = optarg;
+            break;
+        case 'h':
+            printf("usage: phc check [--warn-days N (30)] [--crit-days N (7)] [--prometheus "
+                   "FILE]\n"
+                   "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugin codes)\n");
+            return 0;
+        default:
+            bad = phc_tool_usage("see 'phc check --help'");
+        }
+        if (bad)
+            return UNKNOWN;
+    }
+    if (optind != argc) {
+        phc_tool_usage("check takes no arguments: '%s'", argv[optind]);
+        return UNKNOWN;
+    }
+    if (c.crit > c.warn) {
+        phc_tool_usage("--crit-days (%ld) must not exceed --warn-days (%ld)", c.crit, c.warn);
+        return UNKNOWN;
+    }
+    c.now = (long long)time(NULL);
+    phc_config *cfg = NULL;
+    phc_token *t = NULL;
+    phc_errbuf err = {0};
+    /* Every failure to look is UNKNOWN, with the reason on the summary line. */
+    phc_errbuf cerr = {0};
+    if (phc_config_load(&cfg, g->config_path, &cerr) != PHC_OK) {
+        c.state = UNKNOWN;
+        snprintf(c.text, sizeof(c.text), "%s", cerr.msg);
+        goto report;
+    }
+    phc_config_endpoint(cfg, &c.ep);
+    c.have_key = phc_config_get(cfg, "key") != NULL;
+    if (c.have_key) {
+        phc_client_opts o = phc_admin_log_opts(g);
+        if (phc_token_open(&t, cfg, &o, &err) != PHC_OK ||
+            phc_token_pairs(t, c.now, &c.pairs, &c.npairs, &err) != PHC_OK) {
+            c.state = UNKNOWN;
+            snprintf(c.text, sizeof(c.text), "%s", err.msg);
+            goto report;
+        }
+        check_cert(&c);
+    }
+    if (phc_config_ca_certs(cfg, c.now, &c.ca, &c.nca, &err) != PHC_OK) {
+        c.state = UNKNOWN;
+        snprintf(c.text, sizeof(c.text), "%s", err.msg);
+        goto report;
+    }
+    check_ca(&c);
+    check_credential(&c, cfg);
+report:
+    if (c.state == UNKNOWN)
+        fprintf(stderr, "phc: %s\n", c.text);
+    printf("PHC %s - %s", state_names[c.state], c.text);
+    if (c.perf[0]) {
+        c.perf[strlen(c.perf) - 1] = '\0';
+        printf(" | %s", c.perf);
+    }
+    printf("\n");
+    if (prom && write_metrics(&c, prom) != 0) {
+        fprintf(stderr, "phc: cannot write metrics to %s: %s\n", prom, strerror(errno));
+        if (c.state == OK)
+            c.state = UNKNOWN;
+    }
+    phc_free(c.pairs);
+    phc_free(c.ca);
+    phc_token_free(t);
+    phc_config_free(cfg);
+    return c.state;
+}

@@ -1,0 +1,162 @@
+/* phc install [--probe [--probe-path PATH]] CERT.pem: check a certificate the vendor issued
+ * and store it on the token next to its key, which makes it the active pair.
+ *
+ * Order, so that a crash (or kill -9) at any step leaves a token the connector works with:
+ * read and check (nothing written), optionally probe with exactly this pair (nothing
+ * written), then one certificate object is created. PHC_TEST_PAUSE_AT=opened|checked|probed|
+ * stored stops at that step for the crash tests (see phc_admin_pause). */
+#include "phc_admin.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CERT_MAX (1024 * 1024)
+
+static void say_pair(const char *what, const phc_pair_info *p)
+{
+    char until[40];
+    printf("%s: id %s (%s), '%s' issued by '%s', serial %s, valid until %s (%ld days)\n", what,
+           p->id_hex, p->key_type, p->subject, p->issuer, p->serial,
+           phc_admin_time(until, sizeof(until), p->not_after, 0), p->days_left);
+}
+
+/* One real request with exactly this certificate and its key: a client whose config names
+ * the certificate file, on a fresh connection with a full handshake. */
+static int probe(const phc_globals *g, const char *cert_path, const char *path)
+{
+    phc_config *cfg = NULL;
+    phc_client *client = NULL;
+    phc_response *resp = NULL;
+    phc_errbuf err = {0};
+    char abs[PATH_MAX];
+    int rc = phc_tool_load_config(g, &cfg);
+    if (rc)
+        return rc;
+    if (!realpath(cert_path, abs))
+        snprintf(abs, sizeof(abs), "%s", cert_path);
+    phc_client_opts o = phc_admin_log_opts(g);
+    phc_request req = {.path = path, .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
+    if (phc_config_set(cfg, "cert", abs, &err) != PHC_OK ||
+        phc_client_new(&client, cfg, &o, &err) != PHC_OK ||
+        phc_client_request(client, &resp, &req, &err) != PHC_OK) {
+        fprintf(stderr, "phc: probe with %s failed, nothing was installed: %s\n", cert_path,
+                err.msg);
+        rc = phc_err_exit_code(err.code);
+    } else {
+        printf("probe: GET %s with this certificate and its token key: HTTP %ld\n", path,
+               phc_response_status(resp));
+    }
+    phc_response_free(resp);
+    phc_client_free(client);
+    phc_config_free(cfg);
+    return rc;
+}
+
+int phc_cmd_install(const phc_globals *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"probe", no_argument, NULL, 'p'},
+        {"probe-path", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *probe_path = "/v2/asset/sites";
+    int do_probe = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "pP:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            do_probe = 1;
+            break;
+        case 'P':
+            probe_path = optarg;
+            do_probe = 1;
+            break;
+        case 'h':
+            printf("usage: phc install [--probe [--probe-path PATH]] CERT.pem\n"
+                   "  checks the certificate (pinned CA, key on the token, clientAuth, validity,\n"
+                   "  strength) and stores it next to its key; --probe first makes one request\n"
+                   "  (GET PATH, default /v2/asset/sites) with exactly this certificate\n");
+            return 0;
+        default:
+            return phc_tool_usage("see 'phc install --help'");
+        }
+    }
+    if (optind != argc - 1)
+        return phc_tool_usage("install needs exactly one certificate file (PEM)");
+    if (probe_path[0] != '/')
+        return phc_tool_usage("--probe-path must start with '/': '%s'", probe_path);
+    const char *file = argv[optind];
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = phc_admin_read_file(file, CERT_MAX, &pem, &len);
+    if (rc)
+        return rc;
+
+    phc_config *cfg = NULL;
+    phc_token *t = NULL;
+    phc_pair_info pi, *pairs = NULL;
+    size_t n = 0;
+    int already = 0;
+    phc_errbuf err = {0};
+    if ((rc = phc_admin_open(g, &cfg, &t)) != 0)
+        goto out;
+    if (phc_config_get(cfg, "cert"))
+        fprintf(stderr, "phc: [warning] the config sets 'cert', so the connector keeps using that "
+                        "certificate; remove 'cert' to let it use the newest valid pair\n");
+    phc_admin_pause("opened");
+    if (phc_token_check_cert(t, pem, len, 0, &pi, &already, &err) != PHC_OK) {
+        rc = phc_tool_fail(&err);
+        goto out;
+    }
+    phc_admin_pause("checked");
+    if (already) {
+        say_pair("already on the token, nothing stored", &pi);
+        goto report;
+    }
+    if (do_probe) {
+        /* The probe's client loads the module through libp11, which ends every session of
+         * the process when it lets go: ours must not be open across it. */
+        phc_token_free(t);
+        t = NULL;
+        if ((rc = probe(g, file, probe_path)) != 0)
+            goto out;
+        phc_admin_pause("probed");
+        phc_config_free(cfg);
+        cfg = NULL;
+        if ((rc = phc_admin_open(g, &cfg, &t)) != 0)
+            goto out;
+    }
+    if (phc_token_install_cert(t, pem, len, 0, &pi, &already, &err) != PHC_OK) {
+        rc = phc_tool_fail(&err);
+        goto out;
+    }
+    phc_admin_pause("stored");
+    say_pair(already ? "already on the token, nothing stored" : "installed", &pi);
+report:
+    if (phc_token_pairs(t, 0, &pairs, &n, &err) != PHC_OK) {
+        rc = phc_tool_fail(&err);
+        goto out;
+    }
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        if (pairs[i].state == PHC_PAIR_ACTIVE) {
+            say_pair("active pair", &pairs[i]);
+            any = 1;
+        }
+    if (!any)
+        printf("active pair: none yet\n");
+    if (pi.state == PHC_PAIR_NOT_YET_VALID) {
+        char from[40];
+        printf("the new certificate is valid from %s; the connector switches to it then\n",
+               phc_admin_time(from, sizeof(from), pi.not_before, 0));
+    }
+out:
+    phc_free(pairs);
+    phc_token_free(t);
+    phc_config_free(cfg);
+    free(pem);
+    return rc;
+}

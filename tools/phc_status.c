@@ -1,0 +1,228 @@
+/* phc status [--json]: every key/certificate pair on the token with its state, the pinned CA
+ * certificates, the pinned addresses and the client credential's expiry. */
+#include "phc_admin.h"
+
+#include <getopt.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct status {
+    phc_config *cfg;
+    phc_token *t;
+    phc_pair_info *pairs;
+    size_t npairs;
+    phc_ca_info *ca;
+    size_t nca;
+    phc_endpoint ep;
+    long long now;
+} status;
+
+static long days_until(long long t, long long now)
+{
+    long long d = t - now;
+    return (long)(d >= 0 ? d / 86400 : -((-d + 86399) / 86400));
+}
+
+static void print_text(const status *s)
+{
+    char a[40], b[40];
+    const char *key = phc_config_get(s->cfg, "key");
+    if (s->t)
+        printf("token '%s', keys named by %s\n", phc_token_label(s->t), key);
+    else
+        printf("token: none (no 'key' configured)\n");
+    if (s->t && !s->npairs)
+        printf("pairs: none (run 'phc enrol')\n");
+    if (s->npairs)
+        printf("%-4s %-13s %-9s %-20s %-20s %6s  %s\n", "ID", "STATE", "KEY", "NOT BEFORE",
+               "NOT AFTER", "DAYS", "SUBJECT / ISSUER / SERIAL");
+    for (size_t i = 0; i < s->npairs; i++) {
+        const phc_pair_info *p = &s->pairs[i];
+        if (!p->has_cert) {
+            printf("%-4s %-13s %-9s %-20s %-20s %6s  (no certificate yet)\n", p->id_hex,
+                   phc_pair_state_name(p->state), p->key_type, "-", "-", "-");
+            continue;
+        }
+        phc_admin_time(a, sizeof(a), p->not_before, 0);
+        phc_admin_time(b, sizeof(b), p->not_after, 0);
+        a[16] = b[16] = '\0'; /* minutes are enough in the table */
+        printf("%-4s %-13s %-9s %-20s %-20s %6ld  %s / %s / %s%s\n", p->id_hex,
+               phc_pair_state_name(p->state), p->key_type, a, b, p->days_left, p->subject,
+               p->issuer, p->serial, p->key_mismatch ? " (DOES NOT MATCH ITS KEY)" : "");
+    }
+    if (phc_config_get(s->cfg, "cert"))
+        printf("note: the config sets 'cert'; the connector uses that certificate, not the "
+               "active pair\n");
+    for (size_t i = 0; i < s->nca; i++)
+        printf("CA '%s': valid until %s (%ld days), sha256 %s\n", s->ca[i].subject,
+               phc_admin_time(a, sizeof(a), s->ca[i].not_after, 0), s->ca[i].days_left,
+               s->ca[i].sha256);
+    printf("url: %s\n", s->ep.url);
+    printf("pinned addresses: ");
+    for (size_t i = 0; i < s->ep.n_pinned_ips; i++)
+        printf("%s%s", i ? ", " : "", s->ep.pinned_ips[i]);
+    printf("%s\n", s->ep.n_pinned_ips ? "" : "none (DNS decides)");
+    if (s->ep.source_address)
+        printf("source address: %s\n", s->ep.source_address);
+    if (s->ep.credential_expires)
+        printf("client credential '%s': expires %s (%ld days)\n",
+               phc_config_get(s->cfg, "client_id") ? phc_config_get(s->cfg, "client_id") : "",
+               phc_admin_time(a, sizeof(a), s->ep.credential_expires, 0),
+               days_until(s->ep.credential_expires, s->now));
+    else
+        printf("client credential: %s\n", phc_config_get(s->cfg, "client_id")
+                                              ? "configured, no credential_expires set"
+                                              : "not configured");
+}
+
+static void json_time(FILE *f, const char *name, long long t)
+{
+    char buf[40];
+    fprintf(f, "\"%s\":", name);
+    if (t)
+        phc_admin_json_str(f, phc_admin_time(buf, sizeof(buf), t, 1));
+    else
+        fputs("null", f);
+}
+
+static void json_opt_str(FILE *f, const char *s)
+{
+    if (s)
+        phc_admin_json_str(f, s);
+    else
+        fputs("null", f);
+}
+
+static void print_json(const status *s)
+{
+    FILE *f = stdout;
+    const char *active = NULL;
+    fputs("{\"token\":", f);
+    if (s->t) {
+        fputs("{\"label\":", f);
+        phc_admin_json_str(f, phc_token_label(s->t));
+        fputs(",\"key\":", f);
+        phc_admin_json_str(f, phc_config_get(s->cfg, "key"));
+        fputc('}', f);
+    } else {
+        fputs("null", f);
+    }
+    fputs(",\"pairs\":[", f);
+    for (size_t i = 0; i < s->npairs; i++) {
+        const phc_pair_info *p = &s->pairs[i];
+        if (p->state == PHC_PAIR_ACTIVE)
+            active = p->id_hex;
+        fprintf(f, "%s{\"id\":", i ? "," : "");
+        phc_admin_json_str(f, p->id_hex);
+        fputs(",\"label\":", f);
+        phc_admin_json_str(f, p->label);
+        fputs(",\"key_type\":", f);
+        phc_admin_json_str(f, p->key_type);
+        fputs(",\"state\":", f);
+        phc_admin_json_str(f, phc_pair_state_name(p->state));
+        fprintf(f, ",\"has_cert\":%s", p->has_cert ? "true" : "false");
+        fputs(",\"subject\":", f);
+        json_opt_str(f, p->has_cert ? p->subject : NULL);
+        fputs(",\"issuer\":", f);
+        json_opt_str(f, p->has_cert ? p->issuer : NULL);
+        fputs(",\"serial\":", f);
+        json_opt_str(f, p->has_cert ? p->serial : NULL);
+        fputs(",\"sha256\":", f);
+        json_opt_str(f, p->has_cert ? p->sha256 : NULL);
+        fputc(',', f);
+        json_time(f, "not_before", p->has_cert ? p->not_before : 0);
+        fputc(',', f);
+        json_time(f, "not_after", p->has_cert ? p->not_after : 0);
+        if (p->has_cert)
+            fprintf(f, ",\"not_after_epoch\":%lld,\"days_left\":%ld", p->not_after, p->days_left);
+        else
+            fputs(",\"not_after_epoch\":null,\"days_left\":null", f);
+        fprintf(f, ",\"key_matches\":%s}", p->has_cert && p->key_mismatch ? "false" : "true");
+    }
+    fputs("],\"active\":", f);
+    json_opt_str(f, active);
+    fputs(",\"ca\":[", f);
+    for (size_t i = 0; i < s->nca; i++) {
+        fprintf(f, "%s{\"subject\":", i ? "," : "");
+        phc_admin_json_str(f, s->ca[i].subject);
+        fputs(",\"sha256\":", f);
+        phc_admin_json_str(f, s->ca[i].sha256);
+        fputc(',', f);
+        json_time(f, "not_after", s->ca[i].not_after);
+        fprintf(f, ",\"days_left\":%ld}", s->ca[i].days_left);
+    }
+    fputs("],\"url\":", f);
+    phc_admin_json_str(f, s->ep.url);
+    fputs(",\"pinned_ips\":[", f);
+    for (size_t i = 0; i < s->ep.n_pinned_ips; i++) {
+        fputs(i ? "," : "", f);
+        phc_admin_json_str(f, s->ep.pinned_ips[i]);
+    }
+    fputs("],\"source_address\":", f);
+    json_opt_str(f, s->ep.source_address);
+    fputs(",\"client_id\":", f);
+    json_opt_str(f, phc_config_get(s->cfg, "client_id"));
+    fputc(',', f);
+    json_time(f, "credential_expires", s->ep.credential_expires);
+    if (s->ep.credential_expires)
+        fprintf(f, ",\"credential_days_left\":%ld}\n",
+                days_until(s->ep.credential_expires, s->now));
+    else
+        fputs(",\"credential_days_left\":null}\n", f);
+}
+
+int phc_cmd_status(const phc_globals *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int json = 0, c, rc;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            printf("usage: phc status [--json]\n");
+            return 0;
+        default:
+            return phc_tool_usage("see 'phc status --help'");
+        }
+    }
+    if (optind != argc)
+        return phc_tool_usage("status takes no arguments: '%s'", argv[optind]);
+    status s;
+    memset(&s, 0, sizeof(s));
+    s.now = (long long)time(NULL);
+    phc_errbuf err = {0};
+    if ((rc = phc_tool_load_config(g, &s.cfg)) != 0)
+        return rc;
+    if (phc_config_get(s.cfg, "key")) {
+        phc_client_opts o = phc_admin_log_opts(g);
+        if (phc_token_open(&s.t, s.cfg, &o, &err) != PHC_OK ||
+            phc_token_pairs(s.t, s.now, &s.pairs, &s.npairs, &err) != PHC_OK) {
+            rc = phc_tool_fail(&err);
+            goto out;
+        }
+    }
+    if (phc_config_ca_certs(s.cfg, s.now, &s.ca, &s.nca, &err) != PHC_OK) {
+        rc = phc_tool_fail(&err);
+        goto out;
+    }
+    phc_config_endpoint(s.cfg, &s.ep);
+    if (json)
+        print_json(&s);
+    else
+        print_text(&s);
+    if (fflush(stdout) != 0)
+        rc = phc_tool_usage("cannot write to standard output");
+out:
+    phc_free(s.pairs);
+    phc_free(s.ca);
+    phc_token_free(s.t);
+    phc_config_free(s.cfg);
+    return rc;
+}
