@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,12 +510,20 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
                       status, loc ? (int)(vlen > 200 ? 200 : vlen) : 4, loc ? loc : "none");
         goto out;
     }
-    if ((rc = take_response(x, out, err)) != PHC_OK)
+    rc = take_response(x, out, err);
+    /* The body may hold a bearer token (the token endpoint's answer): the handle's receive
+     * buffer outlives the request; the caller's copy is wiped by its owner. */
+    if (x->st.body)
+        OPENSSL_cleanse(x->st.body, x->st.body_len);
+    if (rc != PHC_OK)
         goto out;
     if (status < 200 || status > 299)
         rc = phc__err(err, PHC_ERR_HTTP, "server answered HTTP %ld for %s %s", status, method,
                       req->path);
 out:
+    /* Header lines may carry "Authorization: Basic/Bearer ...": wiped before they are freed. */
+    for (struct curl_slist *h = hdrs; h; h = h->next)
+        OPENSSL_cleanse(h->data, strlen(h->data));
     curl_slist_free_all(hdrs);
     free(url);
     return rc;
