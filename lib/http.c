@@ -50,8 +50,15 @@ struct xfer_state {
     phc_tls_report report;
 };
 
+/* Each transfer runs on a fresh copy of tmpl, so that nothing one response leaves in an easy
+ * handle can reach the next: libcurl before 8.1.0 (Debian 12: 7.88.1) keeps a pointer to
+ * the last stored header of a transfer after freeing it, and a response that opens with a
+ * folded header line is appended to that freed header (curl commit cd1c611, issue 11101).
+ * The connection lives in multi, between transfers. */
 struct phc_xfer {
-    CURL *curl;
+    CURL *tmpl;   /* configured once, never performed */
+    CURLM *multi; /* keeps the connection alive between transfers */
+    CURL *curl;   /* the copy of tmpl running the current transfer, else NULL */
     const phc_http_setup *setup;
     struct curl_slist *resolve;
     struct pinned_addr pinned[PHC_MAX_PINNED];
@@ -286,12 +293,40 @@ int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err)
         snprintf(iface, sizeof(iface), "host!%s", cfg->source_address);
         SETOPT(CURLOPT_INTERFACE, iface);
     }
+    x->tmpl = x->curl;
+    x->curl = NULL;
+    if (!(x->multi = curl_multi_init())) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     *out = x;
     x = NULL;
     rc = PHC_OK;
 out:
     phc__xfer_free(x);
     return rc;
+}
+
+/* curl_easy_perform on x->curl, with the connection cache of x->multi. */
+static CURLcode run(phc_xfer *x)
+{
+    CURLMcode mc = curl_multi_add_handle(x->multi, x->curl);
+    CURLcode cc = CURLE_GOT_NOTHING;
+    int running = 1, left = 0;
+    while (mc == CURLM_OK && running) {
+        mc = curl_multi_perform(x->multi, &running);
+        if (mc == CURLM_OK && running)
+            mc = curl_multi_poll(x->multi, NULL, 0, 1000, NULL);
+    }
+    for (CURLMsg *m; (m = curl_multi_info_read(x->multi, &left));)
+        if (m->msg == CURLMSG_DONE && m->easy_handle == x->curl)
+            cc = m->data.result;
+    curl_multi_remove_handle(x->multi, x->curl);
+    if (mc != CURLM_OK) {
+        snprintf(x->curl_err, sizeof(x->curl_err), "libcurl: %s", curl_multi_strerror(mc));
+        cc = CURLE_FAILED_INIT;
+    }
+    return cc;
 }
 
 static void reset_state(struct xfer_state *st)
@@ -350,7 +385,9 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
                         MAX_HEADER_BYTES);
     switch (cc) {
     case CURLE_UNSUPPORTED_PROTOCOL:
-        return phc__err(err, PHC_ERR_POLICY, "refused: only https is allowed (%s)", detail);
+        /* The URL is https by construction (config.c): this is the answer, not HTTP/1.x. */
+        return phc__err(err, PHC_ERR_NETWORK, "%s did not answer with HTTP/1.x: %s", cfg->url,
+                        detail);
     case CURLE_OPERATION_TIMEDOUT:
         return phc__err(err, PHC_ERR_NETWORK, "request to %s timed out (address %s): %s", cfg->url,
                         x->st.tried[0] ? x->st.tried : "none reached", detail);
@@ -471,6 +508,11 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
         }
         hdrs = n;
     }
+    if (!(x->curl = curl_easy_duphandle(x->tmpl)) ||
+        (x->setup->share && curl_easy_setopt(x->curl, CURLOPT_SHARE, x->setup->share))) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     reset_state(&x->st);
     x->curl_err[0] = '\0';
     const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
@@ -493,9 +535,7 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
     curl_easy_setopt(x->curl, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L);
     curl_easy_setopt(x->curl, CURLOPT_SSL_SESSIONID_CACHE,
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
-    CURLcode cc = curl_easy_perform(x->curl);
-    curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, NULL);
+    CURLcode cc = run(x);
     if (cc != CURLE_OK) {
         rc = map_curl_error(x, cc, err);
         goto out;
@@ -521,6 +561,8 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
         rc = phc__err(err, PHC_ERR_HTTP, "server answered HTTP %ld for %s %s", status, method,
                       req->path);
 out:
+    curl_easy_cleanup(x->curl);
+    x->curl = NULL;
     /* Header lines may carry "Authorization: Basic/Bearer ...": wiped before they are freed. */
     for (struct curl_slist *h = hdrs; h; h = h->next)
         OPENSSL_cleanse(h->data, strlen(h->data));
@@ -533,8 +575,13 @@ void phc__xfer_free(phc_xfer *x)
 {
     if (!x)
         return;
+    /* the connection first, while the handles' settings it may use still exist */
+    if (x->multi)
+        curl_multi_cleanup(x->multi);
     if (x->curl)
         curl_easy_cleanup(x->curl);
+    if (x->tmpl)
+        curl_easy_cleanup(x->tmpl);
     curl_slist_free_all(x->resolve);
     free(x->st.body);
     free(x->st.headers);
