@@ -6,6 +6,7 @@
 #include "config.h"
 #include "err.h"
 #include "gen.h"
+#include "gen_open.h"
 #include "log.h"
 #include "trust.h"
 
@@ -34,6 +35,7 @@ struct phc_client {
     pthread_mutex_t reload_mu; /* one reload at a time; guards next_rebuild */
     long long next_check;      /* monotonic seconds; atomic */
     long long next_rebuild;    /* monotonic ms before which a dead token is not reopened */
+    phc_gen_job *pending;      /* an attempt to open the token still out; guarded by reload_mu */
     pid_t pid;                 /* the process that made the client */
 };
 
@@ -65,6 +67,13 @@ static void schedule_check(phc_client *c)
     __atomic_store_n(&c->next_check, when, __ATOMIC_RELAXED);
 }
 
+/* A new generation, opening the token within connect_timeout (gen_open.h says why). */
+static int open_token(phc_client *c, phc_gen **out, phc_errbuf *err)
+{
+    return phc__gen_open_bounded(&c->pending, out, c->cfg, c->trust, &c->log, (long long)time(NULL),
+                                 c->cfg->connect_timeout * 1000, err);
+}
+
 int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts, phc_errbuf *err)
 {
     *out = NULL;
@@ -88,8 +97,7 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
         goto out;
     /* Without a key the client authenticates with client credentials only (validate made
      * sure one of the two is configured). */
-    if ((rc = phc__gen_new(&c->cur, c->cfg, c->trust, &c->log, (long long)time(NULL), err)) !=
-        PHC_OK)
+    if ((rc = open_token(c, &c->cur, err)) != PHC_OK)
         goto out;
     if (cfg->client_id && (rc = phc__auth_new(&c->auth, c->cfg, &c->log, err)) != PHC_OK)
         goto out;
@@ -106,7 +114,7 @@ out:
 static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
 {
     phc_gen *fresh = NULL;
-    int rc = phc__gen_new(&fresh, c->cfg, c->trust, &c->log, (long long)time(NULL), err);
+    int rc = open_token(c, &fresh, err);
     if (rc != PHC_OK) {
         pthread_mutex_lock(&c->mu);
         if (!c->cur)
@@ -341,6 +349,7 @@ void phc_client_free(phc_client *c)
         return;
     phc__auth_free(c->auth);
     phc__gen_unref(c->cur);
+    phc__gen_job_release(c->pending);
     pthread_mutex_destroy(&c->reload_mu);
     pthread_mutex_destroy(&c->mu);
     phc__trust_free(c->trust);

@@ -17,8 +17,8 @@
 #define POOL_MAX 32
 
 struct phc_gen {
-    int refs; /* atomic */
-    const phc_log *log;
+    int refs;      /* atomic */
+    phc_log log;   /* a copy: a generation may outlive the caller's (see client.c) */
     phc_hsm *hsm;  /* NULL without a key */
     EVP_PKEY *key; /* borrowed from hsm */
     X509 *cert;    /* owned */
@@ -105,10 +105,11 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
     if (!g)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     g->refs = 1;
-    g->log = log;
+    if (log)
+        g->log = *log;
     pthread_mutex_init(&g->pool_mu, NULL);
     if (cfg->key) {
-        if ((rc = phc__hsm_open(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, log, err)) !=
+        if ((rc = phc__hsm_open(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &g->log, err)) !=
             PHC_OK)
             goto out;
         EVP_PKEY *token_key = NULL;
@@ -126,7 +127,7 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
     g->setup.cfg = cfg;
     g->setup.tls = g->tls;
     g->setup.share = g->share;
-    g->setup.log = log;
+    g->setup.log = &g->log;
     *out = g;
     g = NULL;
 out:

@@ -14,7 +14,7 @@
 typedef struct phc_gen phc_gen;
 
 /* Opens the token (when cfg has a key), selects the identity valid at now and prepares TLS.
- * cfg, trust and log are borrowed and must outlive the generation. The result holds one
+ * cfg and trust are borrowed and must outlive the generation; log is copied. The result holds one
  * reference. */
 int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
                  long long now, phc_errbuf *err);

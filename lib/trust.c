@@ -10,6 +10,7 @@
 #include <string.h>
 
 struct phc_trust {
+    int refs; /* atomic: a client and its token-opening worker may both hold one */
     X509_STORE *store;
     STACK_OF(X509) * anchors;
     char *ca_file;
@@ -117,6 +118,7 @@ int phc__trust_load(phc_trust **out, const char *ca_file, const unsigned char (*
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    t->refs = 1;
     if ((rc = read_anchors(t, err)) != PHC_OK)
         goto out;
     if (npins > 0 && (rc = check_pins(t, pins, npins, err)) != PHC_OK)
@@ -203,9 +205,15 @@ out:
     return rc;
 }
 
+phc_trust *phc__trust_ref(phc_trust *t)
+{
+    __atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+    return t;
+}
+
 void phc__trust_free(phc_trust *t)
 {
-    if (!t)
+    if (!t || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     X509_STORE_free(t->store);
     sk_X509_pop_free(t->anchors, X509_free);

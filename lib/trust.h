@@ -33,6 +33,10 @@ long long phc__trust_earliest_expiry(const phc_trust *t);
 int phc__trust_verify(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
                       long long now, phc_errbuf *err);
 
+/* One more reference; returns t. Thread-safe. */
+phc_trust *phc__trust_ref(phc_trust *t);
+
+/* Drops a reference; the last one frees. NULL allowed. */
 void phc__trust_free(phc_trust *t);
 
 /* RFC 2253 form of a name ("CN=api.powerhub.test,O=Tesla") for messages; truncated to fit. */
