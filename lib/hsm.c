@@ -39,6 +39,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "names.h"
 #include "secret.h"
 
 #include <libp11.h>
@@ -191,33 +192,9 @@ static unsigned long ckr_last(char *buf, size_t len)
     return rv;
 }
 
-static void hex(char *out, size_t outlen, const unsigned char *p, size_t n)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n && o + 3 <= outlen; i++, o += 2)
-        snprintf(out + o, outlen - o, "%02x", p[i]);
-    if (n && o < 2 * n && outlen > 4)
-        memcpy(out + outlen - 4, "...", 4);
-}
-
-/* "label 'client' (id 01)", "label 'client'" or "id 01": how a key is named in messages. */
-static void key_name(char *out, size_t len, const char *label, const unsigned char *id,
-                     size_t id_len, int has_id)
-{
-    char idhex[72];
-    hex(idhex, sizeof(idhex), id, id_len);
-    if (label && has_id)
-        snprintf(out, len, "'%s' (id %s)", label, idhex);
-    else if (label)
-        snprintf(out, len, "'%s'", label);
-    else
-        snprintf(out, len, "id %s", idhex);
-}
-
 static void hsm_key_name(char *out, size_t len, const hsm_key *k)
 {
-    key_name(out, len, k->label ? k->label : "", k->id, k->id_len, 1);
+    phc__key_name(out, len, "", k->label ? k->label : "", k->id, k->id_len, 1);
 }
 
 /* One-line subject (RFC 2253) and hex serial of a certificate. */
@@ -683,8 +660,8 @@ static void list_keys(PKCS11_KEY *keys, unsigned int n, char *out, size_t len)
     out[0] = '\0';
     for (unsigned int i = 0; i < n && o < len; i++) {
         char name[120];
-        key_name(name, sizeof(name), keys[i].label ? keys[i].label : "", keys[i].id, keys[i].id_len,
-                 1);
+        phc__key_name(name, sizeof(name), "", keys[i].label ? keys[i].label : "", keys[i].id,
+                      keys[i].id_len, 1);
         int w = snprintf(out + o, len - o, "%s%s", o ? ", " : "", name);
         if (w < 0)
             break;
@@ -706,7 +683,7 @@ static int find_keys(phc_hsm *h, phc_errbuf *err)
         return phc__err(err, PHC_ERR_HSM, "cannot list the private keys on token '%s' (%s)", tok,
                         ckr);
     }
-    key_name(want, sizeof(want), h->want_label, h->want_id, h->want_id_len, h->has_id);
+    phc__key_name(want, sizeof(want), "", h->want_label, h->want_id, h->want_id_len, h->has_id);
     h->keys = OPENSSL_zalloc(sizeof(*h->keys) * (n ? n : 1));
     if (!h->keys)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
@@ -834,7 +811,7 @@ static int mismatch(phc_hsm *h, X509 *c, const hsm_key *k, phc_errbuf *err)
         hsm_key_name(kn, sizeof(kn), k);
     } else {
         char l[160];
-        key_name(l, sizeof(l), h->want_label, h->want_id, h->want_id_len, h->has_id);
+        phc__key_name(l, sizeof(l), "", h->want_label, h->want_id, h->want_id_len, h->has_id);
         snprintf(kn, sizeof(kn), "%s", l);
     }
     return phc__err(err, PHC_ERR_HSM, "client certificate %s does not match key %s on token '%s'",
@@ -887,7 +864,7 @@ static int pick_by_key(phc_hsm *h, time_t now, const hsm_key **kout, X509 **cout
         }
     }
     char kn[160], forkey[200];
-    key_name(kn, sizeof(kn), h->want_label, h->want_id, h->want_id_len, h->has_id);
+    phc__key_name(kn, sizeof(kn), "", h->want_label, h->want_id, h->want_id_len, h->has_id);
     if (!any) {
         /* Name the key(s) precisely: with one match, label and id. */
         if (h->nkeys == 1)
@@ -975,7 +952,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, p
             best = c;
     }
     if (!any) {
-        key_name(want, sizeof(want), label, id, id_len, has_id);
+        phc__key_name(want, sizeof(want), "", label, id, id_len, has_id);
         rc = phc__err(err, PHC_ERR_HSM, "no certificate with %s%s on token '%s'",
                       label ? "label " : "", want, phc__hsm_token_label(h));
         goto out;

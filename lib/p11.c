@@ -6,6 +6,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "names.h"
 #include "secret.h"
 
 #include <p11-kit/uri.h>
@@ -177,28 +178,6 @@ static void padded(char *out, size_t outlen, const unsigned char *field, size_t 
         n = outlen - 1;
     memcpy(out, field, n);
     out[n] = '\0';
-}
-
-static void hexstr(char *out, size_t outlen, const unsigned char *p, size_t n)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n && o + 3 <= outlen; i++, o += 2)
-        snprintf(out + o, outlen - o, "%02x", p[i]);
-}
-
-/* "label 'x' (id 01)", "label 'x'" or "id 01". */
-static void obj_name(char *out, size_t len, const char *label, const unsigned char *id,
-                     size_t id_len, int has_id)
-{
-    char idhex[80];
-    hexstr(idhex, sizeof(idhex), id, id_len);
-    if (label && has_id)
-        snprintf(out, len, "label '%s' (id %s)", label, idhex);
-    else if (label)
-        snprintf(out, len, "label '%s'", label);
-    else
-        snprintf(out, len, "id %s", idhex);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -718,7 +697,7 @@ int phc__p11_generate(phc_p11 *p, phc_p11_keykind kind, int rsa_bits, const char
     CK_ATTRIBUTE pub[8], priv[13];
     CK_ULONG npub = 0, npriv = 0;
     char name[160];
-    obj_name(name, sizeof(name), label, id, id_len, 1);
+    phc__key_name(name, sizeof(name), "label ", label, id, id_len, 1);
 
     pub[npub++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof(yes)};
     pub[npub++] = (CK_ATTRIBUTE){CKA_PRIVATE, &no, sizeof(no)};
@@ -978,7 +957,7 @@ int phc__p11_read_data(char **out, size_t *out_len, const char *module, const ch
     int rc = data_ref_get(&r, uri, err);
     if (rc)
         return rc;
-    obj_name(name, sizeof(name), r.label, r.id, r.id_len, r.has_id);
+    phc__key_name(name, sizeof(name), "label ", r.label, r.id, r.id_len, r.has_id);
     if ((rc = phc__p11_open(&p, module, uri, pin_source, NULL, err)) ||
         (rc = data_find(p, &r, &objs, &n, err)))
         goto out;
@@ -1046,7 +1025,7 @@ int phc__p11_write_data(const char *module, const char *uri, const char *pin_sou
     int rc = data_ref_get(&r, uri, err);
     if (rc)
         return rc;
-    obj_name(name, sizeof(name), r.label, r.id, r.id_len, r.has_id);
+    phc__key_name(name, sizeof(name), "label ", r.label, r.id, r.id_len, r.has_id);
     if (!r.label) {
         rc = phc__err(err, PHC_ERR_CONFIG,
                       "data object URI needs object= to name the object it creates");

@@ -5,6 +5,8 @@
 
 #include <phconnect/phconnect.h>
 
+#include <sys/types.h>
+
 typedef struct phc_globals {
     const char *config_path; /* --config, $PHC_CONFIG or the default */
     int verbose;             /* number of -v */
@@ -21,6 +23,16 @@ int phc_tool_load_config(const phc_globals *g, phc_config **out);
 
 /* Loads the config and makes a client with the tool's stderr logger. */
 int phc_tool_open_client(const phc_globals *g, phc_client **out);
+
+/* Client options with the tool's stderr logger ("phc: [level] ...") at the level -v asks
+ * for. */
+phc_client_opts phc_tool_log_opts(const phc_globals *g);
+
+/* Writes a then b (either may be empty) to path through a temporary file in the same
+ * directory, fsync'ed, given mode and renamed into place, so path is either the complete new
+ * content or untouched. Returns 0, or -1 with errno set (ENOMEM when nothing was tried). */
+int phc_tool_write_atomic(const char *path, const void *a, size_t alen, const void *b, size_t blen,
+                          mode_t mode);
 
 #define PHC_SUBCOMMAND(name, summary)                                                              \
     int phc_cmd_##name(const phc_globals *g, int argc, char **argv);

@@ -1,32 +1,11 @@
 #include "phc_admin.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static void log_to_stderr(void *ud, phc_log_level level, const char *msg)
-{
-    static const char *const names[] = {"error", "warning", "info", "debug"};
-    fprintf(stderr, "phc: [%s] %s\n", names[level <= PHC_LOG_DEBUG ? level : PHC_LOG_DEBUG], msg);
-}
-
-phc_client_opts phc_admin_log_opts(const phc_globals *g)
-{
-    phc_client_opts o = {
-        .log = log_to_stderr,
-        .log_userdata = NULL,
-        .level = g->verbose >= 2   ? PHC_LOG_DEBUG
-                 : g->verbose == 1 ? PHC_LOG_INFO
-                                   : PHC_LOG_WARN,
-    };
-    return o;
-}
 
 int phc_admin_open(const phc_globals *g, phc_config **cfg, phc_token **t)
 {
@@ -34,7 +13,7 @@ int phc_admin_open(const phc_globals *g, phc_config **cfg, phc_token **t)
     int rc = phc_tool_load_config(g, cfg);
     if (rc)
         return rc;
-    phc_client_opts o = phc_admin_log_opts(g);
+    phc_client_opts o = phc_tool_log_opts(g);
     phc_errbuf err = {0};
     if (phc_token_open(t, *cfg, &o, &err) != PHC_OK) {
         phc_config_free(*cfg);
@@ -86,67 +65,6 @@ int phc_admin_read_file(const char *path, size_t max, char **out, size_t *len)
     *out = buf;
     *len = n;
     return 0;
-}
-
-int phc_admin_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    char *dcopy = strdup(path);
-    int fd = -1, rc = -1, saved = 0;
-    if (!tmp || !dcopy) {
-        saved = ENOMEM;
-        goto out;
-    }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    if ((fd = mkstemp(tmp)) < 0) {
-        saved = errno;
-        goto out;
-    }
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            saved = errno;
-            goto out;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
-        saved = errno;
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        saved = errno;
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        saved = errno;
-        goto out;
-    }
-    /* The rename itself must reach the disk for "either old or new" to hold after a crash. */
-    int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc && tmp && tmp[0])
-        unlink(tmp);
-    free(tmp);
-    free(dcopy);
-    if (rc)
-        errno = saved;
-    return rc;
 }
 
 const char *phc_admin_time(char *buf, size_t len, long long t, int style)

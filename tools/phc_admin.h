@@ -6,10 +6,6 @@
 #include "phc.h"
 
 #include <stdio.h>
-#include <sys/types.h>
-
-/* Client options with a stderr logger at the level -v asks for. */
-phc_client_opts phc_admin_log_opts(const phc_globals *g);
 
 /* Loads the configuration and opens its token. On failure prints the one-line reason and
  * returns the exit status (*cfg / *t are NULL); 0 on success (caller frees both). */
@@ -18,11 +14,6 @@ int phc_admin_open(const phc_globals *g, phc_config **cfg, phc_token **t);
 /* Reads a whole file (at most max bytes; "-" is stdin). Returns 0, or prints why and returns
  * the usage exit status. *out is NUL-terminated; free() it. */
 int phc_admin_read_file(const char *path, size_t max, char **out, size_t *len);
-
-/* Writes data to path through a temporary file in the same directory, fsync'ed and renamed
- * into place, so path is either the complete new content or untouched. Returns 0, or -1 with
- * errno set. */
-int phc_admin_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* "2026-03-01 12:00:00 UTC" (style 0) or "2026-03-01T12:00:00Z" (style 1) into buf. */
 const char *phc_admin_time(char *buf, size_t len, long long t, int style);

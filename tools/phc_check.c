@@ -209,7 +209,7 @@ static int write_metrics(const check *c, const char *path)
         free(buf);
         return -1;
     }
-    int rc = phc_admin_write_atomic(path, buf, len, 0644);
+    int rc = phc_tool_write_atomic(path, buf, len, NULL, 0, 0644);
     int saved = errno;
     free(buf);
     errno = saved;
@@ -288,7 +288,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     phc_config_endpoint(cfg, &c.ep);
     c.have_key = phc_config_get(cfg, "key") != NULL;
     if (c.have_key) {
-        phc_client_opts o = phc_admin_log_opts(g);
+        phc_client_opts o = phc_tool_log_opts(g);
         if (phc_token_open(&t, cfg, &o, &err) != PHC_OK ||
             phc_token_pairs(t, c.now, &c.pairs, &c.npairs, &err) != PHC_OK) {
             c.state = UNKNOWN;

@@ -319,37 +319,16 @@ static int render(struct buf *b, const char *tpl, const char *header, const char
     return 0;
 }
 
-/* Writes through a fresh temporary file renamed into place: FILE is either complete or
- * untouched, and with a PIN it is 0600 from its creation, never readable by others. */
+/* FILE is either complete or untouched, and with a PIN it is 0600, never readable by
+ * others. */
 static int write_file(const char *path, const struct buf *b, int secret)
 {
-    size_t tlen = strlen(path) + 16;
-    char *tmp = malloc(tlen);
-    if (!tmp)
+    if (phc_tool_write_atomic(path, b->p, b->len, NULL, 0, secret ? 0600 : 0644) == 0)
+        return 0;
+    if (errno == ENOMEM) /* out of memory is 9, like a failed render */
         return 9;
-    snprintf(tmp, tlen, "%s.phc-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    int ok = fd >= 0 && fchmod(fd, secret ? 0600 : 0644) == 0;
-    size_t off = 0;
-    while (ok && off < b->len) {
-        ssize_t w = write(fd, b->p + off, b->len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        ok = w > 0;
-        off += ok ? (size_t)w : 0;
-    }
-    if (fd >= 0 && close(fd) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int saved = errno;
-        if (fd >= 0)
-            unlink(tmp);
-        free(tmp);
-        fprintf(stderr, "phc: cannot write %s: %s\n", path, strerror(saved));
-        return 2;
-    }
-    free(tmp);
-    return 0;
+    fprintf(stderr, "phc: cannot write %s: %s\n", path, strerror(errno));
+    return 2;
 }
 
 int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)

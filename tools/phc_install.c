@@ -36,7 +36,7 @@ static int probe(const phc_globals *g, const char *cert_path, const char *path)
         return rc;
     if (!realpath(cert_path, abs))
         snprintf(abs, sizeof(abs), "%s", cert_path);
-    phc_client_opts o = phc_admin_log_opts(g);
+    phc_client_opts o = phc_tool_log_opts(g);
     phc_request req = {.path = path, .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
     if (phc_config_set(cfg, "cert", abs, &err) != PHC_OK ||
         phc_client_new(&client, cfg, &o, &err) != PHC_OK ||

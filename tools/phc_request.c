@@ -77,28 +77,14 @@ static int write_output(const char *path, const char *head, size_t hlen, const c
         }
         return 0;
     }
-    size_t tlen = strlen(path) + 16;
-    char *tmp = malloc(tlen);
-    if (!tmp)
+    /* 0600: a response may carry what only its caller may read. Out of memory is 9 here as
+     * everywhere in this tool. */
+    if (phc_tool_write_atomic(path, head, hlen, body, blen, 0600) == 0)
+        return 0;
+    if (errno == ENOMEM)
         return 9;
-    snprintf(tmp, tlen, "%s.phc-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    int ok = f && (!hlen || fwrite(head, 1, hlen, f) == hlen) &&
-             (!blen || fwrite(body, 1, blen, f) == blen);
-    if (f && fclose(f) != 0)
-        ok = 0;
-    else if (!f && fd >= 0)
-        close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        int saved = errno;
-        unlink(tmp);
-        free(tmp);
-        fprintf(stderr, "phc: cannot write the response to %s: %s\n", path, strerror(saved));
-        return 2;
-    }
-    free(tmp);
-    return 0;
+    fprintf(stderr, "phc: cannot write the response to %s: %s\n", path, strerror(errno));
+    return 2;
 }
 
 int phc_cmd_request(const phc_globals *g, int argc, char **argv)

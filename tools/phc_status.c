@@ -201,7 +201,7 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
     if ((rc = phc_tool_load_config(g, &s.cfg)) != 0)
         return rc;
     if (phc_config_get(s.cfg, "key")) {
-        phc_client_opts o = phc_admin_log_opts(g);
+        phc_client_opts o = phc_tool_log_opts(g);
         if (phc_token_open(&s.t, s.cfg, &o, &err) != PHC_OK ||
             phc_token_pairs(s.t, s.now, &s.pairs, &s.npairs, &err) != PHC_OK) {
             rc = phc_tool_fail(&err);

@@ -53,6 +53,7 @@ expect 2 "not listed in ca_sha256" "ca_file with the new CA but ca_sha256 withou
 # and a server that trusts only the new CA for clients accepts the connector.
 both "$NEW_PORT"
 "$PHC_BIN" --config "$CFG" csr --new-key --csr-out "$TMP/new.csr" >/dev/null
+sleep 1.1 # notBefore has one-second resolution: the new pair must be strictly the newest
 sign_csr "$TMP/new.csr" "$TMP/new.pem" 365 otherca
 write_config "$TMP/oldonly.cnf" "$NEW_PORT"
 expect 5 "not trusted" "without the new CA pinned its client certificate is refused" -- "$PHC_BIN" --config "$TMP/oldonly.cnf" install "$TMP/new.pem"

@@ -3,6 +3,7 @@
  * that the EVP_PKEY libp11 hands out signs on the token through OpenSSL's EVP API (PKCS#1
  * v1.5, PSS, ECDSA), also from several threads at once. */
 #include "hsm.h"
+#include "testtoken.h"
 #include "testutil.h"
 
 #include <openssl/bn.h>
@@ -15,57 +16,14 @@
 #include <ctype.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MODULE "/usr/lib/softhsm/libsofthsm2.so"
-
-static char g_src[PATH_MAX];
-static char g_tmp[1024];
 static EVP_PKEY *g_ca;
 
 /* ---------------------------------------------------------------------------------- */
 /* Fixtures */
-
-/* Runs a shell command; returns its exit status (or -1). */
-static int PHC_PRINTF(1, 2) sh(const char *fmt, ...)
-{
-    char cmd[4 * PATH_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st)) {
-        fprintf(stderr, "command failed to run: %s\n", cmd);
-        return -1;
-    }
-    if (WEXITSTATUS(st))
-        fprintf(stderr, "command exited %d: %s\n", WEXITSTATUS(st), cmd);
-    return WEXITSTATUS(st);
-}
-
-typedef struct tok {
-    char dir[PATH_MAX];
-    char pin[PATH_MAX + 16]; /* "file:DIR/pin" */
-} tok;
-
-/* A fresh token in g_tmp/name: token.sh init with args; points SoftHSM at it. */
-static int tok_init(tok *t, const char *name, const char *args)
-{
-    snprintf(t->dir, sizeof(t->dir), "%s/%s", g_tmp, name);
-    snprintf(t->pin, sizeof(t->pin), "file:%s/pin", t->dir);
-    int rc = sh("bash '%s/tests/fixtures/token.sh' init '%s' %s >/dev/null", g_src, t->dir,
-                args ? args : "");
-    char conf[PATH_MAX + 16];
-    snprintf(conf, sizeof(conf), "%s/softhsm2.conf", t->dir);
-    setenv("SOFTHSM2_CONF", conf, 1);
-    CHECK(rc == 0);
-    return rc;
-}
 
 static int tok_addkey(const tok *t, const char *type, const char *label, const char *id)
 {
@@ -395,24 +353,14 @@ static void test_pin(void)
     tok t;
     phc_errbuf e = {0};
     phc_hsm *h = NULL;
-    char bad[PATH_MAX + 16], empty[PATH_MAX + 16];
+    char bad[PATH_MAX + 48], empty[PATH_MAX + 48];
     const char *uri = "pkcs11:token=phc-test;object=client";
     fprintf(stderr, "-- pin\n");
     if (tok_init(&t, "pin", "phc-test ec:P-256"))
         return;
-    snprintf(bad, sizeof(bad), "%s/badpin", t.dir);
-    snprintf(empty, sizeof(empty), "%s/emptypin", t.dir);
-    FILE *f = fopen(bad, "w");
-    if (f) {
-        fputs("9999\n", f);
-        fclose(f);
-    }
-    f = fopen(empty, "w");
-    if (f)
-        fclose(f);
-    char src[PATH_MAX + 32];
-    snprintf(src, sizeof(src), "file:%s", bad);
-    CHECK_ERR(phc__hsm_open(&h, MODULE, uri, src, NULL, &e), e, PHC_ERR_PIN,
+    tok_pin_file(&t, "badpin", "9999\n", bad, sizeof(bad));
+    tok_pin_file(&t, "emptypin", "", empty, sizeof(empty));
+    CHECK_ERR(phc__hsm_open(&h, MODULE, uri, bad, NULL, &e), e, PHC_ERR_PIN,
               "PIN rejected by token 'phc-test' (CKR_PIN_INCORRECT); not retried");
     CHECK(strstr(e.msg, "9999") == NULL);
     /* One attempt only: the token still accepts the right PIN (not locked, not logged in);
@@ -426,8 +374,7 @@ static void test_pin(void)
     unsetenv("PHC_TEST_UNSET_PIN");
     CHECK_ERR(phc__hsm_open(&h, MODULE, uri, "env:PHC_TEST_UNSET_PIN", NULL, &e), e, PHC_ERR_PIN,
               "PHC_TEST_UNSET_PIN");
-    snprintf(src, sizeof(src), "file:%s", empty);
-    CHECK_ERR(phc__hsm_open(&h, MODULE, uri, src, NULL, &e), e, PHC_ERR_PIN, "PIN");
+    CHECK_ERR(phc__hsm_open(&h, MODULE, uri, empty, NULL, &e), e, PHC_ERR_PIN, "PIN");
     setenv("PHC_TEST_PIN", "1234", 1);
     CHECK(phc__hsm_open(&h, MODULE, uri, "env:PHC_TEST_PIN", NULL, &e) == 0);
     unsetenv("PHC_TEST_PIN");
@@ -731,14 +678,8 @@ out:
 
 int main(void)
 {
-    const char *src = getenv("PHC_SRC");
-    snprintf(g_src, sizeof(g_src), "%s", src && *src ? src : "/work/main");
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof(g_tmp), "%s/phc-hsm-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
+    if (tt_begin("hsm"))
         return 1;
-    }
     g_ca = EVP_EC_gen("P-256");
     CHECK(g_ca != NULL);
 
@@ -746,10 +687,7 @@ int main(void)
     test_uri();
     phc__hsm_free(NULL);
     CHECK(strcmp(phc__hsm_token_label(NULL), "") == 0);
-    if (access(MODULE, R_OK) != 0) {
-        fprintf(stderr, "SoftHSM (%s) missing\n", MODULE);
-        CHECK(0);
-    } else {
+    if (tt_have_softhsm()) {
         test_good("rsa2048", "rsa:2048", 1);
         test_good("ecp256", "ec:P-256", 0);
         test_good("ecp384", "ec:P-384", 0);
@@ -766,7 +704,6 @@ int main(void)
     }
 
     EVP_PKEY_free(g_ca);
-    if (!getenv("PHC_KEEP_TMP"))
-        sh("rm -rf '%s'", g_tmp);
+    tt_end();
     TEST_MAIN_END();
 }

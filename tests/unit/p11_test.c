@@ -4,6 +4,7 @@
 #include "hsm.h"
 #include "p11.h"
 #include "secret.h"
+#include "testtoken.h"
 #include "testutil.h"
 
 #include <openssl/ec.h>
@@ -13,50 +14,10 @@
 #include <openssl/x509.h>
 
 #include <limits.h>
-#include <stdarg.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define DATA_URI "pkcs11:token=phc-test;object=client-secret;type=data"
-
-static char g_src[PATH_MAX];
-static char g_tmp[1024];
-
-static int PHC_PRINTF(1, 2) sh(const char *fmt, ...)
-{
-    char cmd[4 * PATH_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st))
-        return -1;
-    if (WEXITSTATUS(st))
-        fprintf(stderr, "command exited %d: %s\n", WEXITSTATUS(st), cmd);
-    return WEXITSTATUS(st);
-}
-
-typedef struct tok {
-    char dir[PATH_MAX];
-    char pin[PATH_MAX + 16]; /* "file:DIR/pin" */
-} tok;
-
-/* A fresh token (token.sh init DIR phc-test KEYTYPE) that SoftHSM is pointed at. */
-static int tok_init(tok *t, const char *name, const char *keytype)
-{
-    snprintf(t->dir, sizeof(t->dir), "%s/%s", g_tmp, name);
-    snprintf(t->pin, sizeof(t->pin), "file:%s/pin", t->dir);
-    int rc = sh("bash '%s/tests/fixtures/token.sh' init '%s' phc-test %s >/dev/null", g_src, t->dir,
-                keytype ? keytype : "");
-    char conf[PATH_MAX + 16];
-    snprintf(conf, sizeof(conf), "%s/softhsm2.conf", t->dir);
-    setenv("SOFTHSM2_CONF", conf, 1);
-    CHECK(rc == 0);
-    return rc;
-}
 
 /* Number of data objects labelled label on the token. */
 static size_t count_data(const tok *t, const char *label)
@@ -92,7 +53,7 @@ static void test_data_roundtrip(void)
 {
     tok t;
     phc_errbuf e = {0};
-    if (tok_init(&t, "data", NULL))
+    if (tok_init(&t, "data", "phc-test"))
         return;
     CHECK(phc__p11_write_data(MODULE, DATA_URI, t.pin, "s3cret-1", 8, &e) == 0);
     CHECK(read_is(&t, DATA_URI, "s3cret-1"));
@@ -149,7 +110,7 @@ static void test_data_interrupted(void)
     tok t;
     phc_errbuf e = {0};
     phc_p11 *p = NULL;
-    if (tok_init(&t, "interrupted", NULL))
+    if (tok_init(&t, "interrupted", "phc-test"))
         return;
     CHECK(phc__p11_open(&p, MODULE, DATA_URI, t.pin, NULL, &e) == 0);
     if (!p)
@@ -205,7 +166,7 @@ static void test_data_refusals(void)
     char *v = NULL;
     size_t n = 0;
     int rc;
-    if (tok_init(&t, "refusals", NULL))
+    if (tok_init(&t, "refusals", "phc-test"))
         return;
 
     rc = phc__p11_read_data(&v, &n, MODULE, DATA_URI, t.pin, &e);
@@ -240,15 +201,8 @@ static void test_data_refusals(void)
     CHECK(count_data(&t, "client-secret") == 0);
 
     /* PIN problems: one attempt, reported, never retried; the right PIN still works. */
-    char wrong[PATH_MAX + 32];
-    snprintf(wrong, sizeof(wrong), "%s/wrongpin", t.dir);
-    FILE *f = fopen(wrong, "w");
-    if (f) {
-        fputs("9999\n", f);
-        fclose(f);
-    }
-    char wrongsrc[PATH_MAX + 40];
-    snprintf(wrongsrc, sizeof(wrongsrc), "file:%s", wrong);
+    char wrongsrc[PATH_MAX + 48];
+    tok_pin_file(&t, "wrongpin", "9999\n", wrongsrc, sizeof(wrongsrc));
     rc = phc__p11_write_data(MODULE, DATA_URI, wrongsrc, "x", 1, &e);
     CHECK_ERR(rc, e, PHC_ERR_PIN,
               "PIN rejected by token 'phc-test' (CKR_PIN_INCORRECT); not "
@@ -278,7 +232,7 @@ static void test_shared_with_libp11(void)
     tok t;
     phc_errbuf e = {0};
     phc_hsm *h = NULL;
-    if (tok_init(&t, "shared", NULL))
+    if (tok_init(&t, "shared", "phc-test"))
         return;
     CHECK(phc__p11_write_data(MODULE, DATA_URI, t.pin, "shared-secret", 13, &e) == 0);
     const char *key = "pkcs11:token=phc-test;object=client;type=private";
@@ -342,7 +296,7 @@ static void test_generate(const char *name, phc_p11_keykind kind, int bits, cons
     tok t;
     phc_errbuf e = {0};
     phc_p11 *p = NULL;
-    if (tok_init(&t, name, NULL))
+    if (tok_init(&t, name, "phc-test"))
         return;
     CHECK(phc__p11_open(&p, MODULE, "pkcs11:token=phc-test", t.pin, NULL, &e) == 0);
     if (!p)
@@ -431,19 +385,10 @@ static void test_rv_names(void)
 
 int main(void)
 {
-    const char *src = getenv("PHC_SRC");
-    snprintf(g_src, sizeof(g_src), "%s", src && *src ? src : "/work/main");
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof(g_tmp), "%s/phc-p11-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
+    if (tt_begin("p11"))
         return 1;
-    }
     test_rv_names();
-    if (access(MODULE, R_OK) != 0) {
-        fprintf(stderr, "SoftHSM (%s) missing\n", MODULE);
-        CHECK(0);
-    } else {
+    if (tt_have_softhsm()) {
         test_data_roundtrip();
         test_data_interrupted();
         test_data_refusals();
@@ -452,7 +397,6 @@ int main(void)
         test_generate("gen-p256", PHC_P11_EC_P256, 0, "prime256v1");
         test_generate("gen-p384", PHC_P11_EC_P384, 0, "secp384r1");
     }
-    if (!getenv("PHC_KEEP_TMP"))
-        sh("rm -rf '%s'", g_tmp);
+    tt_end();
     TEST_MAIN_END();
 }

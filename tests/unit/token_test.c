@@ -6,6 +6,7 @@
 #include "hsm.h"
 #include "p11.h"
 #include "secret.h"
+#include "testtoken.h"
 #include "testutil.h"
 
 #include <phconnect/phconnect.h>
@@ -17,59 +18,31 @@
 #include <openssl/x509v3.h>
 
 #include <limits.h>
-#include <stdarg.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define KEY_URI "pkcs11:token=phc-test;object=client;type=private"
 #define DAY 86400L
 
-static char g_tmp[1024];
 static EVP_PKEY *g_ca_key, *g_other_key;
 static X509 *g_ca, *g_other;
 static char g_ca_file[PATH_MAX];
 static long g_serial = 100;
 
-static int PHC_PRINTF(1, 2) sh(const char *fmt, ...)
-{
-    char cmd[4 * PATH_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st))
-        return -1;
-    if (WEXITSTATUS(st))
-        fprintf(stderr, "command exited %d: %s\n", WEXITSTATUS(st), cmd);
-    return WEXITSTATUS(st);
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Fixtures: an empty token per case, a test CA, certificates made to order */
 
-typedef struct tok {
-    char dir[PATH_MAX];
-    char pin[PATH_MAX + 16];
-} tok;
-
+/* An empty token (no key: the cases generate their own) in g_tmp/name. */
 static int tok_empty(tok *t, const char *name)
 {
-    snprintf(t->dir, sizeof(t->dir), "%s/%s", g_tmp, name);
-    snprintf(t->pin, sizeof(t->pin), "file:%s/pin", t->dir);
+    tok_paths(t, name);
     int rc = sh("mkdir -p '%s/tokens' && printf 'directories.tokendir = %s/tokens\\n"
                 "objectstore.backend = file\\nlog.level = ERROR\\n' >'%s/softhsm2.conf' && "
                 "printf 1234 >'%s/pin' && SOFTHSM2_CONF='%s/softhsm2.conf' softhsm2-util "
                 "--init-token --free --label phc-test --so-pin 12345678 --pin 1234 >/dev/null",
                 t->dir, t->dir, t->dir, t->dir, t->dir);
-    char conf[PATH_MAX + 16];
-    snprintf(conf, sizeof(conf), "%s/softhsm2.conf", t->dir);
-    setenv("SOFTHSM2_CONF", conf, 1);
-    CHECK(rc == 0);
-    return rc;
+    return tok_use(t, rc);
 }
 
 static phc_config *config_for(const tok *t, const char *key_uri, const char *extra_key,
@@ -729,18 +702,8 @@ static void test_open_refusals(void)
     CHECK_ERR(rc, e, PHC_ERR_CONFIG, "'client_secret' is a file: or env: source");
     phc_config_free(c);
 
-    char wrong[PATH_MAX + 32];
-    snprintf(wrong, sizeof(wrong), "%s/wrong", tk.dir);
-    FILE *f = fopen(wrong, "w");
-    if (f) {
-        fputs("0000", f);
-        fclose(f);
-    }
-    char src[PATH_MAX + 40];
-    snprintf(src, sizeof(src), "file:%s", wrong);
     tok bad = tk;
-    memcpy(bad.pin, src, sizeof(bad.pin) < sizeof(src) ? sizeof(bad.pin) : sizeof(src));
-    bad.pin[sizeof(bad.pin) - 1] = '\0';
+    tok_pin_file(&tk, "wrong", "0000", bad.pin, sizeof(bad.pin));
     c = config_for(&bad, NULL, NULL, NULL);
     rc = phc_token_open(&t, c, NULL, &e);
     CHECK_ERR(rc, e, PHC_ERR_PIN, "not retried");
@@ -802,12 +765,8 @@ static void test_secret_and_info(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof(g_tmp), "%s/phc-token-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
+    if (tt_begin("token"))
         return 1;
-    }
     g_ca_key = EVP_EC_gen("P-256");
     g_other_key = EVP_EC_gen("P-256");
     g_ca = self_signed(g_ca_key, "Pinned Test CA");
@@ -839,7 +798,6 @@ int main(void)
     X509_free(g_other);
     EVP_PKEY_free(g_ca_key);
     EVP_PKEY_free(g_other_key);
-    if (!getenv("PHC_KEEP_TMP"))
-        sh("rm -rf '%s'", g_tmp);
+    tt_end();
     TEST_MAIN_END();
 }
