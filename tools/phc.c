@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 struct subcommand {
     const char *name;
@@ -45,6 +46,10 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* The PIN, the client secret and tokens pass through this process's memory: no core
+     * file may keep them. (The library leaves process limits alone; the tool is the process.) */
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
     phc_globals g = {.config_path = NULL, .verbose = 0};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {

@@ -54,6 +54,17 @@ check "no connection was made for the mismatched pair" test "$((after - before))
 write_config "$TMP/c.cnf" "$MOCK_PORT" "cert = $TMP/client.pem"
 expect 0 "" "explicit certificate file matching the token key" -- "$PHC_BIN" --config "$TMP/c.cnf" request /v2/asset/sites
 
+# No core file may keep the PIN: phc runs with a core-size limit of 0. A stalled server keeps
+# one phc waiting long enough to read its limits.
+start_mock stall --fault stall
+write_config "$TMP/stall.cnf" "$MOCK_PORT" "timeout = 5"
+"$PHC_BIN" --config "$TMP/stall.cnf" request /v2/asset/sites >/dev/null 2>&1 &
+STALLED=$!
+for _ in $(seq 1 50); do grep -q "/v2/asset/sites" "$TMP/stall.log" 2>/dev/null && break; sleep 0.1; done
+check "phc runs with core files disabled" grep -qE "^Max core file size +0 +0" "/proc/$STALLED/limits"
+kill "$STALLED" 2>/dev/null
+wait "$STALLED" 2>/dev/null
+
 # A token whose key has no certificate yet.
 rm -rf "$TMP/tok"
 NOCERT=1 make_token
