@@ -1,6 +1,7 @@
 #include "certobj.h"
 
 #include "err.h"
+#include "module.h"
 
 #include <dlfcn.h>
 #include <openssl/crypto.h>
@@ -15,13 +16,10 @@
  * RTLD_NOLOAD nothing new is loaded or initialised here. */
 static CK_FUNCTION_LIST_PTR functions(const char *module)
 {
-    void *dl = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
-    if (!dl)
-        return NULL;
-    CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList");
+    void *dl = NULL;
     CK_FUNCTION_LIST_PTR f = NULL;
-    if (!get || get(&f) != CKR_OK)
-        f = NULL;
+    if (phc__module_open(module, RTLD_NOW | RTLD_NOLOAD, &dl, &f, NULL) != PHC_OK)
+        return NULL;
     /* The reference taken here is dropped; libp11's own keeps the library loaded. */
     dlclose(dl);
     return f;

@@ -34,6 +34,7 @@
  */
 #include "hsm.h"
 #include "certobj.h"
+#include "module.h"
 #include "rotation.h"
 #include "trust.h"
 
@@ -391,26 +392,6 @@ static int obj_matches(const char *label, const unsigned char *id, size_t id_len
 /* A module that is not there or not a PKCS#11 library is refused with the loader's reason
  * (libp11 would print that to stderr and report only "Unable to load"). On success *dl holds
  * the library open until libp11 has loaded it too, so its constructors run once. */
-static int module_open(void **dl, const char *module, phc_errbuf *err)
-{
-    *dl = dlopen(module, RTLD_LAZY | RTLD_LOCAL);
-    if (!*dl) {
-        const char *why = dlerror();
-        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
-                        why ? why : "dlopen failed");
-    }
-    dlerror();
-    if (!dlsym(*dl, "C_GetFunctionList")) {
-        dlclose(*dl);
-        *dl = NULL;
-        return phc__err(err, PHC_ERR_HSM,
-                        "cannot load PKCS#11 module '%s': not a PKCS#11 library (no "
-                        "C_GetFunctionList)",
-                        module);
-    }
-    return 0;
-}
-
 /* Drops a reference; the last one logs out, releases the slots and unloads. g_lock held. */
 static void module_release(hsm_module *m)
 {
@@ -445,14 +426,8 @@ static int module_acquire(hsm_module **out, const char *module, const phc_log *l
     void *dl = NULL;
     int rc;
     *out = NULL;
-    if (!module || !*module)
-        return phc__err(err, PHC_ERR_HSM, "no PKCS#11 module configured");
-    if (stat(module, &st) != 0)
-        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
-                        errno == ENOENT ? "file does not exist" : strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': not a regular file",
-                        module);
+    if ((rc = phc__module_stat(module, &st, err)) != PHC_OK)
+        return rc;
     for (hsm_module *m = g_modules; m; m = m->next)
         if (m->dev == st.st_dev && m->ino == st.st_ino) {
             m->refs++;
@@ -460,7 +435,10 @@ static int module_acquire(hsm_module **out, const char *module, const phc_log *l
             phc__log(log, PHC_LOG_DEBUG, "PKCS#11 module '%s' already loaded", module);
             return 0;
         }
-    if ((rc = module_open(&dl, module, err)))
+    /* Opened here first so that a file that is no PKCS#11 library gets the loader's own
+     * reason (libp11 would print it to stderr and say less). */
+    CK_FUNCTION_LIST_PTR fn = NULL;
+    if ((rc = phc__module_open(module, RTLD_LAZY, &dl, &fn, err)))
         return rc;
     hsm_module *m = OPENSSL_zalloc(sizeof(*m));
     if (!m || !(m->ctx = PKCS11_CTX_new())) {

@@ -3,6 +3,7 @@
  * p11-kit would read its own configuration files and report failures on stderr, and a
  * library must do neither. */
 #include "p11.h"
+#include "module.h"
 
 #include "err.h"
 #include "log.h"
@@ -204,38 +205,20 @@ static void module_release(p11_module *m)
 static int module_acquire(p11_module **out, const char *module, const phc_log *log, phc_errbuf *err)
 {
     struct stat st;
+    int rc;
     *out = NULL;
-    if (!module || !*module)
-        return phc__err(err, PHC_ERR_HSM, "no PKCS#11 module configured");
-    if (stat(module, &st) != 0)
-        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
-                        errno == ENOENT ? "file does not exist" : strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': not a regular file",
-                        module);
+    if ((rc = phc__module_stat(module, &st, err)) != PHC_OK)
+        return rc;
     for (p11_module *m = g_modules; m; m = m->next)
         if (m->dev == st.st_dev && m->ino == st.st_ino) {
             m->refs++;
             *out = m;
             return 0;
         }
-    void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
-    if (!dl) {
-        const char *why = dlerror();
-        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
-                        why ? why : "dlopen failed");
-    }
-    CK_C_GetFunctionList get = NULL;
-    void *sym = dlsym(dl, "C_GetFunctionList");
-    memcpy(&get, &sym, sizeof(get)); /* POSIX: a data pointer holds a function pointer */
+    void *dl = NULL;
     CK_FUNCTION_LIST *fn = NULL;
-    if (!get || get(&fn) != CKR_OK || !fn) {
-        dlclose(dl);
-        return phc__err(err, PHC_ERR_HSM,
-                        "cannot load PKCS#11 module '%s': not a PKCS#11 library (no "
-                        "C_GetFunctionList)",
-                        module);
-    }
+    if ((rc = phc__module_open(module, RTLD_NOW, &dl, &fn, err)) != PHC_OK)
+        return rc;
     CK_C_INITIALIZE_ARGS args;
     memset(&args, 0, sizeof(args));
     args.flags = CKF_OS_LOCKING_OK;
