@@ -9,6 +9,8 @@
  * "ok N fail M"; exits 0, or with the exit class of the first failure. */
 #include <phconnect/phconnect.h>
 
+#include "driver.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,21 +106,11 @@ int main(int argc, char **argv)
         return 2;
     setvbuf(stdout, NULL, _IOLBF, 0);
     clock_gettime(CLOCK_MONOTONIC, &start);
-    phc_errbuf err = {0};
-    phc_config *cfg = NULL;
-    phc_client *client = NULL;
-    if (phc_global_init() != PHC_OK)
-        return 9;
     phc_client_opts opts = {.log = log_stderr, .level = verbose ? PHC_LOG_DEBUG : PHC_LOG_WARN};
-    int rc = phc_config_load(&cfg, config, &err);
-    if (rc == PHC_OK)
-        rc = phc_client_new(&client, cfg, &opts, &err);
-    phc_config_free(cfg);
-    if (rc != PHC_OK) {
-        fprintf(stderr, "phc: %s\n", err.msg);
-        phc_global_cleanup();
-        return phc_err_exit_code(rc);
-    }
+    int code = 0;
+    phc_client *client = driver_client(config, &opts, &code);
+    if (!client)
+        return code;
     struct job jobs[64];
     pthread_t tids[64];
     for (int t = 0; t < threads; t++) {

@@ -32,17 +32,8 @@ aexpect() {
 start_creds_mock() {
     local name=$1
     shift
-    "$PHC_MOCK" --cert "$PHC_PKI/server.pem" --key "$PHC_PKI/server.key" --port 0 \
-        --port-file "$TMP/$name.port" --log "$TMP/$name.log" --credentials "$TMP/creds" \
-        --token-log "$TMP/tokens" "$@" >"$TMP/$name.stdout" 2>&1 &
-    local pid=$!
-    T_PIDS+=("$pid")
-    if ! wait_port_file "$TMP/$name.port" "$pid"; then
-        echo "mock $name did not start:" >&2
-        cat "$TMP/$name.stdout" >&2
-        return 1
-    fi
-    MOCK_PORT=$(cat "$TMP/$name.port")
+    launch_mock "$name" --cert "$PHC_PKI/server.pem" --key "$PHC_PKI/server.key" \
+        --credentials "$TMP/creds" --token-log "$TMP/tokens" "$@"
 }
 
 # write_creds_config FILE PORT [extra "key = value" lines...]: client credentials only.

@@ -23,6 +23,8 @@
  * else the first failure's exit class, or 9. */
 #include <phconnect/phconnect.h>
 
+#include "driver.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -221,24 +223,14 @@ int main(int argc, char **argv)
                 MAX_THREADS);
         return 2;
     }
-    if (phc_global_init() != PHC_OK)
-        return 9;
-    phc_errbuf err = {0};
-    phc_config *cfg = NULL;
     struct shared s = {.path = argv[2],
                        .per_thread = per_thread,
                        .fresh_every = fresh_every,
                        .rotating = sync_dir != NULL};
     pthread_mutex_init(&s.mu, NULL);
-    int rc = phc_config_load(&cfg, argv[1], &err);
-    if (rc == PHC_OK)
-        rc = phc_client_new(&s.client, cfg, NULL, &err);
-    phc_config_free(cfg);
-    if (rc != PHC_OK) {
-        fprintf(stderr, "phc: %s\n", err.msg);
-        phc_global_cleanup();
-        return phc_err_exit_code(rc);
-    }
+    int code = 0;
+    if (!(s.client = driver_client(argv[1], NULL, &code)))
+        return code;
 
     pthread_t tids[MAX_THREADS];
     int started = 0, exit_code = 0, changed = 0;

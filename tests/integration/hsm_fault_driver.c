@@ -7,6 +7,8 @@
  * Usage: hsm_fault_driver CONFIG SECONDS INTERVAL_MS [STOPFILE] */
 #include <phconnect/phconnect.h>
 
+#include "driver.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +30,10 @@ int main(int argc, char **argv)
     }
     int seconds = atoi(argv[2]), interval = atoi(argv[3]);
     phc_errbuf err = {0};
-    phc_config *cfg = NULL;
-    phc_client *client = NULL;
-    if (phc_global_init() != PHC_OK)
-        return 9;
-    int rc = phc_config_load(&cfg, argv[1], &err);
-    if (rc == PHC_OK)
-        rc = phc_client_new(&client, cfg, NULL, &err);
-    phc_config_free(cfg);
-    if (rc != PHC_OK) {
-        fprintf(stderr, "phc: %s\n", err.msg);
-        return phc_err_exit_code(rc);
-    }
+    int rc, code = 0;
+    phc_client *client = driver_client(argv[1], NULL, &code);
+    if (!client)
+        return code;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     const char *stopfile = argc == 5 ? argv[4] : NULL;

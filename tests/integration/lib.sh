@@ -93,8 +93,16 @@ start_mock() {
     if [ $have_cert = 0 ]; then
         args=(--cert "$PHC_PKI/server.pem" --key "$PHC_PKI/server.key" "${args[@]}")
     fi
-    "$PHC_MOCK" --client-ca "$PHC_PKI/ca.pem" --port 0 --port-file "$TMP/$name.port" \
-        --log "$TMP/$name.log" "${args[@]}" >"$TMP/$name.stdout" 2>&1 &
+    launch_mock "$name" --client-ca "$PHC_PKI/ca.pem" "${args[@]}"
+}
+
+# launch_mock NAME [mock options...]: starts mock_powerhub with exactly these options plus
+# its port, log and output files under $TMP, waits until it listens; sets MOCK_PORT.
+launch_mock() {
+    local name=$1
+    shift
+    "$PHC_MOCK" --port 0 --port-file "$TMP/$name.port" --log "$TMP/$name.log" "$@" \
+        >"$TMP/$name.stdout" 2>&1 &
     local pid=$!
     T_PIDS+=("$pid")
     if ! wait_port_file "$TMP/$name.port" "$pid"; then

@@ -3,6 +3,8 @@
  * Prints "ok <requests>" and exits 0, or the first failure's message and its exit class. */
 #include <phconnect/phconnect.h>
 
+#include "driver.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,20 +47,10 @@ int main(int argc, char **argv)
     int n = atoi(argv[3]), threads = atoi(argv[4]);
     if (n < 1 || threads < 1 || threads > 64)
         return 2;
-    phc_errbuf err = {0};
-    phc_config *cfg = NULL;
-    phc_client *client = NULL;
-    if (phc_global_init() != PHC_OK)
-        return 9;
-    int rc = phc_config_load(&cfg, argv[1], &err);
-    if (rc == PHC_OK)
-        rc = phc_client_new(&client, cfg, NULL, &err);
-    phc_config_free(cfg);
-    if (rc != PHC_OK) {
-        fprintf(stderr, "phc: %s\n", err.msg);
-        phc_global_cleanup();
-        return phc_err_exit_code(rc);
-    }
+    int code = 0;
+    phc_client *client = driver_client(argv[1], NULL, &code);
+    if (!client)
+        return code;
     atomic_int failures = 0;
     struct job jobs[64];
     pthread_t tids[64];

@@ -9,6 +9,8 @@
  * "requests N failures F ..." and one line per thread: "serials S1 S2 ...". */
 #include <phconnect/phconnect.h>
 
+#include "driver.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -93,18 +95,10 @@ int main(int argc, char **argv)
     if (threads < 1 || threads > 32 || seconds < 1 || seconds > 120)
         return 2;
     phc_errbuf err = {0};
-    phc_config *cfg = NULL;
-    phc_client *client = NULL;
-    if (phc_global_init() != PHC_OK)
-        return 9;
-    int rc = phc_config_load(&cfg, argv[1], &err);
-    if (rc == PHC_OK)
-        rc = phc_client_new(&client, cfg, NULL, &err);
-    phc_config_free(cfg);
-    if (rc != PHC_OK) {
-        fprintf(stderr, "phc: %s\n", err.msg);
-        return phc_err_exit_code(rc);
-    }
+    int code = 0;
+    phc_client *client = driver_client(argv[1], NULL, &code);
+    if (!client)
+        return code;
     struct worker *w = calloc((size_t)threads, sizeof(*w));
     pthread_t *tids = calloc((size_t)threads, sizeof(*tids));
     for (int t = 0; t < threads; t++) {

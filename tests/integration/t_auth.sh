@@ -118,12 +118,9 @@ aexpect 0 "" "phc check: and OK at --warn-days 2 --crit-days 1" \
     -- "$PHC_BIN" --config "$TMP/soon.cnf" check --warn-days 2 --crit-days 1
 
 # --- the token endpoint is under the same trust and address policy -----------------------
-"$PHC_MOCK" --cert "$PHC_PKI/server-other.pem" --key "$PHC_PKI/server-other.key" --port 0 \
-    --port-file "$TMP/other.port" --log "$TMP/other.log" --credentials "$TMP/creds" \
-    --token-log "$TMP/tokens" >"$TMP/other.stdout" 2>&1 &
-T_PIDS+=("$!")
-wait_port_file "$TMP/other.port" "$!"
-OTHER=$(cat "$TMP/other.port")
+launch_mock other --cert "$PHC_PKI/server-other.pem" --key "$PHC_PKI/server-other.key" \
+    --credentials "$TMP/creds" --token-log "$TMP/tokens"
+OTHER=$MOCK_PORT
 write_creds_config "$TMP/other.cnf" "$OTHER"
 aexpect 5 "requesting an API token from https://api.powerhub.test:$OTHER/v1/auth/token: " \
     "token endpoint with a certificate from another CA: trust error" -- "$PHC_BIN" --config "$TMP/other.cnf" -vv request /v2/asset/sites

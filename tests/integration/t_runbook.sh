@@ -155,12 +155,9 @@ check "metrics written" grep -q '^phc_check_status 0$' "$TEXTFILE_DIR/phconnect.
 # --- 8. Rotating the client credential ---------------------------------------------------------------
 SECRET='runbook-Secr3t:42'
 printf 'cid-runbook %s valid\n' "$SECRET" >"$TMP/creds"
-"$PHC_MOCK" --cert "$PHC_PKI/server-other.pem" --key "$PHC_PKI/server-other.key" \
-    --client-ca "$PHC_PKI/other-ca.pem" --port 0 --port-file "$TMP/creds.port" \
-    --log "$TMP/creds.log" --credentials "$TMP/creds" >"$TMP/creds.stdout" 2>&1 &
-T_PIDS+=("$!")
-wait_port_file "$TMP/creds.port" "$!"
-sed -i "s|^url .*|url = https://api.powerhub.test:$(cat "$TMP/creds.port")|" "$PHC_CONFIG"
+launch_mock creds --cert "$PHC_PKI/server-other.pem" --key "$PHC_PKI/server-other.key" \
+    --client-ca "$PHC_PKI/other-ca.pem" --credentials "$TMP/creds"
+sed -i "s|^url .*|url = https://api.powerhub.test:$MOCK_PORT|" "$PHC_CONFIG"
 cat >>"$PHC_CONFIG" <<EOF
 client_id          = cid-runbook
 client_secret      = pkcs11:token=phconnect;object=client-secret;type=data

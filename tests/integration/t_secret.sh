@@ -9,12 +9,9 @@ SECRET='Xk9vQ2-mP7wL4:zR8s/3cr3t+Q='
 cat >"$TMP/creds" <<EOF2
 cid-1 $SECRET valid
 EOF2
-"$PHC_MOCK" --cert "$PHC_PKI/server.pem" --key "$PHC_PKI/server.key" --port 0 \
-    --port-file "$TMP/creds.port" --log "$TMP/creds.log" --credentials "$TMP/creds" \
-    >"$TMP/creds.stdout" 2>&1 &
-T_PIDS+=("$!")
-wait_port_file "$TMP/creds.port" "$!" || { echo "mock did not start" >&2; exit 1; }
-PORT=$(cat "$TMP/creds.port")
+launch_mock creds --cert "$PHC_PKI/server.pem" --key "$PHC_PKI/server.key" \
+    --credentials "$TMP/creds" || exit 1
+PORT=$MOCK_PORT
 URI='pkcs11:token=phc-test;object=client-secret;type=data'
 CFG=$TMP/phc.cnf
 cat >"$CFG" <<EOF2
