@@ -1,18 +1,14 @@
 #include "gen_open.h"
 
 #include "err.h"
+#include "waiter.h"
 
-#include <errno.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
 
 struct phc_gen_job {
     int refs; /* atomic: the caller's (or its pending slot's) and the worker's */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
+    phc_done done;
     phc_config *cfg; /* references of the job's own */
     phc_trust *trust;
     phc_log log;
@@ -29,8 +25,7 @@ static void job_put(phc_gen_job *j)
     phc__gen_unref(j->gen); /* a result nobody came back for */
     phc__trust_free(j->trust);
     phc_config_free(j->cfg);
-    pthread_cond_destroy(&j->cv);
-    pthread_mutex_destroy(&j->mu);
+    phc__done_destroy(&j->done);
     free(j);
 }
 
@@ -41,13 +36,10 @@ static void *worker(void *arg)
     phc_errbuf e = {0};
     int rc = phc__gen_new(&g, j->cfg, j->trust, &j->log, j->now, &e);
     OPENSSL_thread_stop();
-    pthread_mutex_lock(&j->mu);
     j->gen = g;
     j->rc = rc;
     j->err = e;
-    j->done = 1;
-    pthread_cond_broadcast(&j->cv);
-    pthread_mutex_unlock(&j->mu);
+    phc__done_set(&j->done);
     job_put(j);
     return NULL;
 }
@@ -57,25 +49,14 @@ static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *
     phc_gen_job *j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    phc__done_init(&j->done);
     j->refs = 2;
     j->cfg = phc__config_ref(cfg);
     j->trust = phc__trust_ref(trust);
     if (log)
         j->log = *log;
     j->now = now;
-    pthread_attr_t attr;
-    pthread_t tid;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int ok = pthread_create(&tid, &attr, worker, j) == 0;
-    pthread_attr_destroy(&attr);
-    if (!ok) {
+    if (phc__spawn_detached(worker, j) != 0) {
         j->refs = 1;
         job_put(j);
         return NULL;
@@ -83,28 +64,14 @@ static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *
     return j;
 }
 
-/* Waits for j until deadline (NULL: do not wait). Returns 1 when it is done. */
-static int job_wait(phc_gen_job *j, const struct timespec *deadline)
-{
-    pthread_mutex_lock(&j->mu);
-    int rc = 0;
-    while (!j->done && deadline && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&j->cv, &j->mu, deadline);
-    int done = j->done;
-    pthread_mutex_unlock(&j->mu);
-    return done;
-}
-
 /* Takes the result of a finished job and lets go of it. */
 static int job_take(phc_gen_job *j, phc_gen **out, phc_errbuf *err)
 {
-    pthread_mutex_lock(&j->mu);
     *out = j->gen;
     j->gen = NULL;
     int rc = j->rc;
     if (rc != PHC_OK)
         phc__err_copy(err, &j->err);
-    pthread_mutex_unlock(&j->mu);
     job_put(j);
     return rc;
 }
@@ -120,7 +87,7 @@ int phc__gen_open_bounded(phc_gen_job **pending, phc_gen **out, phc_config *cfg,
 {
     *out = NULL;
     if (*pending) {
-        if (!job_wait(*pending, NULL))
+        if (!phc__done_wait(&(*pending)->done, 0))
             return phc__err(err, PHC_ERR_HSM,
                             "the token behind PKCS#11 module '%s' has not answered an earlier "
                             "attempt to open it; not trying again until it does",
@@ -133,15 +100,7 @@ int phc__gen_open_bounded(phc_gen_job **pending, phc_gen **out, phc_config *cfg,
     phc_gen_job *j = job_start(cfg, trust, log, now);
     if (!j)
         return phc__err(err, PHC_ERR_INTERNAL, "cannot start a thread to open the token");
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    if (!job_wait(j, &deadline)) {
+    if (!phc__done_wait(&j->done, timeout_ms)) {
         *pending = j;
         return phc__err(err, PHC_ERR_HSM,
                         "the token behind PKCS#11 module '%s' did not answer within %ld ms while "

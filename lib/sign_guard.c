@@ -6,6 +6,7 @@
 #include "sign_guard.h"
 
 #include "err.h"
+#include "waiter.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -31,9 +32,7 @@ enum op { OP_RSA_ENC, OP_RSA_DEC, OP_EC_SIGN };
 /* One private operation, shared by the caller and the worker; the last to let go frees it. */
 struct job {
     int refs; /* atomic */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
+    phc_done done;
     enum op op;
     RSA *rsa; /* up-referenced for the worker's own use */
     EC_KEY *ec;
@@ -70,8 +69,7 @@ static void job_put(struct job *j)
     EC_KEY_free(j->ec);
     OPENSSL_clear_free(j->in, (size_t)j->inlen);
     free(j->out);
-    pthread_cond_destroy(&j->cv);
-    pthread_mutex_destroy(&j->mu);
+    phc__done_destroy(&j->done);
     free(j);
 }
 
@@ -102,12 +100,9 @@ static void *worker(void *arg)
     j->rsa = NULL;
     EC_KEY_free(j->ec);
     j->ec = NULL;
-    pthread_mutex_lock(&j->mu);
     j->ret = ret;
     j->siglen = siglen;
-    j->done = 1;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
+    phc__done_set(&j->done);
     /* The guard is not touched here: a caller that gave up may have freed it. */
     job_put(j);
     return NULL;
@@ -116,31 +111,12 @@ static void *worker(void *arg)
 /* Runs j on a worker and waits at most the guard's bound. Returns 1 when it finished. */
 static int run_bounded(struct guard *g, struct job *j)
 {
-    pthread_attr_t attr;
-    pthread_t tid;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     __atomic_add_fetch(&j->refs, 1, __ATOMIC_RELAXED); /* the worker's */
-    if (pthread_create(&tid, &attr, worker, j) != 0) {
+    if (phc__spawn_detached(worker, j) != 0) {
         __atomic_sub_fetch(&j->refs, 1, __ATOMIC_RELAXED);
-        pthread_attr_destroy(&attr);
         return 0;
     }
-    pthread_attr_destroy(&attr);
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += g->timeout_ms / 1000;
-    deadline.tv_nsec += (g->timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&j->mu);
-    int rc = 0;
-    while (!j->done && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&j->cv, &j->mu, &deadline);
-    int done = j->done;
-    pthread_mutex_unlock(&j->mu);
+    int done = phc__done_wait(&j->done, g->timeout_ms);
     if (!done)
         __atomic_store_n(&g->stuck, 1, __ATOMIC_RELEASE);
     return done;
@@ -152,12 +128,7 @@ static struct job *job_new(enum op op, const unsigned char *in, int inlen, size_
     if (!j)
         return NULL;
     j->refs = 1;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    phc__done_init(&j->done);
     j->op = op;
     j->inlen = inlen;
     j->in = OPENSSL_memdup(in, (size_t)inlen);
