@@ -4,7 +4,8 @@
  * <client serial or error message>". The test moves the token away and back meanwhile.
  * It stops after SECONDS, or earlier once STOPFILE exists (so a slow machine only makes the
  * run longer, never the test's phases shorter).
- * Usage: hsm_fault_driver CONFIG SECONDS INTERVAL_MS [STOPFILE] */
+ * While PAUSEFILE exists it sends nothing (the client stays open): a maintenance window.
+ * Usage: hsm_fault_driver CONFIG SECONDS INTERVAL_MS [STOPFILE [PAUSEFILE]] */
 #include <phconnect/phconnect.h>
 
 #include "driver.h"
@@ -24,8 +25,8 @@ static double ms_since(const struct timespec *t0)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: %s CONFIG SECONDS INTERVAL_MS [STOPFILE]\n", argv[0]);
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: %s CONFIG SECONDS INTERVAL_MS [STOPFILE [PAUSEFILE]]\n", argv[0]);
         return 2;
     }
     int seconds = atoi(argv[2]), interval = atoi(argv[3]);
@@ -36,8 +37,13 @@ int main(int argc, char **argv)
         return code;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    const char *stopfile = argc == 5 ? argv[4] : NULL;
+    const char *stopfile = argc >= 5 ? argv[4] : NULL;
+    const char *pausefile = argc == 6 ? argv[5] : NULL;
     while (ms_since(&t0) < seconds * 1000.0 && !(stopfile && access(stopfile, F_OK) == 0)) {
+        if (pausefile && access(pausefile, F_OK) == 0) {
+            usleep((useconds_t)interval * 1000);
+            continue;
+        }
         phc_request req = {.path = "/echo",
                            .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
         phc_response *resp = NULL;

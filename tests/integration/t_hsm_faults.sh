@@ -11,7 +11,7 @@ CFG=$TMP/phc.cnf
 write_config "$CFG" "$MOCK_PORT"
 OLD=$(openssl x509 -in "$TMP/client.pem" -noout -serial | cut -d= -f2)
 
-"$PHC_FAULT" "$CFG" 90 100 "$TMP/stop" >"$TMP/drv.out" 2>"$TMP/drv.err" &
+"$PHC_FAULT" "$CFG" 90 100 "$TMP/stop" "$TMP/pause" >"$TMP/drv.out" 2>"$TMP/drv.err" &
 DRIVER=$!
 wait_for "$TMP/drv.out" " 0 [0-9]+ $OLD\$"
 sleep 0.5
@@ -26,7 +26,11 @@ for _ in $(seq 1 300); do
     awk '$2 == 3 {f = 1} f && $2 == 0' "$TMP/drv.out" | grep -q . && break
     sleep 0.1
 done
-# Re-initialise: a new token with the same label, a new key and a new certificate.
+# Re-initialise: a new token with the same label, a new key and a new certificate. The
+# running client sends nothing meanwhile (a maintenance window; it keeps its old, now dead,
+# sessions): SoftHSM's file store does not survive another process logging in while the token
+# is being initialised, which a hardware token serialises itself.
+touch "$TMP/pause"
 rm -rf "$TMP/tok/tokens"/*
 softhsm2-util --init-token --free --label phc-test --so-pin 12345678 --pin "$(cat "$TMP/tok/pin")" >/dev/null
 pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin "$(cat "$TMP/tok/pin")" --keypairgen \
@@ -36,6 +40,7 @@ openssl pkey -pubin -inform DER -in "$TMP/pub2.der" -out "$TMP/pub2.pem"
 bash "$FIX/pki.sh" issue-client "$PHC_PKI" "$TMP/pub2.pem" "/O=Test Energy/CN=phc-test-client" "$TMP/client2.pem" 365 >/dev/null
 bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client2.pem" client 01
 NEW=$(openssl x509 -in "$TMP/client2.pem" -noout -serial | cut -d= -f2)
+rm -f "$TMP/pause"
 wait_for "$TMP/drv.out" " 0 [0-9]+ $NEW\$"
 sleep 0.5
 touch "$TMP/stop"
