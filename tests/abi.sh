@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The exported ABI is what docs/abi.txt says: the shared library's dynamic symbols, the
 # PHC_API declarations of the public headers and the committed list are the same set, and
-# every export carries the version node. Usage: abi.sh LIBRARY LIST INCLUDE_DIR
+# every export carries the version node; the headers name no internal file and no missing
+# document. Usage: abi.sh LIBRARY LIST INCLUDE_DIR
 set -uo pipefail
 LIB=$1 LIST=$2 INC=$3
 NODE=PHCONNECT_0
@@ -63,23 +64,47 @@ else
     not_ok "no version node $NODE in $LIB"
 fi
 
-# The check itself: a list without one public symbol, or with one too many, is caught and
-# the message names the symbol.
+# The check itself, on a list made from what the library and headers have (so it holds
+# even while the committed list is out of date): a list without one public symbol, or with
+# one too many, is caught and the message names the symbol.
+sort -u "$TMP/exported" "$TMP/declared" >"$TMP/full.txt"
 victim=$(head -1 "$TMP/exported")
-grep -vx "$victim" "$LIST" >"$TMP/short.txt"
-if compare "$TMP/short.txt" | grep -q "add these lines to it: $victim \$"; then
+grep -vx "$victim" "$TMP/full.txt" >"$TMP/short.txt"
+compare "$TMP/short.txt" >"$TMP/short.out"
+if grep -q "add these lines to it: $victim \$" "$TMP/short.out"; then
     ok "a list missing $victim is refused, naming it"
 else
     not_ok "a list missing $victim was not refused by name"
 fi
 {
-    cat "$LIST"
+    cat "$TMP/full.txt"
     echo phc_removed_function
 } >"$TMP/long.txt"
-if compare "$TMP/long.txt" | grep -q "not exported .*: phc_removed_function \$"; then
+compare "$TMP/long.txt" >"$TMP/long.out"
+if grep -q "^listed .* not exported .* phc_removed_function \$" "$TMP/long.out"; then
     ok "a listed symbol the library lacks is refused, naming it"
 else
     not_ok "a listed symbol the library lacks was not refused by name"
+fi
+
+# The public headers send a user only to what a user has: no internal source file (lib/...,
+# *.c, a private header) and only documents that exist and are installed (docs/*.md).
+DOCS=$(dirname "$LIST")
+internal=$(grep -noE '(lib|tools|tests)/[A-Za-z0-9_./-]+|[A-Za-z0-9_]+\.c\b|CONTRACT\.md' "$INC"/*.h |
+    tr '\n' ' ')
+if [ -z "$internal" ]; then
+    ok "the public headers name no internal file"
+else
+    not_ok "the public headers name internal files: $internal"
+fi
+missing=
+for doc in $(grep -ho 'docs/[A-Za-z0-9_.-]*\.md' "$INC"/*.h | sort -u); do
+    [ -f "$DOCS/${doc#docs/}" ] || missing+="$doc "
+done
+if [ -z "$missing" ]; then
+    ok "every document the public headers name exists ($(grep -ho 'docs/[A-Za-z0-9_.-]*\.md' "$INC"/*.h | sort -u | tr '\n' ' '))"
+else
+    not_ok "the public headers name documents that do not exist: $missing"
 fi
 
 echo "$T_PASS passed, $T_FAIL failed"

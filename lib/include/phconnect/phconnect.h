@@ -14,6 +14,8 @@
  * before other threads exist (it initialises libcurl, which is not thread-safe to
  * initialise). The library never changes OpenSSL's global defaults (no ENGINE_set_default,
  * no OPENSSL_CONF reliance) and never writes to stderr.
+ *
+ * The documents named here (under docs/) are installed in <prefix>/share/doc/phconnect/.
  */
 #ifndef PHCONNECT_PHCONNECT_H
 #define PHCONNECT_PHCONNECT_H
