@@ -164,10 +164,11 @@ typedef struct phc_response phc_response;
  * on any other error *out is NULL. All arguments are borrowed for the call.
  *
  * Retries: a 429 or 503 answer to an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) is
- * retried, at most 3 attempts in all, after the numeric Retry-After it carries (1 s without
- * one); the waits add up to at most 30 s (or the config's timeout when smaller) and an answer
- * asking for longer is returned as it is. The call can therefore block that long beyond the
- * transfers themselves; the last answer is what *out holds. POST is never retried.
+ * retried, at most 3 attempts in all, after the delay its numeric Retry-After asks for (1 s
+ * without one or with an HTTP-date); the waits add up to at most 30 s (or the config's timeout
+ * when smaller) and an answer asking for longer is returned as it is. The call can therefore
+ * sleep that long besides the transfers themselves; *out holds the last answer. Other methods
+ * (POST, PATCH) are never retried.
  *
  * fork(): a client belongs to the process that made it (its token sessions, TLS sessions and
  * connections are that process's). In a forked child every call on the parent's client fails
