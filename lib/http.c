@@ -282,8 +282,7 @@ int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err)
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_response_bytes);
     SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_USERAGENT, "phconnect/"
-                              "0.1");
+    SETOPT(CURLOPT_USERAGENT, "phconnect/" PHC_VERSION_STRING);
     if (setup->share)
         SETOPT(CURLOPT_SHARE, setup->share);
     if (x->resolve)

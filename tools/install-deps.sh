@@ -7,6 +7,7 @@ PKGS=(
   libssl-dev openssl libp11-dev libcurl4-openssl-dev libp11-kit-dev libjansson-dev
   softhsm2 opensc libengine-pkcs11-openssl
   nginx curl python3 valgrind procps nftables iptables
+  dpkg-dev file
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--version") == 0) {
-            printf("phc 0.1.0\n");
+            printf("phc %s\n%s\n", phc_version(), phc_version_libs());
             return 0;
         } else {
             return phc_tool_usage("unknown option '%s' (see phc --help)", a);

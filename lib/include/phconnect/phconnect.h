@@ -14,9 +14,13 @@
  * before other threads exist (it initialises libcurl, which is not thread-safe to
  * initialise). The library never changes OpenSSL's global defaults (no ENGINE_set_default,
  * no OPENSSL_CONF reliance) and never writes to stderr.
+ *
+ * The documents named here (under docs/) are installed in <prefix>/share/doc/phconnect/.
  */
 #ifndef PHCONNECT_PHCONNECT_H
 #define PHCONNECT_PHCONNECT_H
+
+#include <phconnect/version.h>
 
 #include <stddef.h>
 
@@ -32,7 +36,7 @@ extern "C" {
 #define PHC_WUR
 #endif
 
-/* Error classes; -code is the exit status of the phc tool (see CONTRACT.md). */
+/* Error classes; -code is the exit status of the phc tool (see docs/contract.md). */
 typedef enum phc_err {
     PHC_OK = 0,
     PHC_ERR_HTTP = -1,     /* server answered with a non-2xx status */
@@ -63,6 +67,16 @@ PHC_API int phc_err_exit_code(int code);
 PHC_API PHC_WUR int phc_global_init(void);
 PHC_API void phc_global_cleanup(void);
 
+/* The version of the library the program runs with, "MAJOR.MINOR.PATCH" (static). It can be
+ * newer than PHC_VERSION_STRING (phconnect/version.h), the version the program was compiled
+ * against. */
+PHC_API const char *phc_version(void);
+
+/* The versions of the libraries phconnect runs with, one line for bug reports and
+ * `phc --version`: "OpenSSL/3.0.11 libcurl/7.88.1 libp11/0.4.12 (at build time)" (libp11
+ * cannot report its own at run time). Static; safe from any thread. */
+PHC_API const char *phc_version_libs(void);
+
 /* ---------------------------------------------------------------------------------- */
 /* Logging: the library reports through this callback only. Messages are redacted
  * before the callback sees them (no PIN, secret or token ever reaches it). */
@@ -77,7 +91,7 @@ typedef enum phc_log_level {
 typedef void (*phc_log_fn)(void *userdata, phc_log_level level, const char *msg);
 
 /* ---------------------------------------------------------------------------------- */
-/* Configuration (keys: see CONTRACT.md). Immutable once a client was made from it. */
+/* Configuration (keys: see docs/config.md). Immutable once a client was made from it. */
 
 typedef struct phc_config phc_config;
 
@@ -147,7 +161,19 @@ typedef struct phc_request {
 typedef struct phc_response phc_response;
 
 /* One request. On PHC_OK (2xx) or PHC_ERR_HTTP (other status) *out holds the response;
- * on any other error *out is NULL. All arguments are borrowed for the call. */
+ * on any other error *out is NULL. All arguments are borrowed for the call.
+ *
+ * Retries: a 429 or 503 answer to an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) is
+ * retried, at most 3 attempts in all, after the delay its numeric Retry-After asks for (1 s
+ * without one or with an HTTP-date); the waits add up to at most 30 s (or the config's timeout
+ * when smaller) and an answer asking for longer is returned as it is. The call can therefore
+ * sleep that long besides the transfers themselves; *out holds the last answer. Other methods
+ * (POST, PATCH) are never retried.
+ *
+ * fork(): a client belongs to the process that made it (its token sessions, TLS sessions and
+ * connections are that process's). In a forked child every call on the parent's client fails
+ * with PHC_ERR_HSM without touching the token or the network; make a new client in the
+ * child. */
 PHC_API PHC_WUR int phc_client_request(phc_client *client, phc_response **out,
                                        const phc_request *req, phc_errbuf *err);
 

@@ -10,7 +10,7 @@
  * latest notAfter): that pair is ACTIVE, other valid ones are RETIRED, and the rest are
  * EXPIRED, NOT_YET_VALID or PENDING. A rotation is therefore one new certificate object on
  * the token; a crash before it exists leaves the old pair active, after it the new one.
- * lib/hsm.c, which picks the connector's identity, applies the same rule.
+ * A phc_client picks its identity by the same rule.
  *
  * Times are seconds since the epoch (UTC); a `now` of 0 means the current time.
  */
@@ -39,7 +39,8 @@ typedef struct phc_token phc_token;
  * Errors: PHC_ERR_CONFIG (invalid config, no key/pkcs11_module/pin), PHC_ERR_HSM (module,
  * token), PHC_ERR_PIN.
  * Keep a handle only as long as needed: do not hold one while a phc_client on the same
- * module is made and freed in the same process (see lib/p11.h). */
+ * module is made and freed in the same process (freeing a client can end the module's
+ * sessions, the handle's included, since the PKCS#11 state is per process). */
 PHC_API PHC_WUR int phc_token_open(phc_token **out, phc_config *cfg, const phc_client_opts *opts,
                                    phc_errbuf *err);
 
