@@ -168,7 +168,9 @@ static int addr_pinned(const phc_xfer *x, const struct sockaddr *sa, char *text,
     text[0] = '\0';
     if (bytes)
         inet_ntop(sa->sa_family, bytes, text, (socklen_t)textlen);
-    if (x->npinned == 0)
+    /* Whether the policy is on comes from the configuration, not from how many of its
+     * addresses parsed: a list none of which parsed allows nothing. */
+    if (x->setup->cfg->n_pinned_ips == 0)
         return bytes != NULL;
     for (size_t i = 0; i < x->npinned; i++)
         if (bytes && x->pinned[i].family == sa->sa_family &&
@@ -210,6 +212,13 @@ static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *ud)
 static int build_resolve(phc_xfer *x, phc_errbuf *err)
 {
     const phc_config *cfg = x->setup->cfg;
+    /* libcurl 7.88 cannot parse an IPv6 literal as the host of a CURLOPT_RESOLVE entry
+     * ("::1:443:..." and "[::1]:443:..." are both refused, and the transfer then fails).
+     * Such a URL names its one address, which config validation requires to be in
+     * pinned_ips; libcurl connects to it without resolving, and the socket guard
+     * (on_opensocket) still refuses every address outside pinned_ips. */
+    if (strchr(cfg->host, ':'))
+        return PHC_OK;
     char line[64 + PHC_MAX_PINNED * (INET6_ADDRSTRLEN + 3) + 256];
     int off = snprintf(line, sizeof(line), "%s:%d:", cfg->host, cfg->port);
     for (size_t i = 0; i < cfg->n_pinned_ips && off > 0 && (size_t)off < sizeof(line); i++) {
