@@ -52,6 +52,7 @@ static void on_info(const SSL *ssl, int where, int ret)
     } else if (where & SSL_CB_HANDSHAKE_DONE) {
         X509 *peer = SSL_get0_peer_certificate(ssl);
         rec->handshake_done = 1;
+        rec->peer_seen = peer != NULL;
         if (peer) {
             phc__name_str(rec->peer_subject, sizeof(rec->peer_subject),
                           X509_get_subject_name(peer));

@@ -19,7 +19,8 @@ typedef struct phc_alert_seen {
     int received;       /* description of the first fatal alert the server sent, -1: none */
     int sent;           /* description of the first fatal alert we sent, -1: none */
     int cert_requested; /* the server asked for a client certificate */
-    int handshake_done; /* a handshake finished; the names below are the server's leaf */
+    int handshake_done; /* a handshake finished */
+    int peer_seen;      /* ... and the server presented a certificate, named below */
     char peer_subject[256];
     char peer_issuer[256];
 } phc_alert_seen;

@@ -402,14 +402,22 @@ static const char *header_value(const char *block, const char *name, size_t *vle
  * phc__xfer_new), in the same words as tls.c's own refusal, naming the certificate. */
 static int host_check_err(phc_xfer *x, phc_errbuf *err)
 {
-    const phc_tls_report *r = &x->st.report;
+    /* The alert record names the certificate of every handshake, resumed ones included;
+     * tls.c's report only those it verified. */
     const phc_alert_seen *a = &x->st.alert;
-    const char *subj = r->subject[0] ? r->subject : a->peer_subject;
-    const char *iss = r->issuer[0] ? r->issuer : a->peer_issuer;
+    const phc_tls_report *r = &x->st.report;
+    const char *subj = a->peer_seen ? a->peer_subject : r->subject;
+    const char *iss = a->peer_seen ? a->peer_issuer : r->issuer;
+    int known = a->peer_seen || r->subject[0] || r->issuer[0];
     return phc__err(err, PHC_ERR_TRUST,
                     "server certificate '%s' issued by '%s' refused: not valid for host '%s' "
                     "(libcurl's host name check)",
-                    subj[0] ? subj : "(subject unknown)", iss[0] ? iss : "(issuer unknown)",
+                    subj[0] ? subj
+                    : known ? "(empty subject)"
+                            : "(not seen)",
+                    iss[0]  ? iss
+                    : known ? "(empty issuer)"
+                            : "(not seen)",
                     x->setup->cfg->host);
 }
 

@@ -12,7 +12,7 @@
 
 /* A certificate made in memory: subject CN=unit-client,O=Unit Energy, issuer CN=Unit CA,
  * serial 0A1B2C. */
-static X509 *make_cert(void)
+static X509 *make_cert(int empty_subject)
 {
     X509 *x = X509_new();
     EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -21,10 +21,11 @@ static X509 *make_cert(void)
     BN_hex2bn(&bn, "0A1B2C");
     int ok = x && k && subj && iss && bn && X509_set_version(x, 2) &&
              BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) &&
-             X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC,
-                                        (const unsigned char *)"Unit Energy", -1, -1, 0) &&
-             X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
-                                        (const unsigned char *)"unit-client", -1, -1, 0) &&
+             (empty_subject ||
+              (X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC,
+                                          (const unsigned char *)"Unit Energy", -1, -1, 0) &&
+               X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
+                                          (const unsigned char *)"unit-client", -1, -1, 0))) &&
              X509_NAME_add_entry_by_txt(iss, "CN", MBSTRING_ASC, (const unsigned char *)"Unit CA",
                                         -1, -1, 0) &&
              X509_set_subject_name(x, subj) && X509_set_issuer_name(x, iss) &&
@@ -77,7 +78,7 @@ static void test_is_refusal(void)
 
 static void test_messages(void)
 {
-    X509 *cert = make_cert();
+    X509 *cert = make_cert(0);
     CHECK(cert != NULL);
     if (!cert)
         return;
@@ -143,6 +144,16 @@ static void test_messages(void)
     phc_errbuf e = {0};
     CHECK(phc__alert_refusal_err(&hf, NULL, "https://h.test:1", &e) == PHC_OK);
     X509_free(cert);
+
+    /* A certificate with an empty subject is still named, by issuer and serial. */
+    X509 *anon = make_cert(1);
+    CHECK(anon != NULL);
+    phc_alert_seen ua = seen(48, 1);
+    if (anon)
+        CHECK_ERR(phc__alert_refusal_err(&ua, anon, "https://h.test:1", &e), e, PHC_ERR_TRUST,
+                  "refused client certificate '(empty subject)' issued by 'CN=Unit CA' (serial "
+                  "0A1B2C): TLS alert unknown_ca");
+    X509_free(anon);
 }
 
 static void test_describe(void)
@@ -291,7 +302,7 @@ static void test_capture(void)
         r = handshake(&ok, 1, &client_ok);
         CHECK(client_ok == 1);
         CHECK(r.received == -1 && r.sent == -1);
-        CHECK(r.handshake_done == 1);
+        CHECK(r.handshake_done == 1 && r.peer_seen == 1);
         CHECK(strstr(r.peer_subject, "CN=api.powerhub.test") != NULL);
         CHECK(strstr(r.peer_issuer, "CN=Powerhub Test Root CA") != NULL);
     }
