@@ -398,6 +398,12 @@ static const char *header_value(const char *block, const char *name, size_t *vle
     return NULL;
 }
 
+static const char *alert_word(int desc)
+{
+    const char *name = phc__alert_name(desc);
+    return name ? name : "-";
+}
+
 /* libcurl's host name check refused the server (see the VERIFYHOST comment in
  * phc__xfer_new), in the same words as tls.c's own refusal, naming the certificate. */
 static int host_check_err(phc_xfer *x, phc_errbuf *err)
@@ -431,6 +437,13 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     const phc_config *cfg = x->setup->cfg;
     const char *detail = x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc);
     phc__log(x->setup->log, PHC_LOG_DEBUG, "libcurl: %s (CURLcode %d)", detail, (int)cc);
+    if (x->st.alert.received >= 0 || x->st.alert.sent >= 0)
+        phc__log(x->setup->log, PHC_LOG_DEBUG,
+                 "TLS alerts: from the server %d (%s), from phc %d (%s); the server %s a client "
+                 "certificate",
+                 x->st.alert.received, alert_word(x->st.alert.received), x->st.alert.sent,
+                 alert_word(x->st.alert.sent),
+                 x->st.alert.cert_requested ? "asked for" : "did not ask for");
     if (x->st.tls_err)
         return phc__err_copy(err, &x->st.tls_errbuf);
     if (x->st.blocked)
