@@ -404,6 +404,13 @@ static const char *alert_word(int desc)
     return name ? name : "-";
 }
 
+/* A certificate name for a message: an empty one is said to be empty when the certificate
+ * was seen, unknown when it was not. */
+static const char *name_or(const char *name, int seen, const char *empty)
+{
+    return name[0] ? name : seen ? empty : "(not seen)";
+}
+
 /* libcurl's host name check refused the server (see the VERIFYHOST comment in
  * phc__xfer_new), in the same words as tls.c's own refusal, naming the certificate. */
 static int host_check_err(phc_xfer *x, phc_errbuf *err)
@@ -418,12 +425,7 @@ static int host_check_err(phc_xfer *x, phc_errbuf *err)
     return phc__err(err, PHC_ERR_TRUST,
                     "server certificate '%s' issued by '%s' refused: not valid for host '%s' "
                     "(libcurl's host name check)",
-                    subj[0] ? subj
-                    : known ? "(empty subject)"
-                            : "(not seen)",
-                    iss[0]  ? iss
-                    : known ? "(empty issuer)"
-                            : "(not seen)",
+                    name_or(subj, known, "(empty subject)"), name_or(iss, known, "(empty issuer)"),
                     x->setup->cfg->host);
 }
 
