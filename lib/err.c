@@ -34,10 +34,13 @@ int phc__err_ossl(phc_errbuf *err, int code, const char *fmt, ...)
     char reason[160] = "";
     if (e) {
         const char *r = ERR_reason_error_string(e);
+        /* Only the reason's words: the "error:0A000418:SSL routines::..." form is for the
+         * debug log, not an operator's one-line message. */
         if (r)
             snprintf(reason, sizeof(reason), "%s", r);
         else
-            ERR_error_string_n(e, reason, sizeof(reason));
+            snprintf(reason, sizeof(reason), "unexplained OpenSSL error (library %d, reason %d)",
+                     ERR_GET_LIB(e), ERR_GET_REASON(e));
     }
     ERR_clear_error();
     if (!err)

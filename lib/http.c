@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include "alert.h"
 #include "err.h"
 
 #include <arpa/inet.h>
@@ -48,6 +49,7 @@ struct xfer_state {
     phc_errbuf tls_errbuf;
     int described; /* the connection was logged for this transfer */
     phc_tls_report report;
+    phc_alert_seen alert; /* what the server said with TLS alerts */
 };
 
 /* Each transfer runs on a fresh copy of tmpl, so that nothing one response leaves in an easy
@@ -166,7 +168,9 @@ static int addr_pinned(const phc_xfer *x, const struct sockaddr *sa, char *text,
     text[0] = '\0';
     if (bytes)
         inet_ntop(sa->sa_family, bytes, text, (socklen_t)textlen);
-    if (x->npinned == 0)
+    /* Whether the policy is on comes from the configuration, not from how many of its
+     * addresses parsed: a list none of which parsed allows nothing. */
+    if (x->setup->cfg->n_pinned_ips == 0)
         return bytes != NULL;
     for (size_t i = 0; i < x->npinned; i++)
         if (bytes && x->pinned[i].family == sa->sa_family &&
@@ -197,7 +201,8 @@ static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_s
 static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *ud)
 {
     phc_xfer *x = ud;
-    if (phc__tls_configure(x->setup->tls, sslctx, &x->st.report, &x->st.tls_errbuf) != PHC_OK) {
+    if (phc__tls_configure(x->setup->tls, sslctx, &x->st.report, &x->st.tls_errbuf) != PHC_OK ||
+        phc__alert_watch(sslctx, &x->st.alert, &x->st.tls_errbuf) != PHC_OK) {
         x->st.tls_err = 1;
         return CURLE_SSL_CERTPROBLEM;
     }
@@ -207,6 +212,13 @@ static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *ud)
 static int build_resolve(phc_xfer *x, phc_errbuf *err)
 {
     const phc_config *cfg = x->setup->cfg;
+    /* libcurl 7.88 cannot parse an IPv6 literal as the host of a CURLOPT_RESOLVE entry
+     * ("::1:443:..." and "[::1]:443:..." are both refused, and the transfer then fails).
+     * Such a URL names its one address, which config validation requires to be in
+     * pinned_ips; libcurl connects to it without resolving, and the socket guard
+     * (on_opensocket) still refuses every address outside pinned_ips. */
+    if (strchr(cfg->host, ':'))
+        return PHC_OK;
     char line[64 + PHC_MAX_PINNED * (INET6_ADDRSTRLEN + 3) + 256];
     int off = snprintf(line, sizeof(line), "%s:%d:", cfg->host, cfg->port);
     for (size_t i = 0; i < cfg->n_pinned_ips && off > 0 && (size_t)off < sizeof(line); i++) {
@@ -262,6 +274,11 @@ int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err)
     SETOPT(CURLOPT_PROXY, "");
     SETOPT(CURLOPT_NOPROXY, "*");
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+    /* tls.c checks the host name inside the pinned verification, and refuses first. libcurl's
+     * own check after the handshake stays on: it costs nothing, and it is not a subset of
+     * ours - it refuses a certificate that has subjectAltNames but none for the host even
+     * when OpenSSL's check falls back to the subject CN (a certificate with only an
+     * iPAddress SAN and CN=host). Its refusal is reported like ours (host_check_err). */
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
     /* No CA file, no CA path, no CA cache: libcurl's built-in defaults (Debian: the whole
      * system store) must not reach the connection. tls.c verifies against the pinned store. */
@@ -309,6 +326,10 @@ out:
 /* curl_easy_perform on x->curl, with the connection cache of x->multi. */
 static CURLcode run(phc_xfer *x)
 {
+    if (!x->multi && !(x->multi = curl_multi_init())) {
+        snprintf(x->curl_err, sizeof(x->curl_err), "libcurl: out of memory");
+        return CURLE_OUT_OF_MEMORY;
+    }
     CURLMcode mc = curl_multi_add_handle(x->multi, x->curl);
     CURLcode cc = CURLE_GOT_NOTHING;
     int running = 1, left = 0;
@@ -328,6 +349,19 @@ static CURLcode run(phc_xfer *x)
     return cc;
 }
 
+/* Closes the handle's connections after a failed transfer; the next one connects afresh.
+ * The connection is of no further use, and closing it is what makes a TLS 1.3 refusal
+ * visible: the server's alert arrives after our request went out, and when the server has
+ * already reset the connection libcurl fails on the send without reading it. Its close reads
+ * what the server sent last (to spare the server a RST), which passes the alert through
+ * alert.c's callback before the failure is described. Without this the connection lingers
+ * in the cache, unread, and one refusal in five was reported as a reset. */
+static void drop_connections(phc_xfer *x)
+{
+    curl_multi_cleanup(x->multi);
+    x->multi = curl_multi_init(); /* NULL is retried (and reported) by run() */
+}
+
 static void reset_state(struct xfer_state *st)
 {
     st->body_len = 0;
@@ -340,6 +374,7 @@ static void reset_state(struct xfer_state *st)
     st->described = 0;
     memset(&st->tls_errbuf, 0, sizeof(st->tls_errbuf));
     memset(&st->report, 0, sizeof(st->report));
+    phc__alert_reset(&st->alert);
 }
 
 static const char *header_value(const char *block, const char *name, size_t *vlen)
@@ -362,11 +397,54 @@ static const char *header_value(const char *block, const char *name, size_t *vle
     return NULL;
 }
 
-/* libcurl's codes translated, once, into the operator's classes. */
+static const char *alert_word(int desc)
+{
+    const char *name = phc__alert_name(desc);
+    return name ? name : "-";
+}
+
+/* A certificate name for a message: an empty one is said to be empty when the certificate
+ * was seen, unknown when it was not. */
+static const char *name_or(const char *name, int seen, const char *empty)
+{
+    return name[0] ? name : seen ? empty : "(not seen)";
+}
+
+/* libcurl's host name check refused the server (see the VERIFYHOST comment in
+ * phc__xfer_new), in the same words as tls.c's own refusal, naming the certificate. */
+static int host_check_err(phc_xfer *x, phc_errbuf *err)
+{
+    /* The alert record names the certificate of every handshake, resumed ones included;
+     * tls.c's report only those it verified. */
+    const phc_alert_seen *a = &x->st.alert;
+    const phc_tls_report *r = &x->st.report;
+    const char *subj = a->peer_seen ? a->peer_subject : r->subject;
+    const char *iss = a->peer_seen ? a->peer_issuer : r->issuer;
+    int known = a->peer_seen || r->subject[0] || r->issuer[0];
+    return phc__err(err, PHC_ERR_TRUST,
+                    "server certificate '%s' issued by '%s' refused: not valid for host '%s' "
+                    "(libcurl's host name check)",
+                    name_or(subj, known, "(empty subject)"), name_or(iss, known, "(empty issuer)"),
+                    x->setup->cfg->host);
+}
+
+/* libcurl's codes translated, once, into the operator's classes. libcurl's own text goes to
+ * the debug log only: for TLS failures it is OpenSSL's error string ("OpenSSL SSL_read:
+ * error:0A000418:SSL routines::tlsv1 alert unknown ca, errno 0"), which names no
+ * certificate and no cause an operator can act on. The TLS cases are described from what
+ * the callbacks saw (tls.c's report, alert.c's record) instead. */
 static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
 {
     const phc_config *cfg = x->setup->cfg;
     const char *detail = x->curl_err[0] ? x->curl_err : curl_easy_strerror(cc);
+    phc__log(x->setup->log, PHC_LOG_DEBUG, "libcurl: %s (CURLcode %d)", detail, (int)cc);
+    if (x->st.alert.received >= 0 || x->st.alert.sent >= 0)
+        phc__log(x->setup->log, PHC_LOG_DEBUG,
+                 "TLS alerts: from the server %d (%s), from phc %d (%s); the server %s a client "
+                 "certificate",
+                 x->st.alert.received, alert_word(x->st.alert.received), x->st.alert.sent,
+                 alert_word(x->st.alert.sent),
+                 x->st.alert.cert_requested ? "asked for" : "did not ask for");
     if (x->st.tls_err)
         return phc__err_copy(err, &x->st.tls_errbuf);
     if (x->st.blocked)
@@ -375,6 +453,12 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
                         x->st.blocked_addr);
     if (x->st.report.failed)
         return phc__tls_report_err(x->setup->tls, &x->st.report, err);
+    /* Before the CURLcode: libcurl files a certificate_expired alert about our certificate
+     * under CURLE_PEER_FAILED_VERIFICATION, and a TLS 1.3 refusal under CURLE_RECV_ERROR. */
+    int rc =
+        phc__alert_refusal_err(&x->st.alert, phc__tls_client_cert(x->setup->tls), cfg->url, err);
+    if (rc != PHC_OK)
+        return rc;
     if (x->st.too_large || cc == CURLE_FILESIZE_EXCEEDED)
         return phc__err(err, PHC_ERR_POLICY,
                         "response from %s is larger than max_response_bytes (%zu bytes)", cfg->url,
@@ -382,6 +466,9 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     if (x->st.headers_too_large)
         return phc__err(err, PHC_ERR_POLICY, "response headers from %s exceed %d bytes", cfg->url,
                         MAX_HEADER_BYTES);
+    const char *addr = x->st.tried[0] ? x->st.tried : "none reached";
+    char why[160];
+    phc__alert_describe(why, sizeof(why), &x->st.alert);
     switch (cc) {
     case CURLE_UNSUPPORTED_PROTOCOL:
         /* The URL is https by construction (config.c): this is the answer, not HTTP/1.x. */
@@ -389,22 +476,40 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
                         detail);
     case CURLE_OPERATION_TIMEDOUT:
         return phc__err(err, PHC_ERR_NETWORK, "request to %s timed out (address %s): %s", cfg->url,
-                        x->st.tried[0] ? x->st.tried : "none reached", detail);
+                        addr, detail);
     case CURLE_COULDNT_RESOLVE_HOST:
         return phc__err(err, PHC_ERR_NETWORK, "cannot resolve host '%s': %s", cfg->host, detail);
     case CURLE_COULDNT_CONNECT:
         return phc__err(err, PHC_ERR_NETWORK, "cannot connect to %s (addresses tried: %s): %s",
                         cfg->url, x->st.tried[0] ? x->st.tried : "none", detail);
     case CURLE_PEER_FAILED_VERIFICATION:
-        return phc__err(err, PHC_ERR_TRUST, "server certificate refused: %s", detail);
+        /* Our verifier passed (no report), so this is libcurl's own check after the
+         * handshake: with CURLOPT_PINNEDPUBLICKEY and OCSP stapling unused, the host name
+         * check is the one that remains. */
+        return host_check_err(x, err);
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_ENGINE_NOTFOUND:
     case CURLE_SSL_ENGINE_SETFAILED:
-        return phc__err(err, PHC_ERR_HSM, "client key or certificate problem: %s", detail);
+        return phc__err(err, PHC_ERR_HSM,
+                        "client key or certificate '%s' not usable for TLS (the debug log, phc "
+                        "-vv, has the detail)",
+                        x->setup->tls ? phc__tls_client_subject(x->setup->tls) : "?");
     case CURLE_SSL_CONNECT_ERROR:
-        return phc__err(err, PHC_ERR_NETWORK, "TLS handshake with %s failed: %s", cfg->url, detail);
+    case CURLE_SSL_CLIENTCERT:
+        return phc__err(err, PHC_ERR_NETWORK, "TLS handshake with %s (address %s) failed: %s",
+                        cfg->url, addr, why);
+    case CURLE_RECV_ERROR:
+        return phc__err(err, PHC_ERR_NETWORK,
+                        "connection to %s (address %s) failed while reading the response: %s",
+                        cfg->url, addr, why);
+    case CURLE_SEND_ERROR:
+        return phc__err(err, PHC_ERR_NETWORK,
+                        "connection to %s (address %s) failed while sending the request: %s",
+                        cfg->url, addr, why);
     default:
-        return phc__err(err, PHC_ERR_NETWORK, "request to %s failed: %s", cfg->url, detail);
+        /* curl_easy_strerror is libcurl's fixed text for the code, never OpenSSL's. */
+        return phc__err(err, PHC_ERR_NETWORK, "request to %s (address %s) failed: %s", cfg->url,
+                        addr, curl_easy_strerror(cc));
     }
 }
 
@@ -536,6 +641,7 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
     CURLcode cc = run(x);
     if (cc != CURLE_OK) {
+        drop_connections(x);
         rc = map_curl_error(x, cc, err);
         goto out;
     }

@@ -213,6 +213,11 @@ const char *phc__tls_client_subject(const phc_tls *t)
     return t->client_subject;
 }
 
+X509 *phc__tls_client_cert(const phc_tls *t)
+{
+    return t ? t->cert : NULL;
+}
+
 void phc__tls_free(phc_tls *t)
 {
     if (!t)

@@ -39,6 +39,9 @@ int phc__tls_report_err(const phc_tls *t, const phc_tls_report *r, phc_errbuf *e
 /* Subject of the client certificate, for -v output. Borrowed. */
 const char *phc__tls_client_subject(const phc_tls *t);
 
+/* The client certificate presented, or NULL (client credentials only, or t NULL). Borrowed. */
+X509 *phc__tls_client_cert(const phc_tls *t);
+
 void phc__tls_free(phc_tls *t);
 
 #endif

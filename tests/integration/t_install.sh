@@ -86,7 +86,7 @@ snapshot "$TMP/before.json"
 # --- probe: one real request with exactly this pair, before anything is stored ----------------
 start_mock strict --client-ca "$PHC_PKI/other-ca.pem"
 write_config "$TMP/strictmock.cnf" "$MOCK_PORT"
-expect 7 "probe with $TMP/02.pem failed, nothing was installed" "a probe the server refuses stops the install" -- "$PHC_BIN" --config "$TMP/strictmock.cnf" install --probe "$TMP/02.pem"
+expect 5 "probe with $TMP/02.pem failed, nothing was installed: server https://api.powerhub.test:$MOCK_PORT refused client certificate" "a probe the server refuses stops the install" -- "$PHC_BIN" --config "$TMP/strictmock.cnf" install --probe "$TMP/02.pem"
 unchanged "failed probe"
 expect 2 "must start with '/'" "--probe-path must be a path" -- phc install --probe-path x "$TMP/02.pem"
 

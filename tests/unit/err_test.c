@@ -22,6 +22,12 @@ int main(void)
     CHECK(strstr(e.msg, "cannot read /nonexistent/file.pem: ") == e.msg);
     CHECK(ERR_peek_error() == 0);
 
+    /* A reason without a text never shows OpenSSL's raw "error:XXXXXXXX:..." form. */
+    ERR_raise(ERR_LIB_USER, 999);
+    phc__err_ossl(&e, PHC_ERR_INTERNAL, "step");
+    CHECK(strcmp(e.msg, "step: unexplained OpenSSL error (library 128, reason 999)") == 0);
+    CHECK(strstr(e.msg, "error:") == NULL && ERR_peek_error() == 0);
+
     /* Truncation keeps the buffer terminated. */
     char big[2000];
     memset(big, 'x', sizeof(big) - 1);

@@ -1,6 +1,6 @@
 /* The transfer layer below the client: pinned_ips hold even for a URL whose host is an IP
  * literal outside them (config validation refuses that; this proves the layer below does not
- * depend on it), and request validation. */
+ * depend on it), also for an IPv6 literal, and request validation. */
 #include "config.h"
 #include "http.h"
 #include "testutil.h"
@@ -59,6 +59,39 @@ static void test_pinned_only(void)
     close(lfd);
 }
 
+/* An IPv6-literal URL: libcurl cannot map it to other addresses (http.c says why), so it is
+ * connected to as it is, and the socket guard refuses it when it is not pinned - a policy
+ * refusal, with nothing reaching a live listener at that address. */
+static void test_ipv6_literal_not_pinned(void)
+{
+    int lfd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t slen = sizeof(sa);
+    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 4) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&sa, &slen) == 0);
+    char url[64];
+    snprintf(url, sizeof(url), "https://[::1]:%d", ntohs(sa.sin6_port));
+    phc_config *cfg = config(url, "127.0.0.2");
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        close(lfd);
+        return;
+    }
+    phc_http_setup setup = {.cfg = cfg};
+    phc_xfer *x = NULL;
+    phc_errbuf e = {0};
+    CHECK(phc__xfer_new(&x, &setup, &e) == PHC_OK);
+    phc_response *resp = NULL;
+    phc_request req = {.path = "/v2/asset/sites"};
+    CHECK_ERR(phc__xfer_perform(x, &req, &resp, &e), e, PHC_ERR_POLICY,
+              "connection to ::1 refused by policy: the address is not in pinned_ips");
+    CHECK(resp == NULL);
+    CHECK(accept(lfd, NULL, NULL) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    phc__xfer_free(x);
+    phc_config_free(cfg);
+    close(lfd);
+}
+
 static void test_request_checks(void)
 {
     phc_config *cfg = config("https://127.0.0.1:9", "127.0.0.1");
@@ -92,6 +125,7 @@ int main(void)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 2;
     test_pinned_only();
+    test_ipv6_literal_not_pinned();
     test_request_checks();
     curl_global_cleanup();
     TEST_MAIN_END();
