@@ -255,7 +255,7 @@ static int is_ip_literal(const char *host)
 }
 
 int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
-                     const char *host, long long at, int profile, phc_verdict *v,
+                     const char *host, long long at, int relax, phc_verdict *v,
                      STACK_OF(X509) * *chain_out)
 {
     int ok = -1;
@@ -263,8 +263,7 @@ int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
     v->error = X509_V_ERR_UNSPECIFIED;
     if (chain_out)
         *chain_out = NULL;
-    if (profile < 0)
-        profile = t->profile;
+    unsigned rl = relax < 0 ? phc__x509_relax_of(t->profile) : (unsigned)relax;
     X509_STORE_CTX *ctx = NULL;
     if (!leaf)
         goto out;
@@ -274,7 +273,7 @@ int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
     if (!(ctx = X509_STORE_CTX_new()) || !X509_STORE_CTX_init(ctx, t->store, leaf, untrusted))
         goto out;
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-    phc__x509_profile_params(param, profile, t->has_int_pin);
+    phc__x509_profile_params(param, rl, t->has_int_pin);
     if (host && !(is_ip_literal(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
                                       : X509_VERIFY_PARAM_set1_host(param, host, 0)))
         goto out;
@@ -306,8 +305,7 @@ int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
          * did not take this root for self-signed (a bad signature or key identifier). */
         rule = PHC_RULE_ANCHOR_NOT_SELF_SIGNED;
     if (!rule)
-        rule =
-            phc__x509_profile_check(chain, purpose, profile, &depth, v->detail, sizeof(v->detail));
+        rule = phc__x509_profile_check(chain, purpose, rl, &depth, v->detail, sizeof(v->detail));
     if (rule) {
         v->error = rule;
         v->depth = depth;

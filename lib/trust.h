@@ -53,12 +53,13 @@ typedef struct phc_verdict {
 /* The one verification every path uses (TLS connections, install, phc check --trust): leaf +
  * untrusted against the pinned anchors only, security level 2, the profile (x509_profile.h),
  * the host (DNS name or IP literal, only from subjectAltName; NULL: no name check) at time at
- * (0: now), and the chain must end at a pinned certificate. profile < 0: the trust's own.
+ * (0: now), and the chain must end at a pinned certificate. relax: a PHC_RELAX_* mask
+ * (x509_profile.h), or -1 for the trust's own profile (what connections and install use).
  * Returns 1 accepted, 0 refused (*v says why), -1 when verification could not run (out of
  * memory). chain_out (may be NULL) receives the verified chain on acceptance (caller frees
  * with sk_X509_pop_free). */
 int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
-                     const char *host, long long at, int profile, phc_verdict *v,
+                     const char *host, long long at, int relax, phc_verdict *v,
                      STACK_OF(X509) * *chain_out);
 
 /* One-line refusal into err: "<what> '<subject>' issued by '<issuer>' <reason>"; returns

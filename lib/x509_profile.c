@@ -9,20 +9,28 @@
 #include <string.h>
 #include <strings.h>
 
-void phc__x509_profile_params(X509_VERIFY_PARAM *param, int profile, int partial_chain)
+unsigned phc__x509_relax_of(int profile)
+{
+    return profile == PHC_X509_COMPATIBLE ? PHC_RELAX_COMPATIBLE : 0;
+}
+
+void phc__x509_profile_params(X509_VERIFY_PARAM *param, unsigned relax, int partial_chain)
 {
     /* RSA/DSA/DH >= 2048 bits, EC >= 224 bits, no SHA-1/MD5 signatures, on every
      * certificate of the chain: this context inherits nothing from the SSL_CTX. */
-    X509_VERIFY_PARAM_set_auth_level(param, PHC_SECURITY_LEVEL);
+    X509_VERIFY_PARAM_set_auth_level(param, relax & PHC_RELAX_LEVEL ? 0 : PHC_SECURITY_LEVEL);
     /* Names only from subjectAltName (RFC 9525 section 6.3; CA/B BR 7.1.4.3): never the
      * subject CN. IP addresses are only ever matched against iPAddress SANs. */
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
-                                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    X509_VERIFY_PARAM_set_hostflags(
+        param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                   (relax & PHC_RELAX_SAN_ONLY ? 0 : X509_CHECK_FLAG_NEVER_CHECK_SUBJECT));
     unsigned long set = 0, clear = X509_V_FLAG_PARTIAL_CHAIN;
-    if (profile == PHC_X509_STRICT)
-        set |= X509_V_FLAG_X509_STRICT;
-    else
+    if (relax & PHC_RELAX_X509_STRICT)
         clear |= X509_V_FLAG_X509_STRICT;
+    else
+        set |= X509_V_FLAG_X509_STRICT;
+    if (relax & PHC_RELAX_TIME)
+        set |= X509_V_FLAG_NO_CHECK_TIME;
     if (partial_chain) {
         set |= X509_V_FLAG_PARTIAL_CHAIN;
         clear &= ~(unsigned long)X509_V_FLAG_PARTIAL_CHAIN;
@@ -34,15 +42,15 @@ void phc__x509_profile_params(X509_VERIFY_PARAM *param, int profile, int partial
 /* CA/B BR 7.1.2.7.10: a server certificate's extendedKeyUsage MUST be present, MUST contain
  * id-kp-serverAuth and MUST NOT contain anyExtendedKeyUsage. OpenSSL's SSL-server purpose
  * accepts a certificate without the extension and one that lists anyExtendedKeyUsage. */
-static int check_eku(X509 *leaf, int profile)
+static int check_eku(X509 *leaf, unsigned relax)
 {
     uint32_t flags = X509_get_extension_flags(leaf);
     if (!(flags & EXFLAG_XKUSAGE))
-        return profile == PHC_X509_STRICT ? PHC_RULE_EKU_MISSING : 0;
+        return relax & PHC_RELAX_EKU ? 0 : PHC_RULE_EKU_MISSING;
     uint32_t xku = X509_get_extended_key_usage(leaf);
     if (!(xku & XKU_SSL_SERVER))
-        return PHC_RULE_EKU_NO_SERVER_AUTH;
-    if ((xku & XKU_ANYEKU) && profile == PHC_X509_STRICT)
+        return relax & PHC_RELAX_PURPOSE ? 0 : PHC_RULE_EKU_NO_SERVER_AUTH;
+    if ((xku & XKU_ANYEKU) && !(relax & PHC_RELAX_EKU))
         return PHC_RULE_EKU_ANY;
     return 0;
 }
@@ -106,7 +114,7 @@ static int check_wildcards(STACK_OF(X509) * chain, int *depth, char *detail, siz
     return rc;
 }
 
-int phc__x509_profile_check(STACK_OF(X509) * chain, int purpose, int profile, int *depth,
+int phc__x509_profile_check(STACK_OF(X509) * chain, int purpose, unsigned relax, int *depth,
                             char *detail, size_t detaillen)
 {
     if (detail && detaillen)
@@ -118,13 +126,13 @@ int phc__x509_profile_check(STACK_OF(X509) * chain, int purpose, int profile, in
     if (purpose == X509_PURPOSE_SSL_SERVER) {
         /* RFC 5280 4.2.1.9 / CA/B BR 7.1.2.7.8: a server certificate is an end entity. A CA
          * certificate presented as a server can also sign servers of its own. */
-        if (profile == PHC_X509_STRICT && (X509_get_extension_flags(leaf) & EXFLAG_CA))
+        if (!(relax & PHC_RELAX_LEAF_EE) && (X509_get_extension_flags(leaf) & EXFLAG_CA))
             return PHC_RULE_LEAF_IS_CA;
-        int rc = check_eku(leaf, profile);
+        int rc = check_eku(leaf, relax);
         if (rc)
             return rc;
     }
-    return check_wildcards(chain, depth, detail, detaillen);
+    return relax & PHC_RELAX_NC_WILDCARD ? 0 : check_wildcards(chain, depth, detail, detaillen);
 }
 
 const char *phc__x509_reason(int error)
@@ -198,6 +206,9 @@ const char *phc__x509_rule_name(int error)
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
         return "san-name";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "validity";
     case X509_V_ERR_PATHLEN_INVALID_FOR_NON_CA:
     case X509_V_ERR_PATHLEN_WITHOUT_KU_KEY_CERT_SIGN:
     case X509_V_ERR_KU_KEY_CERT_SIGN_INVALID_FOR_NON_CA:
@@ -217,5 +228,35 @@ const char *phc__x509_rule_name(int error)
         return "x509-strict";
     default:
         return NULL;
+    }
+}
+
+unsigned phc__x509_relax_for(int error)
+{
+    switch (error) {
+    case PHC_RULE_LEAF_IS_CA:
+        return PHC_RELAX_LEAF_EE;
+    case PHC_RULE_EKU_MISSING:
+    case PHC_RULE_EKU_ANY:
+        return PHC_RELAX_EKU;
+    case PHC_RULE_EKU_NO_SERVER_AUTH:
+    case X509_V_ERR_INVALID_PURPOSE:
+        return PHC_RELAX_PURPOSE;
+    case PHC_RULE_NC_WILDCARD:
+        return PHC_RELAX_NC_WILDCARD;
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+        return PHC_RELAX_LEVEL;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return PHC_RELAX_HOST;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return PHC_RELAX_TIME;
+    default:
+        return phc__x509_rule_name(error) && strcmp(phc__x509_rule_name(error), "x509-strict") == 0
+                   ? PHC_RELAX_X509_STRICT
+                   : 0;
     }
 }
