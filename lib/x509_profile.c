@@ -4,6 +4,8 @@
 
 #include "x509_profile.h"
 
+#include "trust.h"
+
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,8 +101,8 @@ static int check_wildcards(STACK_OF(X509) * chain, int *depth, char *detail, siz
                 rc = PHC_RULE_NC_WILDCARD;
                 *depth = 0;
                 if (detail) {
-                    char cname[128] = "";
-                    X509_NAME_oneline(X509_get_subject_name(ca), cname, sizeof(cname));
+                    char cname[96];
+                    phc__name_str(cname, sizeof(cname), X509_get_subject_name(ca));
                     snprintf(detail, detaillen,
                              "subjectAltName '%.*s' covers '%.*s', which CA '%s' excludes",
                              (int)(sanlen > 80 ? 80 : sanlen), san, (int)(blen > 80 ? 80 : blen), b,
