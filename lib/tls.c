@@ -135,9 +135,13 @@ int phc__tls_configure(const phc_tls *t, SSL_CTX *ctx, phc_tls_report *report, p
         return phc__err_ossl(err, PHC_ERR_INTERNAL, "cannot set the TLS policy");
     SSL_CTX_set_security_level(ctx, PHC_SECURITY_LEVEL);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_clear_options(ctx, SSL_OP_LEGACY_SERVER_CONNECT |
-                                   SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION |
-                                   SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+    /* Options an OPENSSL_CONF may set that would weaken a connection: legacy renegotiation,
+     * TLS 1.2 without extended master secret, TLS 1.3 resumption without (EC)DHE, and a
+     * truncation taken for a clean close. */
+    SSL_CTX_clear_options(ctx,
+                          SSL_OP_LEGACY_SERVER_CONNECT | SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION |
+                              SSL_OP_ALLOW_CLIENT_RENEGOTIATION | SSL_OP_NO_EXTENDED_MASTER_SECRET |
+                              SSL_OP_ALLOW_NO_DHE_KEX | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_cert_verify_callback(ctx, app_verify, link);
     if (!t->cert)

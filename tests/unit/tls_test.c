@@ -763,6 +763,22 @@ static void test_handshakes(void)
     SSL_CTX *snull = server_ctx(good, leaf_key, NULL, "NULL:@SECLEVEL=0", TLS1_2_VERSION);
     handshake(&v, snull, NULL, &r);
     CHECK(!r.client_ok);
+    /* options an OPENSSL_CONF could have set are cleared, ours set */
+    SSL_CTX *pre = SSL_CTX_new(TLS_client_method());
+    phc_tls_report pr;
+    SSL_CTX_set_options(pre, SSL_OP_LEGACY_SERVER_CONNECT |
+                                 SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION |
+                                 SSL_OP_NO_EXTENDED_MASTER_SECRET | SSL_OP_ALLOW_NO_DHE_KEX |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_security_level(pre, 0);
+    CHECK(pre && phc__tls_configure(v.tls, pre, &pr, &e) == PHC_OK);
+    uint64_t opts = SSL_CTX_get_options(pre);
+    CHECK((opts & (SSL_OP_LEGACY_SERVER_CONNECT | SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION |
+                   SSL_OP_NO_EXTENDED_MASTER_SECRET | SSL_OP_ALLOW_NO_DHE_KEX |
+                   SSL_OP_IGNORE_UNEXPECTED_EOF)) == 0);
+    CHECK((opts & SSL_OP_NO_RENEGOTIATION) && SSL_CTX_get_security_level(pre) == 2);
+    CHECK(SSL_CTX_get_min_proto_version(pre) == TLS1_2_VERSION);
+    SSL_CTX_free(pre);
     /* min_tls_version = 1.3 refuses a TLS 1.2 server */
     verifier v13;
     CHECK(verifier_new(&v13, &root, 1, HOST, NULL, "1.3"));
