@@ -8,6 +8,7 @@
 #include "x509_profile.h"
 #include "log.h"
 
+#include <openssl/dsa.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -32,6 +33,23 @@ static EVP_PKEY *ec_key(const char *curve)
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
     if (!k)
         die(curve);
+    return k;
+}
+
+/* DSA with fresh 1024-bit parameters (a legacy root's key). */
+static EVP_PKEY *dsa1024_key(void)
+{
+    EVP_PKEY *params = NULL, *k = NULL;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "DSA", NULL), *kc = NULL;
+    if (!pc || EVP_PKEY_paramgen_init(pc) != 1 ||
+        EVP_PKEY_CTX_set_dsa_paramgen_bits(pc, 1024) != 1 ||
+        EVP_PKEY_CTX_set_dsa_paramgen_q_bits(pc, 160) != 1 || EVP_PKEY_paramgen(pc, &params) != 1 ||
+        !(kc = EVP_PKEY_CTX_new_from_pkey(NULL, params, NULL)) || EVP_PKEY_keygen_init(kc) != 1 ||
+        EVP_PKEY_keygen(kc, &k) != 1)
+        die("DSA key");
+    EVP_PKEY_CTX_free(pc);
+    EVP_PKEY_CTX_free(kc);
+    EVP_PKEY_free(params);
     return k;
 }
 
@@ -427,6 +445,18 @@ static void test_strength(void)
     X509_free(l);
     X509_free(weak_root);
     verifier_free(&vw);
+
+    /* ... and a DSA-1024 root */
+    EVP_PKEY *dsa = dsa1024_key();
+    spec sd = {.cn = "DSA Root", .ca = 1};
+    X509 *dsa_root = make(&sd, dsa, NULL, NULL);
+    X509 *dl = make(&sl, leaf_key, dsa_root, dsa);
+    CHECK(verifier_new(&vw, &dsa_root, 1, HOST, "compatible", NULL));
+    EXPECT(&vw, dl, NULL, NULL, "key too weak for security level 2", "(certificate 'CN=DSA Root')");
+    verifier_free(&vw);
+    X509_free(dl);
+    X509_free(dsa_root);
+    EVP_PKEY_free(dsa);
     EVP_PKEY_free(r1024);
     EVP_PKEY_free(r2048);
     EVP_PKEY_free(p192);

@@ -54,7 +54,8 @@ typedef struct phc_trust_check_opts {
         PHC_TRUST_CHECK_OPTS_VERSION, NULL, NULL, 0, 30, 7                                         \
     }
 
-/* Runs the self-test for cfg (borrowed for the call): ca_file against ca_sha256, a decoy CA
+/* Runs the self-test for cfg and opts (both borrowed for the call; opts' strings too):
+ * ca_file against ca_sha256, a decoy CA
  * with a server certificate for the configured host, made in memory and offered through a
  * real in-memory TLS handshake to a connection context built exactly as a request's, which
  * must refuse it; the pinned CAs' expiry; and the optional chain. opts may be NULL (defaults).
