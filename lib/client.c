@@ -95,6 +95,7 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
     if ((rc = phc__trust_load(&c->trust, cfg->ca_file, (const unsigned char(*)[32])cfg->ca_sha256,
                               cfg->n_ca_sha256, err)) != PHC_OK)
         goto out;
+    phc__trust_set_profile(c->trust, cfg->x509_profile);
     /* Without a key the client authenticates with client credentials only (validate made
      * sure one of the two is configured). */
     if ((rc = open_token(c, &c->cur, err)) != PHC_OK)

@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "x509_profile.h"
 
 #include <openssl/bio.h>
 #include <openssl/conf.h>
@@ -90,6 +91,8 @@ enum key_id {
     K_MAX_RESPONSE_BYTES,
     K_MIN_RSA_BITS,
     K_RELOAD_INTERVAL,
+    K_MIN_TLS_VERSION,
+    K_X509_PROFILE,
     K_COUNT
 };
 
@@ -113,6 +116,8 @@ static const char *const key_names[K_COUNT] = {
     [K_MAX_RESPONSE_BYTES] = "max_response_bytes",
     [K_MIN_RSA_BITS] = "min_rsa_bits",
     [K_RELOAD_INTERVAL] = "reload_interval",
+    [K_MIN_TLS_VERSION] = "min_tls_version",
+    [K_X509_PROFILE] = "x509_profile",
 };
 
 /* The public struct plus what only this file needs. pub comes first, so a phc_config *
@@ -1013,6 +1018,32 @@ static int set_reload_interval(struct cfg_impl *c, const char *key, const char *
     return PHC_OK;
 }
 
+/* min_tls_version: 1.2 (default) or 1.3; nothing older is ever offered. */
+static int set_min_tls_version(struct cfg_impl *c, const char *key, const char *v,
+                               const struct where *w, phc_errbuf *err)
+{
+    if (strcmp(v, "1.2") == 0)
+        c->pub.min_tls_version = 12;
+    else if (strcmp(v, "1.3") == 0)
+        c->pub.min_tls_version = 13;
+    else
+        return bad(err, w, key, "must be 1.2 or 1.3");
+    return PHC_OK;
+}
+
+/* x509_profile: strict (default) or compatible; docs/trust.md says what compatible drops. */
+static int set_x509_profile(struct cfg_impl *c, const char *key, const char *v,
+                            const struct where *w, phc_errbuf *err)
+{
+    if (strcmp(v, "strict") == 0)
+        c->pub.x509_profile = PHC_X509_STRICT;
+    else if (strcmp(v, "compatible") == 0)
+        c->pub.x509_profile = PHC_X509_COMPATIBLE;
+    else
+        return bad(err, w, key, "must be strict or compatible");
+    return PHC_OK;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The one validation path */
 
@@ -1038,6 +1069,8 @@ static const setter_fn setters[K_COUNT] = {
     [K_MAX_RESPONSE_BYTES] = set_max_response_bytes,
     [K_MIN_RSA_BITS] = set_min_rsa_bits,
     [K_RELOAD_INTERVAL] = set_reload_interval,
+    [K_MIN_TLS_VERSION] = set_min_tls_version,
+    [K_X509_PROFILE] = set_x509_profile,
 };
 
 static int find_key(const char *key)
@@ -1088,6 +1121,8 @@ int phc_config_new(phc_config **out, phc_errbuf *err)
     c->pub.max_response_bytes = DEFAULT_MAX_RESPONSE;
     c->pub.min_rsa_bits = DEFAULT_MIN_RSA_BITS;
     c->pub.reload_interval = DEFAULT_RELOAD_INTERVAL;
+    c->pub.min_tls_version = 12;
+    c->pub.x509_profile = PHC_X509_STRICT;
     if (!(c->pub.token_path = strdup(DEFAULT_TOKEN_PATH))) {
         free(c);
         return oom(err);

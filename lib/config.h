@@ -46,6 +46,8 @@ struct phc_config {
     size_t max_response_bytes; /* default 16 MiB */
     long reload_interval;      /* seconds between certificate checks; 0 = off */
     int min_rsa_bits;          /* weakest RSA key phc install accepts; default 2048 */
+    int min_tls_version;       /* 12 (default) or 13 */
+    int x509_profile;          /* PHC_X509_STRICT (default) or PHC_X509_COMPATIBLE */
 };
 
 /* Takes a reference and freezes cfg (phc_config_set fails afterwards). */

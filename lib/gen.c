@@ -120,7 +120,7 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
                                  phc__hsm_token_label(g->hsm), err)) != PHC_OK)
             goto out;
     }
-    if ((rc = phc__tls_new(&g->tls, trust, g->key, g->cert, cfg->host, err)) != PHC_OK)
+    if ((rc = phc__tls_new(&g->tls, trust, g->key, g->cert, cfg, &g->log, err)) != PHC_OK)
         goto out;
     if ((rc = make_share(g, err)) != PHC_OK)
         goto out;

@@ -1,6 +1,9 @@
 #include "tls.h"
 
+#include "config.h"
 #include "err.h"
+#include "log.h"
+#include "x509_profile.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -15,7 +18,8 @@ struct phc_tls {
     EVP_PKEY *key;
     X509 *cert;
     char *host;
-    int host_is_ip;
+    int min_tls; /* TLS1_2_VERSION or TLS1_3_VERSION */
+    const phc_log *log;
     char client_subject[256];
 };
 
@@ -39,15 +43,10 @@ static void make_index(void)
     ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_link);
 }
 
-static int is_ip_literal(const char *host)
+int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cert,
+                 const phc_config *cfg, const phc_log *log, phc_errbuf *err)
 {
-    unsigned char buf[16];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cert, const char *host,
-                 phc_errbuf *err)
-{
+    const char *host = cfg->host;
     *out = NULL;
     pthread_once(&ctx_index_once, make_index);
     if (ctx_index < 0)
@@ -60,7 +59,8 @@ int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cer
     t->trust = trust;
     t->key = key;
     t->cert = cert;
-    t->host_is_ip = is_ip_literal(host);
+    t->min_tls = cfg->min_tls_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    t->log = log;
     if (cert) {
         X509_up_ref(cert);
         phc__name_str(t->client_subject, sizeof(t->client_subject), X509_get_subject_name(cert));
@@ -71,80 +71,45 @@ int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cer
     return PHC_OK;
 }
 
-/* Records the first refusal for the operator's message. Runs inside our own verification
- * context, whose app data is the transfer's report. */
-static int record_cb(int ok, X509_STORE_CTX *v)
+int phc__tls_verify_chain(const phc_tls *t, X509 *leaf, STACK_OF(X509) * untrusted, long long at,
+                          phc_tls_report *report, STACK_OF(X509) * *chain_out)
 {
-    phc_tls_report *r = X509_STORE_CTX_get_app_data(v);
-    if (!ok && r && !r->failed) {
-        r->failed = 1;
-        r->error = X509_STORE_CTX_get_error(v);
-        r->depth = X509_STORE_CTX_get_error_depth(v);
-        X509 *bad = X509_STORE_CTX_get_current_cert(v);
-        if (bad)
-            phc__name_str(r->failed_subject, sizeof(r->failed_subject), X509_get_subject_name(bad));
-    }
+    phc_tls_report local;
+    phc_tls_report *r = report ? report : &local;
+    int ok = phc__trust_check(t->trust, leaf, untrusted, X509_PURPOSE_SSL_SERVER, t->host, at, -1,
+                              &r->v, chain_out);
+    r->failed = ok != 1;
+    if (ok == 1 && r->v.partial)
+        phc__log(t->log, PHC_LOG_INFO,
+                 "server certificate '%s' trusted at the pinned intermediate '%s' (partial "
+                 "chain: ca_file pins a CA that is not self-signed)",
+                 r->v.subject, r->v.anchor);
     return ok;
 }
 
 /* Replaces OpenSSL's chain verification for the connection. The SSL_CTX belongs to libcurl,
  * which may load its own CA file, CA path or cached store into the SSL_CTX's store at any
  * point of the handshake (the version-dependent trap this library exists to beat). So the
- * SSL_CTX's store is never consulted: the peer's chain is verified here against the pinned
- * store, which libcurl never sees, and the chain must end at a pinned certificate. */
+ * SSL_CTX's store and verification parameters are never consulted: the peer's chain is
+ * verified in a context of our own (phc__trust_check) against the pinned store, which
+ * libcurl never sees, and the chain must end at a pinned certificate. */
 static int app_verify(X509_STORE_CTX *sctx, void *arg)
 {
     struct verify_link *link = arg;
-    const phc_tls *t = link->tls;
-    phc_tls_report *r = link->report;
-    X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
-    int ok = 0, error = X509_V_ERR_UNSPECIFIED;
-    X509_STORE_CTX *v = NULL;
-
-    if (!leaf)
-        goto out;
-    if (r) {
-        phc__name_str(r->subject, sizeof(r->subject), X509_get_subject_name(leaf));
-        phc__name_str(r->issuer, sizeof(r->issuer), X509_get_issuer_name(leaf));
+    STACK_OF(X509) *chain = NULL;
+    int ok = phc__tls_verify_chain(link->tls, X509_STORE_CTX_get0_cert(sctx),
+                                   X509_STORE_CTX_get0_untrusted(sctx), 0, link->report, &chain);
+    if (ok == 1)
+        X509_STORE_CTX_set0_verified_chain(sctx, chain);
+    /* Our own rule codes are negative; OpenSSL gets a generic one (the report keeps ours). */
+    int error = X509_V_OK;
+    if (ok != 1) {
+        error = link->report ? link->report->v.error : X509_V_ERR_APPLICATION_VERIFICATION;
+        if (error <= 0)
+            error = X509_V_ERR_APPLICATION_VERIFICATION;
     }
-    v = X509_STORE_CTX_new();
-    if (!v || !X509_STORE_CTX_init(v, phc__trust_store(t->trust), leaf,
-                                   X509_STORE_CTX_get0_untrusted(sctx)))
-        goto out;
-    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(v);
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (!(t->host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, t->host)
-                        : X509_VERIFY_PARAM_set1_host(param, t->host, 0)) ||
-        !X509_STORE_CTX_set_purpose(v, X509_PURPOSE_SSL_SERVER))
-        goto out;
-    X509_STORE_CTX_set_app_data(v, r);
-    X509_STORE_CTX_set_verify_cb(v, record_cb);
-    ok = X509_verify_cert(v) == 1;
-    error = X509_STORE_CTX_get_error(v);
-    if (ok) {
-        STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(v);
-        X509 *top = sk_X509_value(chain, sk_X509_num(chain) - 1);
-        if (!phc__trust_is_pinned(t->trust, top)) {
-            ok = 0;
-            error = X509_V_ERR_CERT_UNTRUSTED;
-            if (r && !r->failed) {
-                r->failed = 1;
-                r->error = 0;
-                phc__name_str(r->failed_subject, sizeof(r->failed_subject),
-                              X509_get_subject_name(top));
-            }
-        } else {
-            X509_STORE_CTX_set0_verified_chain(sctx, X509_STORE_CTX_get1_chain(v));
-        }
-    }
-out:
-    if (!ok && r && !r->failed) {
-        r->failed = 1;
-        r->error = error;
-    }
-    X509_STORE_CTX_set_error(sctx, ok ? X509_V_OK : error);
-    X509_STORE_CTX_free(v);
-    return ok;
+    X509_STORE_CTX_set_error(sctx, error);
+    return ok == 1;
 }
 
 int phc__tls_configure(const phc_tls *t, SSL_CTX *ctx, phc_tls_report *report, phc_errbuf *err)
@@ -159,8 +124,24 @@ int phc__tls_configure(const phc_tls *t, SSL_CTX *ctx, phc_tls_report *report, p
         free(link);
         return phc__err_ossl(err, PHC_ERR_INTERNAL, "cannot attach verification state");
     }
-    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
-        return phc__err_ossl(err, PHC_ERR_INTERNAL, "cannot require TLS 1.2");
+    /* Our policy, whatever OPENSSL_CONF's system_default put into the context libcurl made:
+     * versions, ciphers, groups, signature algorithms, security level, renegotiation. */
+    if (!SSL_CTX_set_min_proto_version(ctx, t->min_tls) || !SSL_CTX_set_max_proto_version(ctx, 0) ||
+        !SSL_CTX_set_cipher_list(ctx, PHC_TLS12_CIPHERS) ||
+        !SSL_CTX_set_ciphersuites(ctx, PHC_TLS13_SUITES) ||
+        !SSL_CTX_set1_groups_list(ctx, PHC_TLS_GROUPS) ||
+        !SSL_CTX_set1_sigalgs_list(ctx, PHC_TLS_SIGALGS) ||
+        !SSL_CTX_set1_client_sigalgs_list(ctx, PHC_TLS_SIGALGS))
+        return phc__err_ossl(err, PHC_ERR_INTERNAL, "cannot set the TLS policy");
+    SSL_CTX_set_security_level(ctx, PHC_SECURITY_LEVEL);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* Options an OPENSSL_CONF may set that would weaken a connection: legacy renegotiation,
+     * TLS 1.2 without extended master secret, TLS 1.3 resumption without (EC)DHE, and a
+     * truncation taken for a clean close. */
+    SSL_CTX_clear_options(ctx,
+                          SSL_OP_LEGACY_SERVER_CONNECT | SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION |
+                              SSL_OP_ALLOW_CLIENT_RENEGOTIATION | SSL_OP_NO_EXTENDED_MASTER_SECRET |
+                              SSL_OP_ALLOW_NO_DHE_KEX | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_cert_verify_callback(ctx, app_verify, link);
     if (!t->cert)
@@ -177,35 +158,7 @@ int phc__tls_configure(const phc_tls *t, SSL_CTX *ctx, phc_tls_report *report, p
 
 int phc__tls_report_err(const phc_tls *t, const phc_tls_report *r, phc_errbuf *err)
 {
-    const char *subj = r->subject[0] ? r->subject : "(none presented)";
-    const char *iss = r->issuer[0] ? r->issuer : "(unknown)";
-    if (r->error == 0)
-        return phc__err(err, PHC_ERR_TRUST,
-                        "server certificate '%s' issued by '%s' refused: its chain ends at "
-                        "'%s', which is not a pinned CA",
-                        subj, iss, r->failed_subject);
-    const char *why = X509_verify_cert_error_string(r->error);
-    switch (r->error) {
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH:
-        return phc__err(err, PHC_ERR_TRUST,
-                        "server certificate '%s' issued by '%s' refused: not valid for host "
-                        "'%s'",
-                        subj, iss, t->host);
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        return phc__err(err, PHC_ERR_TRUST,
-                        "server certificate '%s' issued by '%s' refused: not issued by a "
-                        "pinned CA (%s at '%s')",
-                        subj, iss, why, r->failed_subject);
-    default:
-        return phc__err(err, PHC_ERR_TRUST,
-                        "server certificate '%s' issued by '%s' refused: %s (certificate "
-                        "'%s')",
-                        subj, iss, why, r->failed_subject);
-    }
+    return phc__trust_refusal(err, "server certificate", &r->v, t->host, t->trust);
 }
 
 const char *phc__tls_client_subject(const phc_tls *t)

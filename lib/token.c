@@ -929,6 +929,7 @@ static int check_cert(phc_token *t, const inventory *inv, X509 *x, STACK_OF(X509
              phc__trust_load(&trust, t->cfg->ca_file, (const unsigned char(*)[32])t->cfg->ca_sha256,
                              t->cfg->n_ca_sha256, err)))
         return rc;
+    phc__trust_set_profile(trust, t->cfg->x509_profile);
     rc = phc__trust_verify(trust, x, chain, X509_PURPOSE_SSL_CLIENT, at, err);
     phc__trust_free(trust);
     if (rc) {

@@ -1,7 +1,10 @@
 #include "trust.h"
 
 #include "err.h"
+#include "x509_profile.h"
 
+#include <arpa/inet.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -14,6 +17,9 @@ struct phc_trust {
     X509_STORE *store;
     STACK_OF(X509) * anchors;
     char *ca_file;
+    int profile;     /* PHC_X509_STRICT / PHC_X509_COMPATIBLE */
+    int has_int_pin; /* a pinned certificate is not self-issued: partial chains may end there */
+    char int_pin[PHC_NAME_MAX];
 };
 
 static void hex_fingerprint(char *out, size_t outlen, const unsigned char *md, size_t mdlen)
@@ -23,16 +29,79 @@ static void hex_fingerprint(char *out, size_t outlen, const unsigned char *md, s
         o += (size_t)snprintf(out + o, outlen - o, "%02x", md[i]);
 }
 
+/* Keeps both ends of a long text: "CN=a very lo...,O=Org,C=DE". */
+static void shorten_into(char *out, size_t outlen, const char *text, size_t len)
+{
+    if (outlen == 0)
+        return;
+    if (len < outlen) {
+        memcpy(out, text, len);
+        out[len] = '\0';
+        return;
+    }
+    if (outlen < 8) {
+        memcpy(out, text, outlen - 1);
+        out[outlen - 1] = '\0';
+        return;
+    }
+    size_t keep = outlen - 1 - 3, head = (keep + 1) / 2, tail = keep - head;
+    memcpy(out, text, head);
+    memcpy(out + head, "...", 3);
+    memcpy(out + head + 3, text + len - tail, tail);
+    out[outlen - 1] = '\0';
+}
+
 void phc__name_str(char *out, size_t outlen, const X509_NAME *name)
 {
+    char full[2048];
     BIO *b = BIO_new(BIO_s_mem());
     out[0] = '\0';
     if (!b)
         return;
     X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-    int n = BIO_read(b, out, (int)outlen - 1);
-    out[n > 0 ? n : 0] = '\0';
+    int n = BIO_read(b, full, (int)sizeof(full) - 1);
     BIO_free(b);
+    shorten_into(out, outlen, full, n > 0 ? (size_t)n : 0);
+}
+
+/* The first DNS or IP subjectAltName, for describing a certificate without a subject. */
+static void first_san(char *out, size_t outlen, X509 *cert)
+{
+    GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    out[0] = '\0';
+    for (int i = 0; sans && !out[0] && i < sk_GENERAL_NAME_num(sans); i++) {
+        GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+        if (gn->type == GEN_DNS) {
+            snprintf(out, outlen, "%.*s", ASN1_STRING_length(gn->d.dNSName),
+                     (const char *)ASN1_STRING_get0_data(gn->d.dNSName));
+        } else if (gn->type == GEN_IPADD) {
+            int len = ASN1_STRING_length(gn->d.iPAddress);
+            if (len == 4 || len == 16)
+                inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(gn->d.iPAddress),
+                          out, (socklen_t)outlen);
+        }
+    }
+    GENERAL_NAMES_free(sans);
+}
+
+void phc__cert_str(char *out, size_t outlen, X509 *cert)
+{
+    out[0] = '\0';
+    if (!cert)
+        return;
+    if (X509_NAME_entry_count(X509_get_subject_name(cert)) > 0) {
+        phc__name_str(out, outlen, X509_get_subject_name(cert));
+        return;
+    }
+    char text[512], san[256];
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    first_san(san, sizeof(san), cert);
+    int n = snprintf(text, sizeof(text), "(empty subject, serial 0x%s%s%s)", hex ? hex : "?",
+                     san[0] ? ", SAN " : "", san);
+    OPENSSL_free(hex);
+    BN_free(bn);
+    shorten_into(out, outlen, text, n > 0 ? (size_t)n : 0);
 }
 
 static int pin_index(const unsigned char (*pins)[32], size_t npins, const unsigned char *md)
@@ -132,8 +201,17 @@ int phc__trust_load(phc_trust **out, const char *ca_file, const unsigned char (*
         }
     }
     /* A pinned intermediate is a trust anchor in its own right: the vendor may pin its
-     * issuing CA rather than its root. */
-    X509_STORE_set_flags(t->store, X509_V_FLAG_PARTIAL_CHAIN);
+     * issuing CA rather than its root. Only then may a chain end below a root (partial
+     * chain); a self-issued pin is a root, and a chain ends there only when the root is a
+     * valid self-signed certificate (see phc__trust_check). Self-issued is judged by name
+     * alone, so a root with a malformed key identifier still counts as a root. */
+    for (int i = 0; i < sk_X509_num(t->anchors) && !t->has_int_pin; i++) {
+        X509 *c = sk_X509_value(t->anchors, i);
+        if (X509_NAME_cmp(X509_get_subject_name(c), X509_get_issuer_name(c)) != 0) {
+            t->has_int_pin = 1;
+            phc__cert_str(t->int_pin, sizeof(t->int_pin), c);
+        }
+    }
     *out = t;
     t = NULL;
     rc = PHC_OK;
@@ -170,39 +248,149 @@ long long phc__trust_earliest_expiry(const phc_trust *t)
     return best;
 }
 
-int phc__trust_verify(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
-                      long long now, phc_errbuf *err)
+static int is_ip_literal(const char *host)
 {
-    int rc = PHC_ERR_INTERNAL;
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    if (!ctx || !X509_STORE_CTX_init(ctx, t->store, leaf, untrusted)) {
-        rc = phc__err_ossl(err, PHC_ERR_INTERNAL, "cannot set up certificate verification");
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
+                     const char *host, long long at, int relax, phc_verdict *v,
+                     STACK_OF(X509) * *chain_out)
+{
+    int ok = -1;
+    memset(v, 0, sizeof(*v));
+    v->error = X509_V_ERR_UNSPECIFIED;
+    if (chain_out)
+        *chain_out = NULL;
+    unsigned rl = relax < 0 ? phc__x509_relax_of(t->profile) : (unsigned)relax;
+    X509_STORE_CTX *ctx = NULL;
+    if (!leaf)
         goto out;
-    }
-    X509_STORE_CTX_set_purpose(ctx, purpose);
-    X509_STORE_CTX_set_time(ctx, 0, (time_t)now);
-    char subj[256], iss[256];
-    phc__name_str(subj, sizeof(subj), X509_get_subject_name(leaf));
-    phc__name_str(iss, sizeof(iss), X509_get_issuer_name(leaf));
+    phc__cert_str(v->subject, sizeof(v->subject), leaf);
+    phc__name_str(v->issuer, sizeof(v->issuer), X509_get_issuer_name(leaf));
+    v->leaf_has_san = X509_get_ext_by_NID(leaf, NID_subject_alt_name, -1) >= 0;
+    if (!(ctx = X509_STORE_CTX_new()) || !X509_STORE_CTX_init(ctx, t->store, leaf, untrusted))
+        goto out;
+    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+    phc__x509_profile_params(param, rl, t->has_int_pin);
+    if (host && !(is_ip_literal(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
+                                      : X509_VERIFY_PARAM_set1_host(param, host, 0)))
+        goto out;
+    if (!X509_STORE_CTX_set_purpose(ctx, purpose))
+        goto out;
+    if (at)
+        X509_STORE_CTX_set_time(ctx, 0, (time_t)at);
+    ok = 0;
     if (X509_verify_cert(ctx) != 1) {
-        int e = X509_STORE_CTX_get_error(ctx);
-        rc = phc__err(err, PHC_ERR_TRUST, "certificate '%s' issued by '%s' is not trusted: %s",
-                      subj, iss, X509_verify_cert_error_string(e));
+        v->error = X509_STORE_CTX_get_error(ctx);
+        if (v->error == X509_V_OK)
+            v->error = X509_V_ERR_UNSPECIFIED;
+        v->depth = X509_STORE_CTX_get_error_depth(ctx);
+        X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
+        phc__cert_str(v->failed, sizeof(v->failed), bad ? bad : leaf);
         goto out;
     }
     STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
-    X509 *top = sk_X509_value(chain, sk_X509_num(chain) - 1);
-    if (!phc__trust_is_pinned(t, top)) {
-        rc = phc__err(err, PHC_ERR_TRUST,
-                      "certificate '%s' issued by '%s' does not chain to a pinned CA in %s", subj,
-                      iss, t->ca_file);
+    int top_depth = sk_X509_num(chain) - 1;
+    X509 *top = sk_X509_value(chain, top_depth);
+    phc__cert_str(v->anchor, sizeof(v->anchor), top);
+    int rule = 0, depth = top_depth;
+    if (!phc__trust_is_pinned(t, top))
+        rule = PHC_RULE_NOT_PINNED;
+    else if (X509_NAME_cmp(X509_get_subject_name(top), X509_get_issuer_name(top)) != 0)
+        v->partial = 1;
+    else if (t->has_int_pin && X509_self_signed(top, 1) != 1)
+        /* Reached only through the partial-chain flag an intermediate pin turns on: OpenSSL
+         * did not take this root for self-signed (a bad signature or key identifier). */
+        rule = PHC_RULE_ANCHOR_NOT_SELF_SIGNED;
+    if (!rule)
+        rule = phc__x509_profile_check(chain, purpose, rl, &depth, v->detail, sizeof(v->detail));
+    if (rule) {
+        v->error = rule;
+        v->depth = depth;
+        phc__cert_str(v->failed, sizeof(v->failed), sk_X509_value(chain, depth));
         goto out;
     }
-    rc = PHC_OK;
+    v->error = 0;
+    v->depth = 0;
+    if (chain_out && !(*chain_out = X509_STORE_CTX_get1_chain(ctx))) {
+        v->error = X509_V_ERR_OUT_OF_MEM;
+        ok = -1;
+        goto out;
+    }
+    ok = 1;
 out:
     ERR_clear_error();
     X509_STORE_CTX_free(ctx);
-    return rc;
+    return ok;
+}
+
+int phc__trust_refusal(phc_errbuf *err, const char *what, const phc_verdict *v, const char *host,
+                       const phc_trust *t)
+{
+    /* "server certificate" is refused at connect time; anything else (install) is "not
+     * trusted", the words operators' runbooks already grep for. */
+    const char *verb = strcmp(what, "server certificate") == 0 ? "refused:" : "is not trusted:";
+    const char *subj = v->subject[0] ? v->subject : "(none presented)";
+    const char *iss = v->issuer[0] ? v->issuer : "(unknown)";
+    switch (v->error) {
+    case PHC_RULE_NOT_PINNED:
+        return phc__err(err, PHC_ERR_TRUST,
+                        "%s '%s' issued by '%s' %s its chain ends at '%s', which is not a "
+                        "pinned CA in %s",
+                        what, subj, iss, verb, v->anchor, t->ca_file);
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return phc__err(err, PHC_ERR_TRUST, "%s '%s' issued by '%s' %s not valid for host '%s'%s",
+                        what, subj, iss, verb, host ? host : "?",
+                        v->leaf_has_san ? ""
+                                        : " (it has no subjectAltName; a host name only in the "
+                                          "subject CN is not accepted)");
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        return phc__err(err, PHC_ERR_TRUST,
+                        "%s '%s' issued by '%s' %s not issued by a pinned CA (%s at '%s')", what,
+                        subj, iss, verb, X509_verify_cert_error_string(v->error), v->failed);
+    default:
+        return phc__err(err, PHC_ERR_TRUST, "%s '%s' issued by '%s' %s %s%s%s (certificate '%s')",
+                        what, subj, iss, verb, phc__x509_reason(v->error), v->detail[0] ? ": " : "",
+                        v->detail, v->failed);
+    }
+}
+
+int phc__trust_verify(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
+                      long long now, phc_errbuf *err)
+{
+    phc_verdict v;
+    int ok = phc__trust_check(t, leaf, untrusted, purpose, NULL, now, -1, &v, NULL);
+    if (ok < 0)
+        return phc__err(err, PHC_ERR_INTERNAL, "cannot set up certificate verification");
+    return ok ? PHC_OK : phc__trust_refusal(err, "certificate", &v, NULL, t);
+}
+
+void phc__trust_set_profile(phc_trust *t, int profile)
+{
+    t->profile = profile;
+}
+
+int phc__trust_profile(const phc_trust *t)
+{
+    return t->profile;
+}
+
+int phc__trust_has_intermediate_pin(const phc_trust *t, char *name, size_t namelen)
+{
+    if (name && namelen)
+        snprintf(name, namelen, "%s", t->has_int_pin ? t->int_pin : "");
+    return t->has_int_pin;
+}
+
+const char *phc__trust_ca_file(const phc_trust *t)
+{
+    return t->ca_file;
 }
 
 phc_trust *phc__trust_ref(phc_trust *t)

@@ -1,7 +1,10 @@
-/* phc check [--warn-days N] [--crit-days N] [--prometheus FILE]: a monitoring plugin. Exit 0
- * OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with one summary line (and performance data) on
- * stdout; --prometheus also writes node_exporter textfile metrics, atomically. */
+/* phc check [--warn-days N] [--crit-days N] [--prometheus FILE] [--trust [--chain FILE]]: a
+ * monitoring plugin. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with one summary line (and
+ * performance data) on stdout; --prometheus also writes node_exporter textfile metrics,
+ * atomically. --trust runs only the offline trust self-test, one line per finding after the
+ * summary; without it the self-test's decoy still runs and a failure is CRITICAL. */
 #include "phc_admin.h"
+#include "phc_trust.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +29,7 @@ typedef struct check {
     size_t nca;
     phc_endpoint ep;
     int have_key;
+    phc_trust_report *trust; /* NULL when the self-test did not run */
 } check;
 
 static void add(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -199,6 +203,19 @@ static int write_metrics(const check *c, const char *path)
             fprintf(f, "} %lld\n", c->ca[i].not_after);
         }
     }
+    if (c->trust) {
+        fprintf(f,
+                "# HELP phc_trust_selftest Result of the trust self-test: 0 pass, 1 warn, 2 "
+                "fail.\n# TYPE phc_trust_selftest gauge\nphc_trust_selftest %d\n",
+                (int)c->trust->overall);
+        fprintf(f, "# HELP phc_trust_selftest_finding Each finding of the trust self-test: 0 "
+                   "pass, 1 warn, 2 fail, 3 skipped.\n# TYPE phc_trust_selftest_finding gauge\n");
+        for (size_t i = 0; i < c->trust->n; i++) {
+            fputs("phc_trust_selftest_finding{", f);
+            label(f, "name", c->trust->findings[i].name, 1);
+            fprintf(f, "} %d\n", (int)c->trust->findings[i].result);
+        }
+    }
     if (c->ep.credential_expires)
         fprintf(f,
                 "# HELP phc_credential_expires_seconds credential_expires of the client "
@@ -214,6 +231,35 @@ static int write_metrics(const check *c, const char *path)
     free(buf);
     errno = saved;
     return rc;
+}
+
+/* The self-test's verdict in monitoring terms; --trust (full) reports every finding, a plain
+ * check only a failed decoy (expiry is already judged from the same CA file). */
+static void judge_trust(check *c, int full)
+{
+    static const int to_state[] = {OK, WARNING, CRITICAL, OK};
+    const phc_trust_report *r = c->trust;
+    for (size_t i = 0; i < r->n; i++) {
+        const phc_trust_finding *f = &r->findings[i];
+        if (!full && (strcmp(f->name, "decoy") != 0 || f->result != PHC_TRUST_FAIL))
+            continue;
+        int st = to_state[f->result];
+        if (st > c->state)
+            c->state = st;
+        /* Each failed chain rule has its own line below the summary. */
+        if (full && ((f->result != PHC_TRUST_FAIL && f->result != PHC_TRUST_WARN) ||
+                     strncmp(f->name, "chain:", 6) == 0))
+            continue;
+        add(c->text, sizeof(c->text), "%s%s: %s", c->text[0] ? "; " : "", f->name, f->detail);
+    }
+    if (full && c->text[0] == '\0')
+        add(c->text, sizeof(c->text),
+            "trust self-test passed: a decoy CA was refused, the pinned CA file checks out");
+    if (full && r->ca_not_after) {
+        long long left = r->ca_not_after - c->now;
+        add(c->perf, sizeof(c->perf), "ca_days=%ld;%ld;%ld ",
+            (long)(left >= 0 ? left / 86400 : -((-left + 86399) / 86400)), c->warn, c->crit);
+    }
 }
 
 static long days_arg(const char *opt, const char *v, int *bad)
@@ -234,6 +280,8 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         {"warn-days", required_argument, NULL, 'w'},
         {"crit-days", required_argument, NULL, 'c'},
         {"prometheus", required_argument, NULL, 'p'},
+        {"trust", no_argument, NULL, 't'},
+        {"chain", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -241,8 +289,8 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     memset(&c, 0, sizeof(c));
     c.warn = 30;
     c.crit = 7;
-    const char *prom = NULL;
-    int opt, bad = 0;
+    const char *prom = NULL, *chain = NULL;
+    int opt, bad = 0, trust_only = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "w:c:p:h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -255,9 +303,19 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         case 'p':
             prom = optarg;
             break;
+        case 't':
+            trust_only = 1;
+            break;
+        case 'C':
+            chain = optarg;
+            trust_only = 1;
+            break;
         case 'h':
             printf("usage: phc check [--warn-days N (30)] [--crit-days N (7)] [--prometheus "
-                   "FILE]\n"
+                   "FILE] [--trust [--chain SERVER-CHAIN.pem]]\n"
+                   "  --trust   only the offline trust self-test: a decoy CA must be refused, "
+                   "ca_file must match ca_sha256, the CA must not expire within the window\n"
+                   "  --chain   also judge a server chain (leaf first) rule by rule\n"
                    "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugin codes)\n");
             return 0;
         default:
@@ -286,6 +344,15 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         goto report;
     }
     phc_config_endpoint(cfg, &c.ep);
+    if (trust_only) {
+        if (phc_tool_trust_check(cfg, chain, c.warn, c.crit, &c.trust, &err) != PHC_OK) {
+            c.state = UNKNOWN;
+            snprintf(c.text, sizeof(c.text), "%s", err.msg);
+            goto report;
+        }
+        judge_trust(&c, 1);
+        goto report;
+    }
     c.have_key = phc_config_get(cfg, "key") != NULL;
     if (c.have_key) {
         phc_client_opts o = phc_tool_log_opts(g);
@@ -304,6 +371,9 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     }
     check_ca(&c);
     check_credential(&c, cfg);
+    /* The decoy needs nothing but the CA file: a self-test that cannot run is not a finding. */
+    if (phc_tool_trust_check(cfg, NULL, c.warn, c.crit, &c.trust, &err) == PHC_OK)
+        judge_trust(&c, 0);
 report:
     if (c.state == UNKNOWN)
         fprintf(stderr, "phc: %s\n", c.text);
@@ -313,6 +383,9 @@ report:
         printf(" | %s", c.perf);
     }
     printf("\n");
+    for (size_t i = 0; trust_only && c.trust && i < c.trust->n; i++)
+        printf("%s: %s - %s\n", c.trust->findings[i].name,
+               phc_trust_result_name(c.trust->findings[i].result), c.trust->findings[i].detail);
     if (prom && write_metrics(&c, prom) != 0) {
         fprintf(stderr, "phc: cannot write metrics to %s: %s\n", prom, strerror(errno));
         if (c.state == OK)
@@ -320,6 +393,7 @@ report:
     }
     phc_free(c.pairs);
     phc_free(c.ca);
+    phc_trust_report_free(c.trust);
     phc_token_free(t);
     phc_config_free(cfg);
     return c.state;

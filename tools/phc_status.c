@@ -1,6 +1,7 @@
 /* phc status [--json]: every key/certificate pair on the token with its state, the pinned CA
  * certificates, the pinned addresses and the client credential's expiry. */
 #include "phc_admin.h"
+#include "phc_trust.h"
 
 #include <getopt.h>
 #include <string.h>
@@ -15,6 +16,8 @@ typedef struct status {
     size_t nca;
     phc_endpoint ep;
     long long now;
+    phc_trust_report *trust; /* the trust self-test; NULL when it could not run (trust_err) */
+    phc_errbuf trust_err;
 } status;
 
 static long days_until(long long t, long long now)
@@ -73,6 +76,19 @@ static void print_text(const status *s)
         printf("client credential: %s\n", phc_config_get(s->cfg, "client_id")
                                               ? "configured, no credential_expires set"
                                               : "not configured");
+    const char *profile = phc_config_get(s->cfg, "x509_profile");
+    const char *tls = phc_config_get(s->cfg, "min_tls_version");
+    if (!s->trust) {
+        printf("trust self-test: could not run: %s\n", s->trust_err.msg);
+        return;
+    }
+    printf("trust self-test: %s (x509_profile %s, min_tls_version %s)\n",
+           phc_trust_result_name(s->trust->overall), profile ? profile : "strict",
+           tls ? tls : "1.2");
+    for (size_t i = 0; i < s->trust->n; i++)
+        if (s->trust->findings[i].result == PHC_TRUST_FAIL ||
+            s->trust->findings[i].result == PHC_TRUST_WARN)
+            printf("  %s: %s\n", s->trust->findings[i].name, s->trust->findings[i].detail);
 }
 
 static void json_time(FILE *f, const char *name, long long t)
@@ -151,7 +167,9 @@ static void print_json(const status *s)
         json_time(f, "not_after", s->ca[i].not_after);
         fprintf(f, ",\"days_left\":%ld}", s->ca[i].days_left);
     }
-    fputs("],\"url\":", f);
+    fputs("],\"trust_selftest\":", f);
+    json_opt_str(f, s->trust ? phc_trust_result_name(s->trust->overall) : NULL);
+    fputs(",\"url\":", f);
     phc_admin_json_str(f, s->ep.url);
     fputs(",\"pinned_ips\":[", f);
     for (size_t i = 0; i < s->ep.n_pinned_ips; i++) {
@@ -213,6 +231,8 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
         goto out;
     }
     phc_config_endpoint(s.cfg, &s.ep);
+    if (phc_tool_trust_check(s.cfg, NULL, 30, 7, &s.trust, &s.trust_err) != PHC_OK)
+        s.trust = NULL;
     if (json)
         print_json(&s);
     else
@@ -222,6 +242,7 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
 out:
     phc_free(s.pairs);
     phc_free(s.ca);
+    phc_trust_report_free(s.trust);
     phc_token_free(s.t);
     phc_config_free(s.cfg);
     return rc;

@@ -204,8 +204,6 @@ static void setup(void)
     unlink(ca_path);
     if (rc != PHC_OK)
         die(err.msg);
-    if (phc__tls_new(&g.tls, g.trust, NULL, NULL, HOST, &err) != PHC_OK)
-        die(err.msg);
 
     if (!(g.server_ctx = SSL_CTX_new(TLS_server_method())) ||
         SSL_CTX_use_certificate(g.server_ctx, srv) != 1 ||
@@ -227,6 +225,8 @@ static void setup(void)
         die(err.msg);
     snprintf(value, sizeof(value), "%d", MAX_BODY);
     if (phc_config_set(g.cfg, "max_response_bytes", value, &err) != PHC_OK)
+        die(err.msg);
+    if (phc__tls_new(&g.tls, g.trust, NULL, NULL, g.cfg, &g.log, &err) != PHC_OK)
         die(err.msg);
 
     if (!(g.share = curl_share_init()) ||

@@ -120,6 +120,9 @@ static char *issue(EVP_PKEY *pub, const char *cn, long nb, long na, int flags)
             flags & C_NO_DIGSIG ? "critical,keyEncipherment" : "critical,digitalSignature");
     if (!(flags & C_NO_EKU))
         add_ext(x, ca, NID_ext_key_usage, flags & C_SERVER_ONLY ? "serverAuth" : "clientAuth");
+    /* Key identifiers: the strict x509_profile requires them (RFC 5280 4.2.1.1/4.2.1.2). */
+    add_ext(x, ca, NID_subject_key_identifier, "hash");
+    add_ext(x, ca, NID_authority_key_identifier, "keyid:always");
     ok = ok && X509_sign(x, cakey, flags & C_SHA1 ? EVP_sha1() : EVP_sha256()) > 0;
     CHECK(ok);
     BIO *b = BIO_new(BIO_s_mem());
@@ -145,6 +148,7 @@ static X509 *self_signed(EVP_PKEY *k, const char *cn)
              X509_gmtime_adj(X509_getm_notAfter(x), 3650 * DAY) && X509_set_pubkey(x, k);
     add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
     add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
+    add_ext(x, x, NID_subject_key_identifier, "hash");
     ok = ok && X509_sign(x, k, EVP_sha256()) > 0;
     CHECK(ok);
     return x;
@@ -426,7 +430,8 @@ static void test_install_refusals(void)
         {pub, -60, DAY, C_SERVER_ONLY, PHC_ERR_TRUST, "lacks clientAuth"},
         {pub, -60, DAY, C_NO_DIGSIG, PHC_ERR_TRUST, "does not allow digitalSignature"},
         {pub, -60, DAY, C_CA, PHC_ERR_TRUST, "is a CA certificate"},
-        {pub, -60, DAY, C_SHA1, PHC_ERR_TRUST, "which is too weak"},
+        {pub, -60, DAY, C_SHA1, PHC_ERR_TRUST,
+         "signature too weak for security level 2 (SHA-1 or MD5)"},
         {stray, -60, DAY, 0, PHC_ERR_TRUST, "is for a key that is not on token 'phc-test'"},
         {rsa2k, -60, DAY, 0, PHC_ERR_TRUST, "RSA 2048 key, weaker than min_rsa_bits 3072"},
     };

@@ -204,5 +204,6 @@ PHC_API PHC_WUR int phc_client_sign_test(phc_client *client, int n, double *seco
 #endif
 
 #include <phconnect/token.h>
+#include <phconnect/trustcheck.h>
 
 #endif
