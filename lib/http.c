@@ -418,9 +418,9 @@ static int host_check_err(phc_xfer *x, phc_errbuf *err)
      * tls.c's report only those it verified. */
     const phc_alert_seen *a = &x->st.alert;
     const phc_tls_report *r = &x->st.report;
-    const char *subj = a->peer_seen ? a->peer_subject : r->subject;
-    const char *iss = a->peer_seen ? a->peer_issuer : r->issuer;
-    int known = a->peer_seen || r->subject[0] || r->issuer[0];
+    const char *subj = a->peer_seen ? a->peer_subject : r->v.subject;
+    const char *iss = a->peer_seen ? a->peer_issuer : r->v.issuer;
+    int known = a->peer_seen || r->v.subject[0] || r->v.issuer[0];
     return phc__err(err, PHC_ERR_TRUST,
                     "server certificate '%s' issued by '%s' refused: not valid for host '%s' "
                     "(libcurl's host name check)",

@@ -90,7 +90,7 @@ check "nothing said about a partial chain with a root pin" bash -c "! grep -q 'p
 # --- TLS policy: min_tls_version, and OPENSSL_CONF cannot weaken a connection ------------
 start_mock tls12 --tls12-only
 write_config "$CFG" "$MOCK_PORT" "min_tls_version = 1.3"
-expect 7 "TLS handshake with https://api.powerhub.test:$MOCK_PORT failed" \
+expect 7 "TLS handshake with https://api.powerhub.test:$MOCK_PORT (address 127.0.0.1) failed" \
     "min_tls_version = 1.3 refuses a TLS 1.2-only server" -- "$PHC_BIN" --config "$CFG" "${REQ[@]}"
 set_key "$CFG" min_tls_version 1.2
 expect 0 "" "the same server with min_tls_version = 1.2" -- "$PHC_BIN" --config "$CFG" "${REQ[@]}"
@@ -110,7 +110,7 @@ Options = UnsafeLegacyRenegotiation
 EOF
 OPENSSL_CONF=$TMP/null.cnf start_mock plain --tls12-only
 write_config "$CFG" "$MOCK_PORT"
-OPENSSL_CONF=$TMP/null.cnf expect 7 "TLS handshake with https://api.powerhub.test:$MOCK_PORT failed" \
+OPENSSL_CONF=$TMP/null.cnf expect 7 "TLS handshake with https://api.powerhub.test:$MOCK_PORT (address 127.0.0.1) failed" \
     "an OPENSSL_CONF allowing only eNULL ciphers gets no plaintext connection" -- "$PHC_BIN" --config "$CFG" "${REQ[@]}"
 check "the plaintext server saw no request" test ! -s "$TMP/plain.log"
 OPENSSL_CONF=$TMP/null.cnf openssl s_client -connect "127.0.0.1:$MOCK_PORT" -cipher 'eNULL:@SECLEVEL=0' \
