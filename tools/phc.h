@@ -28,10 +28,23 @@ int phc_tool_open_client(const phc_globals *g, phc_client **out);
  * for. */
 phc_client_opts phc_tool_log_opts(const phc_globals *g);
 
-/* Writes a then b (either may be empty) to path through a temporary file in the same
- * directory, fsync'ed, given mode and renamed into place, so path is either the complete new
- * content or untouched. Returns 0, or -1 with errno set (ENOMEM when nothing was tried). */
-int phc_tool_write_atomic(const char *path, const void *a, size_t alen, const void *b, size_t blen,
+/* Where an output path goes (-o, --csr-out, --prometheus). Atomic replacement is for
+ * regular files only: replacing a device, a FIFO or a /proc/self/fd/N link would destroy it
+ * (phc -o /dev/null as root once turned /dev/null into a regular file). */
+enum phc_out_kind {
+    PHC_OUT_STDOUT = 1, /* "-" */
+    PHC_OUT_REPLACE,    /* a regular file, or nothing yet: temporary file renamed into place */
+    PHC_OUT_IN_PLACE,   /* anything else (device, FIFO, socket, symbolic link) or anything
+                         * under /dev or /proc: opened and written where it is, as curl does */
+};
+int phc_tool_output_kind(const char *path);
+
+/* Writes a then b (either may be empty) to path as phc_tool_output_kind says. Replacing:
+ * a temporary file in the same directory, fsync'ed, given mode and renamed into place, so
+ * path is either the complete new content or untouched. In place: opened O_TRUNC (created
+ * with mode if it vanished meanwhile), never renamed or chmod'ed. "-" is standard output.
+ * Returns 0, or -1 with errno set (ENOMEM when nothing was tried). */
+int phc_tool_write_output(const char *path, const void *a, size_t alen, const void *b, size_t blen,
                           mode_t mode);
 
 #define PHC_SUBCOMMAND(name, summary)                                                              \

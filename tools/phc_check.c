@@ -209,7 +209,7 @@ static int write_metrics(const check *c, const char *path)
         free(buf);
         return -1;
     }
-    int rc = phc_tool_write_atomic(path, buf, len, NULL, 0, 0644);
+    int rc = phc_tool_write_output(path, buf, len, NULL, 0, 0644);
     int saved = errno;
     free(buf);
     errno = saved;

@@ -323,7 +323,7 @@ static int render(struct buf *b, const char *tpl, const char *header, const char
  * others. */
 static int write_file(const char *path, const struct buf *b, int secret)
 {
-    if (phc_tool_write_atomic(path, b->p, b->len, NULL, 0, secret ? 0600 : 0644) == 0)
+    if (phc_tool_write_output(path, b->p, b->len, NULL, 0, secret ? 0600 : 0644) == 0)
         return 0;
     if (errno == ENOMEM) /* out of memory is 9, like a failed render */
         return 9;
@@ -372,9 +372,11 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
     }
     if (optind != argc)
         return phc_tool_usage("engine_conf takes no arguments besides its options");
-    if (with_pin && !output)
-        return phc_tool_usage("--with-pin writes the PIN into the file: give -o FILE (created "
-                              "mode 0600), never standard output");
+    if (with_pin && (!output || phc_tool_output_kind(output) != PHC_OUT_REPLACE))
+        return phc_tool_usage("--with-pin writes the PIN into the file: give -o FILE, a regular "
+                              "file (created mode 0600), never standard output, a device or a "
+                              "FIFO%s%s",
+                              output ? ": " : "", output ? output : "");
 
     phc_config *cfg = NULL;
     char tpl_path[PATH_MAX];
