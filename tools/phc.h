@@ -10,6 +10,7 @@
 typedef struct phc_globals {
     const char *config_path; /* --config, $PHC_CONFIG or the default */
     int verbose;             /* number of -v */
+    int keep_env_secrets;    /* env:NAME secrets stay in the environment (see phc.c) */
 } phc_globals;
 
 /* Prints "phc: <msg>" on stderr and returns the exit status for err. */
@@ -46,6 +47,18 @@ int phc_tool_output_kind(const char *path);
  * Returns 0, or -1 with errno set (ENOMEM when nothing was tried). */
 int phc_tool_write_output(const char *path, const void *a, size_t alen, const void *b, size_t blen,
                           mode_t mode);
+
+/* libcurl with allocators that wipe every block before freeing it (tools/phc_wipe.c).
+ * Called before phc_global_init: libcurl keeps the first caller's allocators. 0 or -1. */
+int phc_tool_curl_init(void);
+void phc_tool_curl_cleanup(void);
+/* How many blocks the wiping free has wiped so far (for the test). */
+unsigned long phc_tool_curl_wiped_frees(void);
+
+/* Moves the env:NAME secret sources of cfg out of the environment
+ * (phc_config_take_env_secrets) unless g says to keep them; prints why and returns the exit
+ * status on failure, else 0. */
+int phc_tool_take_env_secrets(const phc_globals *g, const phc_config *cfg);
 
 #define PHC_SUBCOMMAND(name, summary)                                                              \
     int phc_cmd_##name(const phc_globals *g, int argc, char **argv);

@@ -178,12 +178,27 @@ int phc_tool_write_output(const char *path, const void *a, size_t alen, const vo
     }
 }
 
+int phc_tool_take_env_secrets(const phc_globals *g, const phc_config *cfg)
+{
+    phc_errbuf err = {0};
+    if (g->keep_env_secrets || phc_config_take_env_secrets(cfg, &err) == PHC_OK)
+        return 0;
+    return phc_tool_fail(&err);
+}
+
+/* The secrets its env: sources name leave the environment as soon as the config is loaded:
+ * no child inherits them and /proc/PID/environ does not show them. */
 int phc_tool_load_config(const phc_globals *g, phc_config **out)
 {
     phc_errbuf err = {0};
     if (phc_config_load(out, g->config_path, &err) != PHC_OK)
         return phc_tool_fail(&err);
-    return 0;
+    int rc = phc_tool_take_env_secrets(g, *out);
+    if (rc != 0) {
+        phc_config_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int phc_tool_open_client(const phc_globals *g, phc_client **out)

@@ -435,6 +435,13 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
         rc = 9;
         goto out;
     }
+    /* The PIN is read (or not wanted): an env: variable holding it leaves the environment
+     * now, as in every other subcommand (phc_tool_load_config does it there). */
+    phc_errbuf terr = {0};
+    if (phc_config_take_env_secrets(cfg, &terr) != PHC_OK) {
+        rc = phc_tool_fail(&terr);
+        goto out;
+    }
     if (render_header(&header, g->config_path, cfg) != 0) {
         rc = 9;
         goto out;

@@ -14,6 +14,22 @@
  * before other threads exist (it initialises libcurl, which is not thread-safe to
  * initialise). The library never changes OpenSSL's global defaults (no ENGINE_set_default,
  * no OPENSSL_CONF reliance) and never writes to stderr.
+ *
+ * libcurl's allocators: phc_global_init calls curl_global_init, which keeps whatever
+ * allocators an earlier curl_global_init_mem installed (libcurl is initialised once and
+ * counts the calls). An application that wants libcurl's buffers (request and response
+ * headers: bearer tokens, Basic credentials) wiped when freed calls curl_global_init_mem with
+ * wiping allocators before phc_global_init, and curl_global_cleanup once more at the end;
+ * phc does exactly that (tools/phc_wipe.c).
+ *
+ * Secrets in memory, and what the library does not control: the PIN and the client secret
+ * are read from their source when needed (login, a re-login after a token outage, every
+ * token request) into buffers wiped right after use. libp11 keeps its own copy of the PIN
+ * for as long as the token stays logged in (it logs in again with it after a fork), and the
+ * PKCS#11 module may keep one too; OpenSSL's TLS buffers hold bearer tokens in transit. So a
+ * process holding a client is as secret as its PIN: run it non-dumpable
+ * (prctl(PR_SET_DUMPABLE, 0): no core file, no same-user ptrace or /proc/PID/mem) as phc
+ * does. The library never changes process state (limits, dumpable, environment) by itself.
  */
 #ifndef PHCONNECT_PHCONNECT_H
 #define PHCONNECT_PHCONNECT_H
@@ -61,6 +77,7 @@ PHC_API const char *phc_err_name(int code);
 PHC_API int phc_err_exit_code(int code);
 
 PHC_API PHC_WUR int phc_global_init(void);
+/* Also wipes the values phc_config_take_env_secrets took. */
 PHC_API void phc_global_cleanup(void);
 
 /* ---------------------------------------------------------------------------------- */
@@ -109,6 +126,17 @@ PHC_API const char *phc_config_default_path(void);
 
 /* Drops the caller's reference; a client made from cfg keeps its own. NULL allowed. */
 PHC_API void phc_config_free(phc_config *cfg);
+
+/* env:NAME secret sources (pin, client_secret) are read from the environment each time the
+ * secret is needed, and the library leaves the environment alone: such a variable stays in
+ * /proc/PID/environ and is inherited by child processes. This call, made by the application
+ * (phc makes it), moves the variables cfg's sources name out of the environment: each value
+ * is copied into library memory (wiped by phc_global_cleanup) that env:NAME reads from then
+ * on, its bytes in the original environment block are overwritten (so /proc/PID/environ no
+ * longer shows them) and it is unset (children do not inherit it). A variable that is not set
+ * is left alone (the client reports it when it needs the secret); taking one twice is a no-op.
+ * Process-wide: call it before other threads exist, like phc_global_init. */
+PHC_API PHC_WUR int phc_config_take_env_secrets(const phc_config *cfg, phc_errbuf *err);
 
 /* ---------------------------------------------------------------------------------- */
 /* Client: loads the trust store, opens the token, logs in and builds the TLS identity once;
