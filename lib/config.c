@@ -90,6 +90,7 @@ enum key_id {
     K_MAX_RESPONSE_BYTES,
     K_MIN_RSA_BITS,
     K_RELOAD_INTERVAL,
+    K_STRICT_MODES,
     K_COUNT
 };
 
@@ -113,6 +114,7 @@ static const char *const key_names[K_COUNT] = {
     [K_MAX_RESPONSE_BYTES] = "max_response_bytes",
     [K_MIN_RSA_BITS] = "min_rsa_bits",
     [K_RELOAD_INTERVAL] = "reload_interval",
+    [K_STRICT_MODES] = "strict_modes",
 };
 
 /* The public struct plus what only this file needs. pub comes first, so a phc_config *
@@ -1013,6 +1015,22 @@ static int set_reload_interval(struct cfg_impl *c, const char *key, const char *
     return PHC_OK;
 }
 
+/* strict_modes: what a file with unsafe ownership or permissions (phc_config_check_files)
+ * is - a warning, an error, or not looked at. */
+static int set_strict_modes(struct cfg_impl *c, const char *key, const char *v,
+                            const struct where *w, phc_errbuf *err)
+{
+    if (strcmp(v, "warn") == 0)
+        c->pub.strict_modes = PHC__MODES_WARN;
+    else if (strcmp(v, "error") == 0)
+        c->pub.strict_modes = PHC__MODES_ERROR;
+    else if (strcmp(v, "off") == 0)
+        c->pub.strict_modes = PHC__MODES_OFF;
+    else
+        return bad(err, w, key, "must be warn, error or off");
+    return PHC_OK;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The one validation path */
 
@@ -1038,6 +1056,7 @@ static const setter_fn setters[K_COUNT] = {
     [K_MAX_RESPONSE_BYTES] = set_max_response_bytes,
     [K_MIN_RSA_BITS] = set_min_rsa_bits,
     [K_RELOAD_INTERVAL] = set_reload_interval,
+    [K_STRICT_MODES] = set_strict_modes,
 };
 
 static int find_key(const char *key)

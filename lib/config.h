@@ -46,7 +46,11 @@ struct phc_config {
     size_t max_response_bytes; /* default 16 MiB */
     long reload_interval;      /* seconds between certificate checks; 0 = off */
     int min_rsa_bits;          /* weakest RSA key phc install accepts; default 2048 */
+    int strict_modes;          /* PHC__MODES_*: what phc_config_check_files does */
 };
+
+/* strict_modes = warn (default) | error | off */
+enum { PHC__MODES_WARN = 0, PHC__MODES_ERROR = 1, PHC__MODES_OFF = 2 };
 
 /* Takes a reference and freezes cfg (phc_config_set fails afterwards). */
 phc_config *phc__config_ref(phc_config *cfg);

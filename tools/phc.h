@@ -55,10 +55,11 @@ void phc_tool_curl_cleanup(void);
 /* How many blocks the wiping free has wiped so far (for the test). */
 unsigned long phc_tool_curl_wiped_frees(void);
 
-/* Moves the env:NAME secret sources of cfg out of the environment
- * (phc_config_take_env_secrets) unless g says to keep them; prints why and returns the exit
- * status on failure, else 0. */
-int phc_tool_take_env_secrets(const phc_globals *g, const phc_config *cfg);
+/* What every subcommand does with a config it loaded: checks the ownership and modes of the
+ * files it names (phc_config_check_files: warnings on stderr, or an error with
+ * strict_modes = error), then moves its env:NAME secrets out of the environment
+ * (phc_config_take_env_secrets) unless g says to keep them. PHC_OK or the error in err. */
+int phc_tool_config_ready(const phc_globals *g, const phc_config *cfg, phc_errbuf *err);
 
 #define PHC_SUBCOMMAND(name, summary)                                                              \
     int phc_cmd_##name(const phc_globals *g, int argc, char **argv);

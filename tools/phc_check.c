@@ -281,7 +281,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     /* Every failure to look is UNKNOWN, with the reason on the summary line. */
     phc_errbuf cerr = {0};
     if (phc_config_load(&cfg, g->config_path, &cerr) != PHC_OK ||
-        (!g->keep_env_secrets && phc_config_take_env_secrets(cfg, &cerr) != PHC_OK)) {
+        phc_tool_config_ready(g, cfg, &cerr) != PHC_OK) {
         c.state = UNKNOWN;
         snprintf(c.text, sizeof(c.text), "%s", cerr.msg);
         goto report;

@@ -178,12 +178,18 @@ int phc_tool_write_output(const char *path, const void *a, size_t alen, const vo
     }
 }
 
-int phc_tool_take_env_secrets(const phc_globals *g, const phc_config *cfg)
+int phc_tool_config_ready(const phc_globals *g, const phc_config *cfg, phc_errbuf *err)
 {
-    phc_errbuf err = {0};
-    if (g->keep_env_secrets || phc_config_take_env_secrets(cfg, &err) == PHC_OK)
-        return 0;
-    return phc_tool_fail(&err);
+    /* Once per run: install loads the same config up to three times. */
+    static int files_checked;
+    int rc = PHC_OK;
+    if (!files_checked) {
+        rc = phc_config_check_files(cfg, g->config_path, log_to_stderr, NULL, err);
+        files_checked = 1;
+    }
+    if (rc == PHC_OK && !g->keep_env_secrets)
+        rc = phc_config_take_env_secrets(cfg, err);
+    return rc;
 }
 
 /* The secrets its env: sources name leave the environment as soon as the config is loaded:
@@ -193,7 +199,7 @@ int phc_tool_load_config(const phc_globals *g, phc_config **out)
     phc_errbuf err = {0};
     if (phc_config_load(out, g->config_path, &err) != PHC_OK)
         return phc_tool_fail(&err);
-    int rc = phc_tool_take_env_secrets(g, *out);
+    int rc = phc_tool_config_ready(g, *out, &err) == PHC_OK ? 0 : phc_tool_fail(&err);
     if (rc != 0) {
         phc_config_free(*out);
         *out = NULL;

@@ -127,6 +127,18 @@ PHC_API const char *phc_config_default_path(void);
 /* Drops the caller's reference; a client made from cfg keeps its own. NULL allowed. */
 PHC_API void phc_config_free(phc_config *cfg);
 
+/* Ownership and permissions of the files cfg names, as OpenSSH's StrictModes: the config
+ * file (config_path, may be NULL), ca_file, pkcs11_module, a cert file, and the pin and
+ * client_secret files, each with every directory above it, must belong to root or to this
+ * process's user and be writable by no one else (a sticky directory such as /tmp is fine);
+ * the PIN and client-secret files must not be readable by others. With strict_modes = warn
+ * (the default) each finding goes to log (may be NULL) at PHC_LOG_WARN and the call returns
+ * PHC_OK; with error the first finding is PHC_ERR_CONFIG naming the file and its mode; off
+ * does not look. A missing file is not a finding. phc calls it for every config it loads;
+ * the client does not call it by itself. */
+PHC_API PHC_WUR int phc_config_check_files(const phc_config *cfg, const char *config_path,
+                                           phc_log_fn log, void *userdata, phc_errbuf *err);
+
 /* env:NAME secret sources (pin, client_secret) are read from the environment each time the
  * secret is needed, and the library leaves the environment alone: such a variable stays in
  * /proc/PID/environ and is inherited by child processes. This call, made by the application
