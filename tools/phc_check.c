@@ -134,6 +134,22 @@ static void check_credential(check *c, const phc_config *cfg)
     add(c->perf, sizeof(c->perf), "credential_days=%ld;%ld;%ld ", days, c->warn, c->crit);
 }
 
+/* Without pinned_ips the address comes from DNS: the pinned CA and the host name are still
+ * checked, but a connection goes wherever the name points. That is a weaker setup than the
+ * one the README promises, so it is a WARNING unless the operator says it is intended
+ * (--allow-unpinned); the summary says it either way. */
+static void check_pinning(check *c, int allow_unpinned)
+{
+    if (c->ep.n_pinned_ips)
+        return;
+    if (!allow_unpinned && c->state < WARNING)
+        c->state = WARNING;
+    add(c->text, sizeof(c->text),
+        "%spinned_ips is unset: connections go to whatever address DNS gives for %s%s",
+        c->text[0] ? "; " : "", c->ep.host ? c->ep.host : "the url's host",
+        allow_unpinned ? " (--allow-unpinned)" : " (set pinned_ips, or --allow-unpinned)");
+}
+
 /* Prometheus label value: backslash, double quote and newline escaped. */
 static void label(FILE *f, const char *name, const char *v, int last)
 {
@@ -199,6 +215,11 @@ static int write_metrics(const check *c, const char *path)
             fprintf(f, "} %lld\n", c->ca[i].not_after);
         }
     }
+    if (c->ep.url)
+        fprintf(f,
+                "# HELP phc_pinned_ips Number of pinned_ips (0: addresses come from DNS).\n"
+                "# TYPE phc_pinned_ips gauge\nphc_pinned_ips %zu\n",
+                c->ep.n_pinned_ips);
     if (c->ep.credential_expires)
         fprintf(f,
                 "# HELP phc_credential_expires_seconds credential_expires of the client "
@@ -234,6 +255,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         {"warn-days", required_argument, NULL, 'w'},
         {"crit-days", required_argument, NULL, 'c'},
         {"prometheus", required_argument, NULL, 'p'},
+        {"allow-unpinned", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -242,7 +264,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     c.warn = 30;
     c.crit = 7;
     const char *prom = NULL;
-    int opt, bad = 0;
+    int opt, bad = 0, allow_unpinned = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "w:c:p:h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -255,10 +277,14 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         case 'p':
             prom = optarg;
             break;
+        case 'U':
+            allow_unpinned = 1;
+            break;
         case 'h':
             printf("usage: phc check [--warn-days N (30)] [--crit-days N (7)] [--prometheus "
-                   "FILE]\n"
-                   "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugin codes)\n");
+                   "FILE] [--allow-unpinned]\n"
+                   "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugin codes);\n"
+                   "a config without pinned_ips is a WARNING unless --allow-unpinned\n");
             return 0;
         default:
             bad = phc_tool_usage("see 'phc check --help'");
@@ -305,6 +331,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     }
     check_ca(&c);
     check_credential(&c, cfg);
+    check_pinning(&c, allow_unpinned);
 report:
     if (c.state == UNKNOWN)
         fprintf(stderr, "phc: %s\n", c.text);
