@@ -136,7 +136,7 @@ static pthread_mutex_t taken_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct taken taken[TAKEN_MAX]; /* guarded by taken_mu */
 
 /* The process's original environment block [start, end): what /proc/PID/environ shows,
- * whatever unsetenv does to the environ array later. 0 when unknown. */
+ * whatever unsetenv does to the environ array later. 0, or -1 when unknown. */
 static int env_block(unsigned long *start, unsigned long *end)
 {
     char buf[2048];
@@ -261,7 +261,10 @@ static int read_env(char **out, size_t *out_len, const char *name, const char *w
     if (read_taken(&t, &tlen, name)) {
         if (!t)
             return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-        int rc = check_value(t, tlen, what, "source env:", name, errclass, err);
+        int rc = tlen > SECRET_MAX
+                     ? phc__err(err, errclass, "%s source env:%s is longer than %d bytes", what,
+                                name, SECRET_MAX)
+                     : check_value(t, tlen, what, "source env:", name, errclass, err);
         if (rc != PHC_OK) {
             phc__secret_free(t, tlen);
             return rc;

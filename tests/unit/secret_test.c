@@ -260,6 +260,23 @@ static void test_take_env(void)
     unsetenv("PHC_TEST_TAKE_PIN");
     unsetenv("PHC_TEST_TAKE_OTHER");
     CHECK(phc_config_take_env_secrets(NULL, &e) == PHC_OK);
+    /* A taken value gets the same checks as one read from the environment. */
+    static const char cnf2[] = "[phconnect]\n"
+                               "url = https://api.powerhub.test\n"
+                               "ca_file = /nonexistent/ca.pem\n"
+                               "client_id = cid-1\n"
+                               "client_secret = env:PHC_TEST_TAKE_BIG\n";
+    phc_config *cfg2 = NULL;
+    char big[4098];
+    memset(big, '9', 4097);
+    big[4097] = '\0';
+    setenv("PHC_TEST_TAKE_BIG", big, 1);
+    CHECK(phc_config_parse(&cfg2, cnf2, sizeof(cnf2) - 1, "take2.cnf", &e) == PHC_OK);
+    CHECK(phc_config_take_env_secrets(cfg2, &e) == PHC_OK);
+    CHECK(getenv("PHC_TEST_TAKE_BIG") == NULL);
+    EXPECT_FAIL("env:PHC_TEST_TAKE_BIG", "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG,
+                "client secret source env:PHC_TEST_TAKE_BIG is longer than 4096 bytes");
+    phc_config_free(cfg2);
     /* phc_global_cleanup forgets (wipes) them: then the variable is simply not set. */
     phc__secret_env_clear();
     EXPECT_FAIL("env:PHC_TEST_TAKE_PIN", "PIN", PHC_ERR_PIN, PHC_ERR_PIN,
