@@ -25,11 +25,12 @@
  * Secrets in memory, and what the library does not control: the PIN and the client secret
  * are read from their source when needed (login, a re-login after a token outage, every
  * token request) into buffers wiped right after use. libp11 keeps its own copy of the PIN
- * for as long as the token stays logged in (it logs in again with it after a fork), and the
- * PKCS#11 module may keep one too; OpenSSL's TLS buffers hold bearer tokens in transit. So a
- * process holding a client is as secret as its PIN: run it non-dumpable
- * (prctl(PR_SET_DUMPABLE, 0): no core file, no same-user ptrace or /proc/PID/mem) as phc
- * does. The library never changes process state (limits, dumpable, environment) by itself.
+ * (PKCS11_login strdup's it to log in again after a fork) until the slot is released, when it
+ * wipes it - for a client, as long as the client lives; the PKCS#11 module may keep one too;
+ * OpenSSL's TLS buffers hold bearer tokens in transit. So a process holding a client is as secret
+ * as its PIN: run it non-dumpable (prctl(PR_SET_DUMPABLE, 0): no core file, no same-user ptrace or
+ * /proc/PID/mem) as phc does. The library never changes process state (limits, dumpable,
+ * environment) by itself.
  */
 #ifndef PHCONNECT_PHCONNECT_H
 #define PHCONNECT_PHCONNECT_H
