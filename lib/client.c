@@ -8,6 +8,7 @@
 #include "gen.h"
 #include "gen_open.h"
 #include "log.h"
+#include "secret.h"
 #include "trust.h"
 
 #include <curl/curl.h>
@@ -46,6 +47,7 @@ int phc_global_init(void)
 
 void phc_global_cleanup(void)
 {
+    phc__secret_env_clear();
     curl_global_cleanup();
 }
 

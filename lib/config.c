@@ -93,6 +93,7 @@ enum key_id {
     K_RELOAD_INTERVAL,
     K_MIN_TLS_VERSION,
     K_X509_PROFILE,
+    K_STRICT_MODES,
     K_COUNT
 };
 
@@ -118,6 +119,7 @@ static const char *const key_names[K_COUNT] = {
     [K_RELOAD_INTERVAL] = "reload_interval",
     [K_MIN_TLS_VERSION] = "min_tls_version",
     [K_X509_PROFILE] = "x509_profile",
+    [K_STRICT_MODES] = "strict_modes",
 };
 
 /* The public struct plus what only this file needs. pub comes first, so a phc_config *
@@ -1044,6 +1046,22 @@ static int set_x509_profile(struct cfg_impl *c, const char *key, const char *v,
     return PHC_OK;
 }
 
+/* strict_modes: what a file with unsafe ownership or permissions (phc_config_check_files)
+ * is - a warning, an error, or not looked at. */
+static int set_strict_modes(struct cfg_impl *c, const char *key, const char *v,
+                            const struct where *w, phc_errbuf *err)
+{
+    if (strcmp(v, "warn") == 0)
+        c->pub.strict_modes = PHC__MODES_WARN;
+    else if (strcmp(v, "error") == 0)
+        c->pub.strict_modes = PHC__MODES_ERROR;
+    else if (strcmp(v, "off") == 0)
+        c->pub.strict_modes = PHC__MODES_OFF;
+    else
+        return bad(err, w, key, "must be warn, error or off");
+    return PHC_OK;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The one validation path */
 
@@ -1071,6 +1089,7 @@ static const setter_fn setters[K_COUNT] = {
     [K_RELOAD_INTERVAL] = set_reload_interval,
     [K_MIN_TLS_VERSION] = set_min_tls_version,
     [K_X509_PROFILE] = set_x509_profile,
+    [K_STRICT_MODES] = set_strict_modes,
 };
 
 static int find_key(const char *key)

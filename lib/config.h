@@ -48,7 +48,11 @@ struct phc_config {
     int min_rsa_bits;          /* weakest RSA key phc install accepts; default 2048 */
     int min_tls_version;       /* 12 (default) or 13 */
     int x509_profile;          /* PHC_X509_STRICT (default) or PHC_X509_COMPATIBLE */
+    int strict_modes;          /* PHC__MODES_*: what phc_config_check_files does */
 };
+
+/* strict_modes = warn (default) | error | off */
+enum { PHC__MODES_WARN = 0, PHC__MODES_ERROR = 1, PHC__MODES_OFF = 2 };
 
 /* Takes a reference and freezes cfg (phc_config_set fails afterwards). */
 phc_config *phc__config_ref(phc_config *cfg);

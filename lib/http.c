@@ -566,6 +566,37 @@ static int take_response(phc_xfer *x, phc_response **out, phc_errbuf *err)
     return PHC_OK;
 }
 
+/* A request header is an HTTP token name, ':' and a value without control characters other
+ * than tab: CR or LF would add a header (or a request) of the caller's making, and other
+ * control characters are read differently by different servers. Host is refused: the
+ * request goes to the host in url, for which the server certificate was checked, and a
+ * second name would reach another virtual host behind the same front end. */
+static int check_header(const char *h, phc_errbuf *err)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    const char *colon = strchr(h, ':');
+    if (!colon || colon == h)
+        return phc__err(err, PHC_ERR_CONFIG, "header must be 'Name: value' on one line");
+    int nlen = (int)(colon - h);
+    for (const char *p = h; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr(tchar, *p)))
+            return phc__err(err, PHC_ERR_CONFIG,
+                            "header name is not an HTTP token (a space or a control character "
+                            "before ':'); a header is 'Name: value' on one line");
+    for (const char *p = colon + 1; *p; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return phc__err(err, PHC_ERR_CONFIG,
+                            "header '%.*s' contains a control character (CR, LF or another "
+                            "below 0x20): a header is 'Name: value' on one line",
+                            nlen, h);
+    if (nlen == 4 && strncasecmp(h, "Host", 4) == 0)
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "header 'Host' is refused: the request goes to the host in url, the "
+                        "one the server certificate is checked for");
+    return PHC_OK;
+}
+
 static int check_request(const phc_request *req, phc_errbuf *err)
 {
     if (!req || !req->path || req->path[0] != '/')
@@ -578,11 +609,10 @@ static int check_request(const phc_request *req, phc_errbuf *err)
         for (const char *p = req->method; *p; p++)
             if (!((*p >= 'A' && *p <= 'Z') || *p == '-'))
                 return phc__err(err, PHC_ERR_CONFIG, "invalid HTTP method '%s'", req->method);
-    if (req->headers)
-        for (const char *const *h = req->headers; *h; h++)
-            if (!strchr(*h, ':') || strpbrk(*h, "\r\n"))
-                return phc__err(err, PHC_ERR_CONFIG, "header must be 'Name: value' on one line");
-    return PHC_OK;
+    int rc = PHC_OK;
+    for (const char *const *h = req->headers; h && *h && rc == PHC_OK; h++)
+        rc = check_header(*h, err);
+    return rc;
 }
 
 int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, phc_errbuf *err)

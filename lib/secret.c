@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -119,9 +121,158 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Variables taken out of the environment (phc_config_take_env_secrets): name and value, in
+ * buffers wiped when they go. env:NAME reads them from here first. */
+
+struct taken {
+    char *name;
+    char *value;
+    size_t len;
+};
+
+#define TAKEN_MAX 8
+static pthread_mutex_t taken_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct taken taken[TAKEN_MAX]; /* guarded by taken_mu */
+
+/* The process's original environment block [start, end): what /proc/PID/environ shows,
+ * whatever unsetenv does to the environ array later. 0, or -1 when unknown. */
+static int env_block(unsigned long *start, unsigned long *end)
+{
+    char buf[2048];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* Fields after the command name (which may hold anything, hence the last ')'): env_start
+     * and env_end are fields 50 and 51 of proc(5), the 48th and 49th after it. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p++;
+    for (int field = 3; field < 50; field++) {
+        p = strchr(p + 1, ' ');
+        if (!p)
+            return -1;
+    }
+    if (sscanf(p, " %lu %lu", start, end) != 2 || *start >= *end)
+        return -1;
+    return 0;
+}
+
+/* Takes NAME: its value into taken[], its "NAME=value" bytes overwritten where they lie in
+ * the original environment block (other strings, from setenv or putenv, are not ours to
+ * write to: unsetenv is enough for them), then unset. */
+static int take_one(const char *name, phc_errbuf *err)
+{
+    int rc = PHC_OK;
+    size_t nlen = strlen(name);
+    pthread_mutex_lock(&taken_mu);
+    size_t slot = TAKEN_MAX;
+    for (size_t i = 0; i < TAKEN_MAX; i++) {
+        if (taken[i].name && strcmp(taken[i].name, name) == 0)
+            goto out; /* taken already */
+        if (!taken[i].name && slot == TAKEN_MAX)
+            slot = i;
+    }
+    const char *v = getenv(name);
+    if (!v)
+        goto out; /* not set: the reader says so when the secret is needed */
+    if (slot == TAKEN_MAX) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "more than %d secret variables taken", TAKEN_MAX);
+        goto out;
+    }
+    size_t vlen = strlen(v);
+    char *value = OPENSSL_secure_malloc(vlen + 1);
+    char *copy = strdup(name);
+    if (!value || !copy) {
+        OPENSSL_secure_free(value);
+        free(copy);
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    memcpy(value, v, vlen + 1);
+    taken[slot] = (struct taken){.name = copy, .value = value, .len = vlen};
+    unsigned long start, end;
+    char *entry = (char *)v - nlen - 1;
+    if (env_block(&start, &end) == 0 && (unsigned long)entry >= start &&
+        (unsigned long)(v + vlen) < end)
+        OPENSSL_cleanse(entry, nlen + 1 + vlen);
+    unsetenv(name);
+out:
+    pthread_mutex_unlock(&taken_mu);
+    return rc;
+}
+
+/* env:NAME from the taken copies: 1 when NAME was taken (*out is the copy, NULL when out of
+ * memory), 0 when it was not. */
+static int read_taken(char **out, size_t *out_len, const char *name)
+{
+    int found = 0;
+    pthread_mutex_lock(&taken_mu);
+    for (size_t i = 0; i < TAKEN_MAX; i++) {
+        if (taken[i].name && strcmp(taken[i].name, name) == 0) {
+            *out = secure_copy(taken[i].value, taken[i].len, out_len);
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&taken_mu);
+    return found;
+}
+
+static int is_env_name(const char *s);
+
+int phc_config_take_env_secrets(const phc_config *cfg, phc_errbuf *err)
+{
+    static const char *const keys[] = {"pin", "client_secret"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *src = cfg ? phc_config_get(cfg, keys[i]) : NULL;
+        if (!src || strncmp(src, "env:", 4) != 0 || !is_env_name(src + 4))
+            continue;
+        int rc = take_one(src + 4, err);
+        if (rc != PHC_OK)
+            return rc;
+    }
+    return PHC_OK;
+}
+
+void phc__secret_env_clear(void)
+{
+    pthread_mutex_lock(&taken_mu);
+    for (size_t i = 0; i < TAKEN_MAX; i++) {
+        if (taken[i].value)
+            OPENSSL_secure_clear_free(taken[i].value, taken[i].len + 1);
+        free(taken[i].name);
+        taken[i] = (struct taken){0};
+    }
+    pthread_mutex_unlock(&taken_mu);
+}
+
 static int read_env(char **out, size_t *out_len, const char *name, const char *what, int errclass,
                     phc_errbuf *err)
 {
+    char *t = NULL;
+    size_t tlen = 0;
+    if (read_taken(&t, &tlen, name)) {
+        if (!t)
+            return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        int rc = tlen > SECRET_MAX
+                     ? phc__err(err, errclass, "%s source env:%s is longer than %d bytes", what,
+                                name, SECRET_MAX)
+                     : check_value(t, tlen, what, "source env:", name, errclass, err);
+        if (rc != PHC_OK) {
+            phc__secret_free(t, tlen);
+            return rc;
+        }
+        *out = t;
+        *out_len = tlen;
+        return PHC_OK;
+    }
     const char *v = getenv(name);
     if (!v)
         return phc__err(err, errclass, "%s source env:%s is not set", what, name);

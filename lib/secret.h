@@ -14,6 +14,9 @@
 int phc__secret_read(char **out, size_t *out_len, const char *source, const char *what,
                      int errclass, phc_errbuf *err);
 
+/* Forgets (wipes) the values phc_config_take_env_secrets took; phc_global_cleanup calls it. */
+void phc__secret_env_clear(void);
+
 /* Wipes with OPENSSL_cleanse and frees; NULL allowed. */
 void phc__secret_free(char *secret, size_t len);
 

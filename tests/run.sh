@@ -9,13 +9,13 @@ bash tools/install-deps.sh
 JOBS=$(nproc)
 
 echo "== build (RelWithDebInfo, -Werror)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHC_WERROR=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPHC_WERROR=ON -DPHC_TEST_HOOKS=ON >/dev/null
 cmake --build build -j"$JOBS"
 echo "== tests"
 (cd build && ctest --output-on-failure -j"$JOBS")
 
 echo "== build (ASan + UBSan)"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPHC_SANITIZE=ON -DPHC_WERROR=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPHC_SANITIZE=ON -DPHC_WERROR=ON -DPHC_TEST_HOOKS=ON >/dev/null
 cmake --build build-asan -j"$JOBS"
 echo "== tests under ASan + UBSan"
 (cd build-asan && ctest --output-on-failure -j"$JOBS")
@@ -23,7 +23,7 @@ echo "== tests under ASan + UBSan"
 # ThreadSanitizer excludes ASan, so it gets a build of its own: only what the concurrency
 # test runs (phc, the mock, its driver), and only that test.
 echo "== build (ThreadSanitizer: the concurrency test)"
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPHC_TSAN=ON -DPHC_WERROR=ON >/dev/null
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPHC_TSAN=ON -DPHC_WERROR=ON -DPHC_TEST_HOOKS=ON >/dev/null
 cmake --build build-tsan -j"$JOBS" --target phc mock_powerhub concurrency
 echo "== concurrency test under TSan"
 (cd build-tsan && ctest --output-on-failure -L concurrency)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 struct subcommand {
@@ -50,6 +51,10 @@ int main(int argc, char **argv)
      * file may keep them. (The library leaves process limits alone; the tool is the process.) */
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
+    /* Nor may another process of the same user read them: not dumpable means no ptrace
+     * attach, no /proc/PID/mem or /proc/PID/environ for anyone but root (those files become
+     * root's), and no core file even where the limit is raised again. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     phc_globals g = {.config_path = NULL, .verbose = 0};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -82,12 +87,18 @@ int main(int argc, char **argv)
         g.config_path = phc_config_default_path();
     for (size_t k = 0; k < sizeof(subcommands) / sizeof(subcommands[0]); k++) {
         if (name_matches(argv[i], subcommands[k].name)) {
-            if (phc_global_init() != PHC_OK) {
+            /* bench starts phc and curl processes that read the same config: they need
+             * its env: secrets. engine_conf reads the PIN itself and then takes them. */
+            g.keep_env_secrets = strcmp(subcommands[k].name, "bench") == 0 ||
+                                 strcmp(subcommands[k].name, "engine_conf") == 0;
+            /* Wiping allocators first: libcurl keeps the allocators of its first init. */
+            if (phc_tool_curl_init() != 0 || phc_global_init() != PHC_OK) {
                 fprintf(stderr, "phc: cannot initialise libcurl\n");
                 return 9;
             }
             int rc = subcommands[k].run(&g, argc - i, argv + i);
             phc_global_cleanup();
+            phc_tool_curl_cleanup();
             return rc;
         }
     }

@@ -10,6 +10,7 @@
 typedef struct phc_globals {
     const char *config_path; /* --config, $PHC_CONFIG or the default */
     int verbose;             /* number of -v */
+    int keep_env_secrets;    /* env:NAME secrets stay in the environment (see phc.c) */
 } phc_globals;
 
 /* Prints "phc: <msg>" on stderr and returns the exit status for err. */
@@ -28,11 +29,37 @@ int phc_tool_open_client(const phc_globals *g, phc_client **out);
  * for. */
 phc_client_opts phc_tool_log_opts(const phc_globals *g);
 
-/* Writes a then b (either may be empty) to path through a temporary file in the same
- * directory, fsync'ed, given mode and renamed into place, so path is either the complete new
- * content or untouched. Returns 0, or -1 with errno set (ENOMEM when nothing was tried). */
-int phc_tool_write_atomic(const char *path, const void *a, size_t alen, const void *b, size_t blen,
+/* Where an output path goes (-o, --csr-out, --prometheus). Atomic replacement is for
+ * regular files only: replacing a device, a FIFO or a /proc/self/fd/N link would destroy it
+ * (phc -o /dev/null as root once turned /dev/null into a regular file). */
+enum phc_out_kind {
+    PHC_OUT_STDOUT = 1, /* "-" */
+    PHC_OUT_REPLACE,    /* a regular file, or nothing yet: temporary file renamed into place */
+    PHC_OUT_IN_PLACE,   /* anything else (device, FIFO, socket, symbolic link) or anything
+                         * under /dev or /proc: opened and written where it is, as curl does */
+};
+int phc_tool_output_kind(const char *path);
+
+/* Writes a then b (either may be empty) to path as phc_tool_output_kind says. Replacing:
+ * a temporary file in the same directory, fsync'ed, given mode and renamed into place, so
+ * path is either the complete new content or untouched. In place: opened O_TRUNC (created
+ * with mode if it vanished meanwhile), never renamed or chmod'ed. "-" is standard output.
+ * Returns 0, or -1 with errno set (ENOMEM when nothing was tried). */
+int phc_tool_write_output(const char *path, const void *a, size_t alen, const void *b, size_t blen,
                           mode_t mode);
+
+/* libcurl with allocators that wipe every block before freeing it (tools/phc_wipe.c).
+ * Called before phc_global_init: libcurl keeps the first caller's allocators. 0 or -1. */
+int phc_tool_curl_init(void);
+void phc_tool_curl_cleanup(void);
+/* How many blocks the wiping free has wiped so far (for the test). */
+unsigned long phc_tool_curl_wiped_frees(void);
+
+/* What every subcommand does with a config it loaded: checks the ownership and modes of the
+ * files it names (phc_config_check_files: warnings on stderr, or an error with
+ * strict_modes = error), then moves its env:NAME secrets out of the environment
+ * (phc_config_take_env_secrets) unless g says to keep them. PHC_OK or the error in err. */
+int phc_tool_config_ready(const phc_globals *g, const phc_config *cfg, phc_errbuf *err);
 
 #define PHC_SUBCOMMAND(name, summary)                                                              \
     int phc_cmd_##name(const phc_globals *g, int argc, char **argv);

@@ -21,7 +21,8 @@ const char *phc_admin_time(char *buf, size_t len, long long t, int style);
 /* A JSON string literal for s (quotes included) on f. */
 void phc_admin_json_str(FILE *f, const char *s);
 
-/* Test hook, inert unless PHC_TEST_PAUSE_AT is set to step: prints
+/* Test hook, compiled in only with -DPHC_TEST_HOOKS=ON (test builds; a no-op otherwise) and
+ * inert unless PHC_TEST_PAUSE_AT is set to step: prints
  * "phc: [test] paused at STEP (pid N)" on stderr and sleeps PHC_TEST_PAUSE_SECONDS (default
  * 30) so that a test can kill the process at exactly that step. */
 void phc_admin_pause(const char *step);

@@ -138,6 +138,22 @@ static void check_credential(check *c, const phc_config *cfg)
     add(c->perf, sizeof(c->perf), "credential_days=%ld;%ld;%ld ", days, c->warn, c->crit);
 }
 
+/* Without pinned_ips the address comes from DNS: the pinned CA and the host name are still
+ * checked, but a connection goes wherever the name points. That is a weaker setup than the
+ * one the README promises, so it is a WARNING unless the operator says it is intended
+ * (--allow-unpinned); the summary says it either way. */
+static void check_pinning(check *c, int allow_unpinned)
+{
+    if (c->ep.n_pinned_ips)
+        return;
+    if (!allow_unpinned && c->state < WARNING)
+        c->state = WARNING;
+    add(c->text, sizeof(c->text),
+        "%spinned_ips is unset: connections go to whatever address DNS gives for %s%s",
+        c->text[0] ? "; " : "", c->ep.host ? c->ep.host : "the url's host",
+        allow_unpinned ? " (--allow-unpinned)" : " (set pinned_ips, or --allow-unpinned)");
+}
+
 /* Prometheus label value: backslash, double quote and newline escaped. */
 static void label(FILE *f, const char *name, const char *v, int last)
 {
@@ -216,6 +232,11 @@ static int write_metrics(const check *c, const char *path)
             fprintf(f, "} %d\n", (int)c->trust->findings[i].result);
         }
     }
+    if (c->ep.url)
+        fprintf(f,
+                "# HELP phc_pinned_ips Number of pinned_ips (0: addresses come from DNS).\n"
+                "# TYPE phc_pinned_ips gauge\nphc_pinned_ips %zu\n",
+                c->ep.n_pinned_ips);
     if (c->ep.credential_expires)
         fprintf(f,
                 "# HELP phc_credential_expires_seconds credential_expires of the client "
@@ -226,7 +247,7 @@ static int write_metrics(const check *c, const char *path)
         free(buf);
         return -1;
     }
-    int rc = phc_tool_write_atomic(path, buf, len, NULL, 0, 0644);
+    int rc = phc_tool_write_output(path, buf, len, NULL, 0, 0644);
     int saved = errno;
     free(buf);
     errno = saved;
@@ -282,6 +303,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         {"prometheus", required_argument, NULL, 'p'},
         {"trust", no_argument, NULL, 't'},
         {"chain", required_argument, NULL, 'C'},
+        {"allow-unpinned", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -290,7 +312,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     c.warn = 30;
     c.crit = 7;
     const char *prom = NULL, *chain = NULL;
-    int opt, bad = 0, trust_only = 0;
+    int opt, bad = 0, trust_only = 0, allow_unpinned = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "w:c:p:h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -310,12 +332,16 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
             chain = optarg;
             trust_only = 1;
             break;
+        case 'U':
+            allow_unpinned = 1;
+            break;
         case 'h':
             printf("usage: phc check [--warn-days N (30)] [--crit-days N (7)] [--prometheus "
-                   "FILE] [--trust [--chain SERVER-CHAIN.pem]]\n"
+                   "FILE] [--allow-unpinned] [--trust [--chain SERVER-CHAIN.pem]]\n"
                    "  --trust   only the offline trust self-test: a decoy CA must be refused, "
                    "ca_file must match ca_sha256, the CA must not expire within the window\n"
                    "  --chain   also judge a server chain (leaf first) rule by rule\n"
+                   "  --allow-unpinned  a config without pinned_ips is not a WARNING\n"
                    "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugin codes)\n");
             return 0;
         default:
@@ -338,7 +364,8 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     phc_errbuf err = {0};
     /* Every failure to look is UNKNOWN, with the reason on the summary line. */
     phc_errbuf cerr = {0};
-    if (phc_config_load(&cfg, g->config_path, &cerr) != PHC_OK) {
+    if (phc_config_load(&cfg, g->config_path, &cerr) != PHC_OK ||
+        phc_tool_config_ready(g, cfg, &cerr) != PHC_OK) {
         c.state = UNKNOWN;
         snprintf(c.text, sizeof(c.text), "%s", cerr.msg);
         goto report;
@@ -374,6 +401,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     /* The decoy needs nothing but the CA file: a self-test that cannot run is not a finding. */
     if (phc_tool_trust_check(cfg, NULL, c.warn, c.crit, &c.trust, &err) == PHC_OK)
         judge_trust(&c, 0);
+    check_pinning(&c, allow_unpinned);
 report:
     if (c.state == UNKNOWN)
         fprintf(stderr, "phc: %s\n", c.text);

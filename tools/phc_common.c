@@ -64,8 +64,10 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-int phc_tool_write_atomic(const char *path, const void *a, size_t alen, const void *b, size_t blen,
-                          mode_t mode)
+/* The body of a new or regular file: a temporary file in the same directory, fsync'ed, given
+ * mode and renamed into place, so path is either the complete new content or untouched. */
+static int write_replace(const char *path, const void *a, size_t alen, const void *b, size_t blen,
+                         mode_t mode)
 {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
@@ -111,12 +113,98 @@ out:
     return rc;
 }
 
+/* What is already at path, opened and written where it is, as curl does: a device stays a
+ * device, a FIFO's reader gets the data, a symbolic link keeps pointing where it pointed.
+ * Nothing is renamed and no mode is changed; mode applies only if the open creates a file. */
+static int write_in_place(const char *path, const void *a, size_t alen, const void *b, size_t blen,
+                          mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int rc = write_all(fd, a, alen) == 0 && write_all(fd, b, blen) == 0 ? 0 : -1;
+    /* fsync only means something for a file (a FIFO answers EINVAL). */
+    if (rc == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(fd) != 0)
+        rc = -1;
+    int saved = errno;
+    if (close(fd) != 0 && rc == 0)
+        return -1;
+    errno = saved;
+    return rc;
+}
+
+/* Whether path's directory is under /dev or /proc (after resolving links): nothing may be
+ * created and renamed there, whatever path names. */
+static int in_special_dir(const char *path)
+{
+    char *dcopy = strdup(path);
+    if (!dcopy)
+        return 0;
+    char *real = realpath(dirname(dcopy), NULL);
+    free(dcopy);
+    if (!real)
+        return 0;
+    int special = strcmp(real, "/dev") == 0 || strncmp(real, "/dev/", 5) == 0 ||
+                  strcmp(real, "/proc") == 0 || strncmp(real, "/proc/", 6) == 0;
+    free(real);
+    return special;
+}
+
+int phc_tool_output_kind(const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return PHC_OUT_STDOUT;
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT && !in_special_dir(path) ? PHC_OUT_REPLACE : PHC_OUT_IN_PLACE;
+    return S_ISREG(st.st_mode) && !in_special_dir(path) ? PHC_OUT_REPLACE : PHC_OUT_IN_PLACE;
+}
+
+int phc_tool_write_output(const char *path, const void *a, size_t alen, const void *b, size_t blen,
+                          mode_t mode)
+{
+    switch (phc_tool_output_kind(path)) {
+    case PHC_OUT_STDOUT:
+        /* What the command printed before (stdio-buffered) comes first. */
+        if (fflush(stdout) != 0 || write_all(STDOUT_FILENO, a, alen) != 0 ||
+            write_all(STDOUT_FILENO, b, blen) != 0)
+            return -1;
+        return 0;
+    case PHC_OUT_REPLACE:
+        return write_replace(path, a, alen, b, blen, mode);
+    default:
+        return write_in_place(path, a, alen, b, blen, mode);
+    }
+}
+
+int phc_tool_config_ready(const phc_globals *g, const phc_config *cfg, phc_errbuf *err)
+{
+    /* Once per run: install loads the same config up to three times. */
+    static int files_checked;
+    int rc = PHC_OK;
+    if (!files_checked) {
+        rc = phc_config_check_files(cfg, g->config_path, log_to_stderr, NULL, err);
+        files_checked = 1;
+    }
+    if (rc == PHC_OK && !g->keep_env_secrets)
+        rc = phc_config_take_env_secrets(cfg, err);
+    return rc;
+}
+
+/* The secrets its env: sources name leave the environment as soon as the config is loaded:
+ * no child inherits them and /proc/PID/environ does not show them. */
 int phc_tool_load_config(const phc_globals *g, phc_config **out)
 {
     phc_errbuf err = {0};
     if (phc_config_load(out, g->config_path, &err) != PHC_OK)
         return phc_tool_fail(&err);
-    return 0;
+    int rc = phc_tool_config_ready(g, *out, &err) == PHC_OK ? 0 : phc_tool_fail(&err);
+    if (rc != 0) {
+        phc_config_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int phc_tool_open_client(const phc_globals *g, phc_client **out)

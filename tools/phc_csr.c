@@ -103,7 +103,7 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
         rc = phc_err_exit_code(err.code);
         goto out;
     }
-    if (phc_tool_write_atomic(out, pem, strlen(pem), NULL, 0, 0644) != 0) {
+    if (phc_tool_write_output(out, pem, strlen(pem), NULL, 0, 0644) != 0) {
         fprintf(stderr, "phc: cannot write the certificate request to %s: %s\n", out,
                 strerror(errno));
         rc = 2;

@@ -323,7 +323,7 @@ static int render(struct buf *b, const char *tpl, const char *header, const char
  * others. */
 static int write_file(const char *path, const struct buf *b, int secret)
 {
-    if (phc_tool_write_atomic(path, b->p, b->len, NULL, 0, secret ? 0600 : 0644) == 0)
+    if (phc_tool_write_output(path, b->p, b->len, NULL, 0, secret ? 0600 : 0644) == 0)
         return 0;
     if (errno == ENOMEM) /* out of memory is 9, like a failed render */
         return 9;
@@ -372,9 +372,11 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
     }
     if (optind != argc)
         return phc_tool_usage("engine_conf takes no arguments besides its options");
-    if (with_pin && !output)
-        return phc_tool_usage("--with-pin writes the PIN into the file: give -o FILE (created "
-                              "mode 0600), never standard output");
+    if (with_pin && (!output || phc_tool_output_kind(output) != PHC_OUT_REPLACE))
+        return phc_tool_usage("--with-pin writes the PIN into the file: give -o FILE, a regular "
+                              "file (created mode 0600), never standard output, a device or a "
+                              "FIFO%s%s",
+                              output ? ": " : "", output ? output : "");
 
     phc_config *cfg = NULL;
     char tpl_path[PATH_MAX];
@@ -431,6 +433,13 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
                                  "`phc engine_conf --with-pin -o FILE`\n# to store it in a "
                                  "0600 file for automation).") != 0) {
         rc = 9;
+        goto out;
+    }
+    /* The PIN is read (or not wanted): an env: variable holding it leaves the environment
+     * now, as in every other subcommand (phc_tool_load_config does it there). */
+    phc_errbuf terr = {0};
+    if (phc_config_take_env_secrets(cfg, &terr) != PHC_OK) {
+        rc = phc_tool_fail(&terr);
         goto out;
     }
     if (render_header(&header, g->config_path, cfg) != 0) {

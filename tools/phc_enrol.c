@@ -9,7 +9,7 @@
 /* Writes the request and tells the operator what comes next; shared wording with csr. */
 static int write_csr(const char *path, const char *pem, const char *id)
 {
-    if (phc_tool_write_atomic(path, pem, strlen(pem), NULL, 0, 0644) != 0) {
+    if (phc_tool_write_output(path, pem, strlen(pem), NULL, 0, 0644) != 0) {
         fprintf(stderr,
                 "phc: cannot write the certificate request to %s: %s (the key id %s is on the "
                 "token; 'phc csr --key-id %s --subject DN --csr-out FILE' makes its request)\n",

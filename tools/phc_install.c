@@ -5,12 +5,15 @@
  * read and check (nothing written), optionally probe with exactly this pair (nothing
  * written), then one certificate object is created. PHC_TEST_PAUSE_AT=opened|checked|probed|
  * stored stops at that step for the crash tests (see phc_admin_pause). */
+#define _GNU_SOURCE /* memfd_create */
 #include "phc_admin.h"
 
+#include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define CERT_MAX (1024 * 1024)
 
@@ -22,26 +25,56 @@ static void say_pair(const char *what, const phc_pair_info *p)
            phc_admin_time(until, sizeof(until), p->not_after, 0), p->days_left);
 }
 
-/* One real request with exactly this certificate and its key: a client whose config names
- * the certificate file, on a fresh connection with a full handshake. */
-static int probe(const phc_globals *g, const char *cert_path, const char *path)
+/* An anonymous in-memory file holding pem, and its /proc/self/fd path in path: what the
+ * probe's client reads as its certificate file. Returns the descriptor, or -1. */
+static int memory_file(const char *pem, size_t len, char *path, size_t pathsz)
+{
+    int fd = memfd_create("phc-install-cert", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, pem + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    snprintf(path, pathsz, "/proc/self/fd/%d", fd);
+    return fd;
+}
+
+/* One real request with exactly this certificate and its key, on a fresh connection with a
+ * full handshake. The certificate is the copy in memory that install stores, not the file
+ * read again by name: a file replaced in between must not make the probe test another
+ * certificate than the one that is stored. */
+static int probe(const phc_globals *g, const char *cert_name, const char *pem, size_t len,
+                 const char *path)
 {
     phc_config *cfg = NULL;
     phc_client *client = NULL;
     phc_response *resp = NULL;
     phc_errbuf err = {0};
-    char abs[PATH_MAX];
+    char mem_path[64];
     int rc = phc_tool_load_config(g, &cfg);
     if (rc)
         return rc;
-    if (!realpath(cert_path, abs))
-        snprintf(abs, sizeof(abs), "%s", cert_path);
+    int fd = memory_file(pem, len, mem_path, sizeof(mem_path));
+    if (fd < 0) {
+        fprintf(stderr, "phc: cannot hold the certificate for the probe in memory: %s\n",
+                strerror(errno));
+        phc_config_free(cfg);
+        return 9;
+    }
     phc_client_opts o = phc_tool_log_opts(g);
     phc_request req = {.path = path, .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
-    if (phc_config_set(cfg, "cert", abs, &err) != PHC_OK ||
+    if (phc_config_set(cfg, "cert", mem_path, &err) != PHC_OK ||
         phc_client_new(&client, cfg, &o, &err) != PHC_OK ||
         phc_client_request(client, &resp, &req, &err) != PHC_OK) {
-        fprintf(stderr, "phc: probe with %s failed, nothing was installed: %s\n", cert_path,
+        fprintf(stderr, "phc: probe with %s failed, nothing was installed: %s\n", cert_name,
                 err.msg);
         rc = phc_err_exit_code(err.code);
     } else {
@@ -51,6 +84,7 @@ static int probe(const phc_globals *g, const char *cert_path, const char *path)
     phc_response_free(resp);
     phc_client_free(client);
     phc_config_free(cfg);
+    close(fd);
     return rc;
 }
 
@@ -121,7 +155,7 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
          * the process when it lets go: ours must not be open across it. */
         phc_token_free(t);
         t = NULL;
-        if ((rc = probe(g, file, probe_path)) != 0)
+        if ((rc = probe(g, file, pem, len, probe_path)) != 0)
             goto out;
         phc_admin_pause("probed");
         phc_config_free(cfg);

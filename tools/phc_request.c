@@ -63,12 +63,13 @@ static int load_body(const char *arg, char **out, size_t *len)
     return 0;
 }
 
-/* The body goes to a temporary file renamed into place, so FILE is either the whole new
- * response or untouched. */
+/* -o FILE: a regular file is replaced atomically (either the whole new response or
+ * untouched); a device, FIFO or /proc/self/fd/N is written in place (phc_tool_write_output).
+ * No -o, or -o -: standard output. */
 static int write_output(const char *path, const char *head, size_t hlen, const char *body,
                         size_t blen)
 {
-    if (!path) {
+    if (!path || strcmp(path, "-") == 0) {
         if ((hlen && fwrite(head, 1, hlen, stdout) != hlen) ||
             (blen && fwrite(body, 1, blen, stdout) != blen) || fflush(stdout) != 0) {
             fprintf(stderr, "phc: cannot write the response to standard output: %s\n",
@@ -79,7 +80,7 @@ static int write_output(const char *path, const char *head, size_t hlen, const c
     }
     /* 0600: a response may carry what only its caller may read. Out of memory is 9 here as
      * everywhere in this tool. */
-    if (phc_tool_write_atomic(path, head, hlen, body, blen, 0600) == 0)
+    if (phc_tool_write_output(path, head, hlen, body, blen, 0600) == 0)
         return 0;
     if (errno == ENOMEM)
         return 9;

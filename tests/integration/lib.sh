@@ -178,12 +178,18 @@ cert_serial() {
     openssl x509 -in "$1" -noout -serial | sed 's/^serial=//'
 }
 
-# kill_at STEP CMD...: runs CMD with PHC_TEST_PAUSE_AT=STEP, waits until it reports that it
+# kill_at STEP CMD...: runs CMD with PHC_TEST_PAUSE_AT=STEP (a phc built with
+# -DPHC_TEST_HOOKS=ON, as tests/run.sh builds it), waits until it reports that it
 # paused there, then kill -9's it (a crash at exactly that step). Fails if the step is never
 # reached. The command's output is in $TMP/killed.out and $TMP/killed.err.
 kill_at() {
     local step=$1 pid i
     shift
+    if [ "${PHC_TEST_HOOKS:-OFF}" != ON ]; then
+        echo "# phc was built without its test hooks: configure with -DPHC_TEST_HOOKS=ON" \
+            "(tests/run.sh does) to run the crash tests"
+        return 1
+    fi
     PHC_TEST_PAUSE_AT=$step PHC_TEST_PAUSE_SECONDS=60 "$@" >"$TMP/killed.out" 2>"$TMP/killed.err" &
     pid=$!
     for i in $(seq 1 400); do

@@ -27,6 +27,7 @@ calls() { # calls LOG NAME: how many times the spy saw NAME
 }
 
 echo 9999 >"$TMP/wrongpin"
+chmod 600 "$TMP/wrongpin" # a PIN file readable by others would add a warning line
 write_config "$TMP/ok.cnf" "$MOCK_PORT"
 set_key "$TMP/ok.cnf" pkcs11_module "$SPY"
 write_config "$TMP/w.cnf" "$MOCK_PORT"

@@ -38,6 +38,20 @@ check "-v names the server and its issuer" grep -q "issued by 'CN=Powerhub Test 
 check "-v names the client certificate" grep -q "client certificate '.*phc-test-client" "$TMP/err"
 check "-v never shows the PIN" bash -c "! grep -q \"\$(cat '$TMP/tok/pin')\" '$TMP/err'"
 
+# A Host header, and a control character in a header, are refused before anything is sent;
+# the message names the header.
+before=$(mock_stat "$CFG" requests)
+expect 2 "phc: header 'Host' is refused" "-H 'Host: ...' refused" -- \
+    "$PHC_BIN" --config "$CFG" request -H 'Host: other.powerhub.test' /v2/asset/sites
+expect 2 "phc: header 'X-Test' contains a control character" "a CR in a header value refused" -- \
+    "$PHC_BIN" --config "$CFG" request -H "$(printf 'X-Test: a\rb')" /v2/asset/sites
+expect 2 "phc: header 'X-Test' contains a control character" "an ESC in a header value refused" -- \
+    "$PHC_BIN" --config "$CFG" request -H "$(printf 'X-Test: a\033b')" /v2/asset/sites
+after=$(mock_stat "$CFG" requests)
+check "the refused requests never reached the server ($before -> $after)" test "$((after - before))" -eq 1
+expect 0 "" "a tab inside a header value is fine" -- \
+    "$PHC_BIN" --config "$CFG" request -H "$(printf 'X-Test: a\tb')" /echo
+
 # Keep-alive and TLS resumption in one client: 20 requests, one TCP connection.
 before=$(mock_stat "$CFG" connections)
 expect 0 "" "20 requests on one client" -- "$PHC_MULTI" "$CFG" /v2/asset/sites 20 1

@@ -113,6 +113,36 @@ static void test_request_checks(void)
     const char *noname[] = {"no colon here", NULL};
     phc_request hdr2 = {.path = "/v2/asset/sites", .headers = noname};
     CHECK_ERR(phc__xfer_perform(x, &hdr2, &resp, &e), e, PHC_ERR_CONFIG, "Name: value");
+    /* Host, in any case, and a control character anywhere in a header are refused; the
+     * message names the header. A tab inside a value is fine. */
+    static const struct {
+        const char *header, *want;
+    } bad[] = {
+        {"Host: other.example", "header 'Host' is refused"},
+        {"hOsT:other.example", "header 'Host' is refused"},
+        {"X-Test: a\rb", "header 'X-Test' contains a control character"},
+        {"X-Test: a\nb", "header 'X-Test' contains a control character"},
+        {"X-Test: a\x01b", "header 'X-Test' contains a control character"},
+        {"X-Test: a\x1f", "header 'X-Test' contains a control character"},
+        {"X-Test: a\x7f", "header 'X-Test' contains a control character"},
+        {"X-Te st: a", "header name is not an HTTP token"},
+        {"X-Test\r\nHost: a", "header name is not an HTTP token"},
+        {"Host : a", "header name is not an HTTP token"},
+        {": a", "Name: value"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *one[] = {"Accept: application/json", bad[i].header, NULL};
+        phc_request r = {.path = "/v2/asset/sites", .headers = one};
+        CHECK_ERR(phc__xfer_perform(x, &r, &resp, &e), e, PHC_ERR_CONFIG, bad[i].want);
+    }
+    /* Allowed: a tab in a value, an empty value, a Host-like name that is not Host. These go
+     * on to the (closed) port and fail there, not in the check. */
+    const char *fine[] = {"X-Test: a\tb", "X-Empty:", "X-Host: a", NULL};
+    phc_request okh = {.path = "/v2/asset/sites", .headers = fine};
+    int frc = phc__xfer_perform(x, &okh, &resp, &e);
+    CHECK(frc != PHC_ERR_CONFIG);
+    phc_response_free(resp);
+    resp = NULL;
     phc_request method = {.path = "/v2/asset/sites", .method = "GET /x HTTP/1.1\r\n"};
     CHECK_ERR(phc__xfer_perform(x, &method, &resp, &e), e, PHC_ERR_CONFIG, "invalid HTTP method");
     CHECK(resp == NULL);

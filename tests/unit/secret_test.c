@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SECRET "s3cr3t-4711"
@@ -216,6 +217,73 @@ static void test_env(void)
     unsetenv("PHC_TEST_PIN");
 }
 
+/* Whether a child process (/usr/bin/env) sees NAME in the environment it inherits. */
+static int child_sees(const char *name)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/env | grep -q '^%s='", name);
+    int st = system(cmd);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* phc_config_take_env_secrets: the variables named by pin and client_secret leave the
+ * environment (a child no longer inherits them) and env:NAME still reads the value. */
+static void test_take_env(void)
+{
+    static const char cnf[] = "[phconnect]\n"
+                              "url = https://api.powerhub.test\n"
+                              "ca_file = /nonexistent/ca.pem\n"
+                              "client_id = cid-1\n"
+                              "client_secret = env:PHC_TEST_TAKE_SECRET\n"
+                              "pkcs11_module = /nonexistent/module.so\n"
+                              "key = pkcs11:token=t;object=k;type=private\n"
+                              "pin = env:PHC_TEST_TAKE_PIN\n";
+    phc_config *cfg = NULL;
+    phc_errbuf e = {0};
+    setenv("PHC_TEST_TAKE_PIN", SECRET, 1);
+    setenv("PHC_TEST_TAKE_SECRET", "other-" SECRET, 1);
+    setenv("PHC_TEST_TAKE_OTHER", "kept", 1);
+    CHECK(phc_config_parse(&cfg, cnf, sizeof(cnf) - 1, "take.cnf", &e) == PHC_OK);
+    CHECK(child_sees("PHC_TEST_TAKE_PIN")); /* the check is real */
+    CHECK(phc_config_take_env_secrets(cfg, &e) == PHC_OK);
+    CHECK(getenv("PHC_TEST_TAKE_PIN") == NULL);
+    CHECK(getenv("PHC_TEST_TAKE_SECRET") == NULL);
+    CHECK(!child_sees("PHC_TEST_TAKE_PIN"));
+    CHECK(!child_sees("PHC_TEST_TAKE_SECRET"));
+    CHECK(child_sees("PHC_TEST_TAKE_OTHER"));
+    expect_value("env:PHC_TEST_TAKE_PIN", SECRET, strlen(SECRET));
+    expect_value("env:PHC_TEST_TAKE_SECRET", "other-" SECRET, strlen("other-" SECRET));
+    /* Twice is a no-op; a later setenv of the same name does not replace the taken value. */
+    setenv("PHC_TEST_TAKE_PIN", "later", 1);
+    CHECK(phc_config_take_env_secrets(cfg, &e) == PHC_OK);
+    expect_value("env:PHC_TEST_TAKE_PIN", SECRET, strlen(SECRET));
+    unsetenv("PHC_TEST_TAKE_PIN");
+    unsetenv("PHC_TEST_TAKE_OTHER");
+    CHECK(phc_config_take_env_secrets(NULL, &e) == PHC_OK);
+    /* A taken value gets the same checks as one read from the environment. */
+    static const char cnf2[] = "[phconnect]\n"
+                               "url = https://api.powerhub.test\n"
+                               "ca_file = /nonexistent/ca.pem\n"
+                               "client_id = cid-1\n"
+                               "client_secret = env:PHC_TEST_TAKE_BIG\n";
+    phc_config *cfg2 = NULL;
+    char big[4098];
+    memset(big, '9', 4097);
+    big[4097] = '\0';
+    setenv("PHC_TEST_TAKE_BIG", big, 1);
+    CHECK(phc_config_parse(&cfg2, cnf2, sizeof(cnf2) - 1, "take2.cnf", &e) == PHC_OK);
+    CHECK(phc_config_take_env_secrets(cfg2, &e) == PHC_OK);
+    CHECK(getenv("PHC_TEST_TAKE_BIG") == NULL);
+    EXPECT_FAIL("env:PHC_TEST_TAKE_BIG", "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG,
+                "client secret source env:PHC_TEST_TAKE_BIG is longer than 4096 bytes");
+    phc_config_free(cfg2);
+    /* phc_global_cleanup forgets (wipes) them: then the variable is simply not set. */
+    phc__secret_env_clear();
+    EXPECT_FAIL("env:PHC_TEST_TAKE_PIN", "PIN", PHC_ERR_PIN, PHC_ERR_PIN,
+                "PIN source env:PHC_TEST_TAKE_PIN is not set");
+    phc_config_free(cfg);
+}
+
 static void test_bad_sources(void)
 {
     /* a malformed source may be the secret itself: refused as config, never quoted */
@@ -251,6 +319,7 @@ int main(void)
     test_files();
     test_file_refusals();
     test_env();
+    test_take_env();
     test_bad_sources();
     rmdir(tmpdir);
     TEST_MAIN_END();

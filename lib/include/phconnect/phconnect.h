@@ -16,6 +16,23 @@
  * no OPENSSL_CONF reliance) and never writes to stderr.
  *
  * The documents named here (under docs/) are installed in <prefix>/share/doc/phconnect/.
+ *
+ * libcurl's allocators: phc_global_init calls curl_global_init, which keeps whatever
+ * allocators an earlier curl_global_init_mem installed (libcurl is initialised once and
+ * counts the calls). An application that wants libcurl's buffers (request and response
+ * headers: bearer tokens, Basic credentials) wiped when freed calls curl_global_init_mem with
+ * wiping allocators before phc_global_init, and curl_global_cleanup once more at the end;
+ * phc does exactly that (tools/phc_wipe.c).
+ *
+ * Secrets in memory, and what the library does not control: the PIN and the client secret
+ * are read from their source when needed (login, a re-login after a token outage, every
+ * token request) into buffers wiped right after use. libp11 keeps its own copy of the PIN
+ * (PKCS11_login strdup's it to log in again after a fork) until the slot is released, when it
+ * wipes it - for a client, as long as the client lives; the PKCS#11 module may keep one too;
+ * OpenSSL's TLS buffers hold bearer tokens in transit. So a process holding a client is as secret
+ * as its PIN: run it non-dumpable (prctl(PR_SET_DUMPABLE, 0): no core file, no same-user ptrace or
+ * /proc/PID/mem) as phc does. The library never changes process state (limits, dumpable,
+ * environment) by itself.
  */
 #ifndef PHCONNECT_PHCONNECT_H
 #define PHCONNECT_PHCONNECT_H
@@ -65,6 +82,7 @@ PHC_API const char *phc_err_name(int code);
 PHC_API int phc_err_exit_code(int code);
 
 PHC_API PHC_WUR int phc_global_init(void);
+/* Also wipes the values phc_config_take_env_secrets took. */
 PHC_API void phc_global_cleanup(void);
 
 /* The version of the library the program runs with, "MAJOR.MINOR.PATCH" (static). It can be
@@ -123,6 +141,29 @@ PHC_API const char *phc_config_default_path(void);
 
 /* Drops the caller's reference; a client made from cfg keeps its own. NULL allowed. */
 PHC_API void phc_config_free(phc_config *cfg);
+
+/* Ownership and permissions of the files cfg names, as OpenSSH's StrictModes: the config
+ * file (config_path, may be NULL), ca_file, pkcs11_module, a cert file, and the pin and
+ * client_secret files, each with every directory above it, must belong to root or to this
+ * process's user and be writable by no one else (a sticky directory such as /tmp is fine);
+ * the PIN and client-secret files must not be readable by others. With strict_modes = warn
+ * (the default) each finding goes to log (may be NULL) at PHC_LOG_WARN and the call returns
+ * PHC_OK; with error the first finding is PHC_ERR_CONFIG naming the file and its mode; off
+ * does not look. A missing file is not a finding. phc calls it for every config it loads;
+ * the client does not call it by itself. */
+PHC_API PHC_WUR int phc_config_check_files(const phc_config *cfg, const char *config_path,
+                                           phc_log_fn log, void *userdata, phc_errbuf *err);
+
+/* env:NAME secret sources (pin, client_secret) are read from the environment each time the
+ * secret is needed, and the library leaves the environment alone: such a variable stays in
+ * /proc/PID/environ and is inherited by child processes. This call, made by the application
+ * (phc makes it), moves the variables cfg's sources name out of the environment: each value
+ * is copied into library memory (wiped by phc_global_cleanup) that env:NAME reads from then
+ * on, its bytes in the original environment block are overwritten (so /proc/PID/environ no
+ * longer shows them) and it is unset (children do not inherit it). A variable that is not set
+ * is left alone (the client reports it when it needs the secret); taking one twice is a no-op.
+ * Process-wide: call it before other threads exist, like phc_global_init. */
+PHC_API PHC_WUR int phc_config_take_env_secrets(const phc_config *cfg, phc_errbuf *err);
 
 /* ---------------------------------------------------------------------------------- */
 /* Client: loads the trust store, opens the token, logs in and builds the TLS identity once;
