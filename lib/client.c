@@ -36,6 +36,7 @@ struct phc_client {
     long long next_check;      /* monotonic seconds; atomic */
     long long next_rebuild;    /* monotonic ms before which a dead token is not reopened */
     phc_gen_job *pending;      /* an attempt to open the token still out; guarded by reload_mu */
+    phc_pin_latch latch;       /* a PIN the token refused (hsm.h); guarded by reload_mu */
     pid_t pid;                 /* the process that made the client */
 };
 
@@ -71,7 +72,7 @@ static void schedule_check(phc_client *c)
 static int open_token(phc_client *c, phc_gen **out, phc_errbuf *err)
 {
     return phc__gen_open_bounded(&c->pending, out, c->cfg, c->trust, &c->log, (long long)time(NULL),
-                                 c->cfg->connect_timeout * 1000, err);
+                                 c->cfg->connect_timeout * 1000, &c->latch, err);
 }
 
 int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts, phc_errbuf *err)
@@ -176,6 +177,8 @@ int phc_client_reload(phc_client *c, int *changed, phc_errbuf *err)
     if (forked(c, err))
         return PHC_ERR_HSM;
     pthread_mutex_lock(&c->reload_mu);
+    /* An explicit reload is the operator's word that the PIN may be offered again. */
+    memset(&c->latch, 0, sizeof(c->latch));
     int rc = reload_locked(c, changed, err);
     pthread_mutex_unlock(&c->reload_mu);
     return rc;

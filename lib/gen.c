@@ -97,7 +97,7 @@ static void gen_free(phc_gen *g)
 }
 
 int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
-                 long long now, phc_errbuf *err)
+                 long long now, phc_pin_latch *latch, phc_errbuf *err)
 {
     *out = NULL;
     int rc;
@@ -109,8 +109,8 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
         g->log = *log;
     pthread_mutex_init(&g->pool_mu, NULL);
     if (cfg->key) {
-        if ((rc = phc__hsm_open(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &g->log, err)) !=
-            PHC_OK)
+        if ((rc = phc__hsm_open_latched(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &g->log,
+                                        latch, err)) != PHC_OK)
             goto out;
         EVP_PKEY *token_key = NULL;
         if ((rc = phc__hsm_identity(g->hsm, cfg->cert, now, &token_key, &g->cert, err)) != PHC_OK)

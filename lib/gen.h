@@ -7,6 +7,7 @@
 #define PHC_GEN_H
 
 #include "config.h"
+#include "hsm.h"
 #include "http.h"
 #include "log.h"
 #include "trust.h"
@@ -14,10 +15,11 @@
 typedef struct phc_gen phc_gen;
 
 /* Opens the token (when cfg has a key), selects the identity valid at now and prepares TLS.
- * cfg and trust are borrowed and must outlive the generation; log is copied. The result holds one
- * reference. */
+ * cfg and trust are borrowed and must outlive the generation; log is copied. latch (may be
+ * NULL) is the client's memory of a refused PIN, read and updated by the login (hsm.h). The
+ * result holds one reference. */
 int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
-                 long long now, phc_errbuf *err);
+                 long long now, phc_pin_latch *latch, phc_errbuf *err);
 
 /* 1 when both generations present the same client certificate (or both none). */
 int phc__gen_same_identity(const phc_gen *a, const phc_gen *b);

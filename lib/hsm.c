@@ -538,22 +538,42 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
     return 0;
 }
 
-static int login(phc_hsm *h, const char *pin_source, phc_errbuf *err)
+/* The token's PIN flags as the token reports them now: libp11 read them when it listed the
+ * slots, which may be long ago for a module this process keeps loaded. Falls back to
+ * libp11's copy when the module cannot be asked. */
+static CK_FLAGS pin_flags(const phc_hsm *h)
+{
+    const PKCS11_TOKEN *t = h->slot->token;
+    CK_FLAGS f = (t->userPinLocked ? CKF_USER_PIN_LOCKED : 0) |
+                 (t->userPinFinalTry ? CKF_USER_PIN_FINAL_TRY : 0) |
+                 (t->userPinCountLow ? CKF_USER_PIN_COUNT_LOW : 0);
+    void *dl = NULL;
+    CK_FUNCTION_LIST_PTR fn = NULL;
+    CK_TOKEN_INFO ti;
+    if (phc__module_open(h->module, RTLD_NOW | RTLD_NOLOAD, &dl, &fn, NULL) != PHC_OK)
+        return f;
+    dlclose(dl); /* libp11's reference keeps the library loaded */
+    if (fn->C_GetTokenInfo(PKCS11_get_slotid_from_slot(h->slot), &ti) == CKR_OK)
+        f = ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW);
+    return f;
+}
+
+static void pin_digest(unsigned char md[32], const char *pin, size_t len)
+{
+    unsigned int n = 32;
+    if (EVP_Digest(pin, len, md, &n, EVP_sha256(), NULL) != 1)
+        memset(md, 0, 32); /* cannot happen with the default provider; latches nothing useful */
+}
+
+static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_errbuf *err)
 {
     const PKCS11_TOKEN *t = h->slot->token;
     char ckr[64];
+    unsigned char md[32];
     if (!t->loginRequired) {
         phc__log(h->log, PHC_LOG_INFO, "token '%s' does not require a login", t->label);
         return 0;
     }
-    if (t->userPinLocked)
-        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", t->label);
-    if (t->userPinFinalTry)
-        phc__log(h->log, PHC_LOG_WARN,
-                 "token '%s': the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY)", t->label);
-    else if (t->userPinCountLow)
-        phc__log(h->log, PHC_LOG_WARN, "token '%s': wrong PINs were entered recently", t->label);
-
     char *pin = NULL;
     size_t pin_len = 0;
     int rc = phc__secret_read(&pin, &pin_len, pin_source, "PIN", PHC_ERR_PIN, err);
@@ -565,6 +585,40 @@ static int login(phc_hsm *h, const char *pin_source, phc_errbuf *err)
         phc__secret_free(pin, pin_len);
         phc__log(h->log, PHC_LOG_INFO, "token '%s': already logged in by this process", t->label);
         return 0;
+    }
+    pin_digest(md, pin, pin_len);
+    /* Never guess against a token about to lock or locked: an operator decides. */
+    CK_FLAGS flags = pin_flags(h);
+    if (flags & CKF_USER_PIN_LOCKED) {
+        phc__secret_free(pin, pin_len);
+        return phc__err(err, PHC_ERR_PIN,
+                        "PIN of token '%s' is locked (CKF_USER_PIN_LOCKED): unlock it with the SO "
+                        "PIN; phconnect does not log in to it",
+                        t->label);
+    }
+    if (flags & CKF_USER_PIN_FINAL_TRY) {
+        phc__secret_free(pin, pin_len);
+        return phc__err(err, PHC_ERR_PIN,
+                        "token '%s' reports that the next wrong PIN locks it "
+                        "(CKF_USER_PIN_FINAL_TRY): phconnect does not log in to it on its own; "
+                        "check the PIN, then log in once by hand (pkcs11-tool --login --test) to "
+                        "reset the count",
+                        t->label);
+    }
+    if (flags & CKF_USER_PIN_COUNT_LOW)
+        phc__log(h->log, PHC_LOG_WARN, "token '%s': wrong PINs were entered recently", t->label);
+    if (latch && latch->set) {
+        if (CRYPTO_memcmp(md, latch->digest, sizeof(md)) == 0) {
+            phc__secret_free(pin, pin_len);
+            return phc__err(err, PHC_ERR_PIN,
+                            "PIN of token '%s' was refused (%s) and PIN source '%s' still holds "
+                            "the same PIN: not offered again until the source changes or the "
+                            "client is reloaded",
+                            t->label, latch->ckr, pin_source);
+        }
+        phc__log(h->log, PHC_LOG_INFO, "token '%s': the PIN source changed; trying its PIN",
+                 t->label);
+        memset(latch, 0, sizeof(*latch));
     }
     ERR_clear_error();
     /* One attempt: a wrong PIN is reported, never retried (a retry would burn the token's
@@ -579,6 +633,11 @@ static int login(phc_hsm *h, const char *pin_source, phc_errbuf *err)
         return 0;
     }
     unsigned long rv = ckr_last(ckr, sizeof(ckr));
+    if (latch && (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)) {
+        latch->set = 1;
+        memcpy(latch->digest, md, sizeof(md));
+        snprintf(latch->ckr, sizeof(latch->ckr), "%.31s", ckr);
+    }
     switch (rv) {
     case CKR_PIN_INCORRECT:
         return phc__err(err, PHC_ERR_PIN,
@@ -703,6 +762,13 @@ static int find_keys(phc_hsm *h, phc_errbuf *err)
 int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const char *pin_source,
                   const phc_log *log, phc_errbuf *err)
 {
+    return phc__hsm_open_latched(out, module, key_uri, pin_source, log, NULL, err);
+}
+
+int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri,
+                          const char *pin_source, const phc_log *log, phc_pin_latch *latch,
+                          phc_errbuf *err)
+{
     P11KitUri *u = NULL;
     phc_hsm *h = NULL;
     int rc, locked = 0;
@@ -728,7 +794,7 @@ int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const 
     phc__log(log, PHC_LOG_INFO, "token '%s' (serial %s, %s %s) in slot %lu", t->label, t->serialnr,
              t->manufacturer, t->model, PKCS11_get_slotid_from_slot(h->slot));
 
-    if ((rc = login(h, pin_source, err)))
+    if ((rc = login(h, pin_source, latch, err)))
         goto out;
     if ((rc = find_keys(h, err)))
         goto out;

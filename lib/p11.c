@@ -382,11 +382,6 @@ static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
         return p11_fail(err, p->label, rv, "reading the token information");
     if (!(ti.flags & CKF_LOGIN_REQUIRED))
         return 0;
-    if (ti.flags & CKF_USER_PIN_LOCKED)
-        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", p->label);
-    if (ti.flags & CKF_USER_PIN_FINAL_TRY)
-        phc__log(p->log, PHC_LOG_WARN,
-                 "token '%s': the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY)", p->label);
     /* The source is read even when this process is logged in already, so that a missing PIN
      * file is reported the same way every time. */
     char *pin = NULL;
@@ -399,6 +394,21 @@ static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
         phc__secret_free(pin, pin_len);
         phc__log(p->log, PHC_LOG_DEBUG, "token '%s': already logged in by this process", p->label);
         return 0;
+    }
+    /* Never guess against a token about to lock or locked (the same words as lib/hsm.c). */
+    if (ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY)) {
+        phc__secret_free(pin, pin_len);
+        if (ti.flags & CKF_USER_PIN_LOCKED)
+            return phc__err(err, PHC_ERR_PIN,
+                            "PIN of token '%s' is locked (CKF_USER_PIN_LOCKED): unlock it with the "
+                            "SO PIN; phconnect does not log in to it",
+                            p->label);
+        return phc__err(err, PHC_ERR_PIN,
+                        "token '%s' reports that the next wrong PIN locks it "
+                        "(CKF_USER_PIN_FINAL_TRY): phconnect does not log in to it on its own; "
+                        "check the PIN, then log in once by hand (pkcs11-tool --login --test) to "
+                        "reset the count",
+                        p->label);
     }
     /* One attempt: a retry with the same wrong PIN would burn the token's remaining tries. */
     rv = p->fn->C_Login(p->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);

@@ -164,7 +164,11 @@ PHC_API void phc_response_free(phc_response *resp);
  * it changed (see rotation in docs/runbook-rotation.md). Requests in flight finish on the old
  * pair; no later request reuses a connection or TLS session made with it. *changed (may be
  * NULL) is set to 1 when the pair changed. Safe to call from any thread. On failure the
- * client keeps serving with its current pair. */
+ * client keeps serving with its current pair.
+ * PIN: after the token refused the PIN (CKR_PIN_INCORRECT/CKR_PIN_LOCKED) a client offers a
+ * PIN again only when its source holds a different one, or after this call (the operator's
+ * word). It never logs in while the token reports CKF_USER_PIN_FINAL_TRY or
+ * CKF_USER_PIN_LOCKED: requests fail with PHC_ERR_PIN naming the token. */
 PHC_API PHC_WUR int phc_client_reload(phc_client *client, int *changed, phc_errbuf *err);
 
 /* Signs n test digests with the client's token key, as a TLS handshake would (RSA-PSS or
