@@ -113,7 +113,8 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
                                         latch, err)) != PHC_OK)
             goto out;
         EVP_PKEY *token_key = NULL;
-        if ((rc = phc__hsm_identity(g->hsm, cfg->cert, now, &token_key, &g->cert, err)) != PHC_OK)
+        if ((rc = phc__hsm_identity_pinned(g->hsm, cfg->cert, now, trust, &token_key, &g->cert,
+                                           err)) != PHC_OK)
             goto out;
         /* A signature is part of the handshake, so it gets the handshake's time bound. */
         if ((rc = phc__guard_key(&g->key, token_key, cfg->connect_timeout * 1000,

@@ -12,6 +12,7 @@
 #define PHC_HSM_H
 
 #include "log.h"
+#include "trust.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -53,6 +54,15 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
  * now: the time to judge validity by (time(NULL) in production). */
 int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY **key_out,
                       X509 **cert_out, phc_errbuf *err);
+
+/* phc__hsm_identity for the connector. A certificate object on the token is only a candidate
+ * when its public key is the key's and, with trust (may be NULL), it chains to a pinned CA at
+ * now: anyone may write a public certificate object without the PIN, and one with the key's
+ * id must not take the identity over. Others are skipped with a warning naming them (once
+ * per certificate per process). */
+int phc__hsm_identity_pinned(phc_hsm *h, const char *cert_ref, long long now,
+                             const phc_trust *trust, EVP_PKEY **key_out, X509 **cert_out,
+                             phc_errbuf *err);
 
 /* Token label, for messages. Borrowed. */
 const char *phc__hsm_token_label(const phc_hsm *h);

@@ -929,6 +929,31 @@ static int is_replaced(phc_p11 *p, CK_OBJECT_HANDLE h)
     return r;
 }
 
+/* Keeps the private objects among objs[0..*n): a public data object needs no PIN to be
+ * written, so a secret read from one could be anybody's. Refused, naming the object, when
+ * only public ones are there. */
+static int keep_private(phc_p11 *p, CK_OBJECT_HANDLE *objs, size_t *n, const char *name,
+                        phc_errbuf *err)
+{
+    size_t k = 0, all = *n;
+    for (size_t i = 0; i < all; i++) {
+        int priv = -1;
+        int rc = phc__p11_attr_bool(p, objs[i], CKA_PRIVATE, &priv, err);
+        if (rc)
+            return rc;
+        if (priv == 1)
+            objs[k++] = objs[i];
+    }
+    *n = k;
+    if (all && !k)
+        return phc__err(err, PHC_ERR_HSM,
+                        "data object %s on token '%s' is public (CKA_PRIVATE false): anyone can "
+                        "write one without the PIN, so phconnect takes no client secret from it; "
+                        "delete it and store the secret again with 'phc secret store'",
+                        name, p->label);
+    return PHC_OK;
+}
+
 static void free_value(unsigned char *v, size_t len)
 {
     if (v)
@@ -952,7 +977,7 @@ int phc__p11_read_data(char **out, size_t *out_len, const char *module, const ch
         return rc;
     phc__key_name(name, sizeof(name), "label ", r.label, r.id, r.id_len, r.has_id);
     if ((rc = phc__p11_open(&p, module, uri, pin_source, NULL, err)) ||
-        (rc = data_find(p, &r, &objs, &n, err)))
+        (rc = data_find(p, &r, &objs, &n, err)) || (rc = keep_private(p, objs, &n, name, err)))
         goto out;
     if (n == 0) {
         rc = phc__err(err, PHC_ERR_HSM, "no data object with %s on token '%s'", name, p->label);

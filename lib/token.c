@@ -398,13 +398,17 @@ out:
     return rc;
 }
 
-/* The rotation rule over the inventory: index of the active certificate, or -1. */
+/* The rotation rule over the inventory: index of the active certificate, or -1. A
+ * certificate whose public key is not its key's is never active: the connector skips it too
+ * (lib/hsm.c; anyone can write a public certificate object without the PIN). */
 static long active_cert(const inventory *inv, long long now)
 {
     long best = -1;
     for (size_t i = 0; i < inv->ncerts; i++) {
         const tcert *c = &inv->certs[i];
-        if (!inv->keys[c->key].supported || phc__cert_validity(c->x, now) != PHC_CERT_VALID)
+        const tkey *k = &inv->keys[c->key];
+        if (!k->supported || phc__cert_validity(c->x, now) != PHC_CERT_VALID || !k->pub ||
+            EVP_PKEY_eq(X509_get0_pubkey(c->x), k->pub) != 1)
             continue;
         if (best < 0 || phc__cert_newer(c->x, inv->certs[best].x))
             best = (long)i;
