@@ -127,6 +127,7 @@ static const char *const key_names[K_COUNT] = {
 struct cfg_impl {
     struct phc_config pub;
     char *raw[K_COUNT]; /* values as given, for phc_config_get */
+    char *path;         /* the file phc_config_load read; NULL otherwise */
 };
 
 static struct cfg_impl *impl(phc_config *cfg)
@@ -1139,6 +1140,7 @@ void phc_config_free(phc_config *cfg)
     struct cfg_impl *c = impl(cfg);
     for (size_t i = 0; i < K_COUNT; i++)
         free(c->raw[i]);
+    free(c->path);
     free(cfg->name);
     free(cfg->url);
     free(cfg->host);
@@ -1683,8 +1685,55 @@ int phc_config_load(phc_config **out, const char *path, phc_errbuf *err)
         goto out;
     }
     rc = phc_config_parse(out, buf, len, path, err);
+    if (rc == PHC_OK && !(impl(*out)->path = strdup(path))) {
+        phc_config_free(*out);
+        *out = NULL;
+        rc = oom(err);
+    }
 out:
     free(buf);
     close(fd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Reloading the trust keys (a running client) */
+
+const char *phc__config_path(const phc_config *cfg)
+{
+    return cfg ? cimpl(cfg)->path : NULL;
+}
+
+static int is_trust_key(int k)
+{
+    return k == K_CA_FILE || k == K_CA_SHA256 || k == K_PINNED_IPS;
+}
+
+int phc__config_with_trust(phc_config **out, const phc_config *base, const phc_config *src,
+                           phc_errbuf *err)
+{
+    phc_config *c = NULL;
+    *out = NULL;
+    int rc = phc_config_new(&c, err);
+    if (rc != PHC_OK)
+        return rc;
+    struct cfg_impl *n = impl(c);
+    if ((base->name && !(c->name = strdup(base->name))) ||
+        (cimpl(base)->path && !(n->path = strdup(cimpl(base)->path)))) {
+        rc = oom(err);
+        goto out;
+    }
+    /* Through the one validation path, so the copy is what the file would give. */
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *v = is_trust_key(k) ? cimpl(src)->raw[k] : cimpl(base)->raw[k];
+        if (v && (rc = phc_config_set(c, key_names[k], v, err)) != PHC_OK)
+            goto out;
+    }
+    if ((rc = phc_config_validate(c, err)) != PHC_OK)
+        goto out;
+    *out = c;
+    c = NULL;
+out:
+    phc_config_free(c);
     return rc;
 }

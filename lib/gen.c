@@ -17,11 +17,13 @@
 #define POOL_MAX 32
 
 struct phc_gen {
-    int refs;      /* atomic */
-    phc_log log;   /* a copy: a generation may outlive the caller's (see client.c) */
-    phc_hsm *hsm;  /* NULL without a key */
-    EVP_PKEY *key; /* borrowed from hsm */
-    X509 *cert;    /* owned */
+    int refs;         /* atomic */
+    phc_config *cfg;  /* references of the generation's own: a reload may replace the */
+    phc_trust *trust; /* client's, and connections made under these live as long as it */
+    phc_log log;      /* a copy: a generation may outlive the caller's (see client.c) */
+    phc_hsm *hsm;     /* NULL without a key */
+    EVP_PKEY *key;    /* borrowed from hsm */
+    X509 *cert;       /* owned */
     phc_tls *tls;
     CURLSH *share;
     int share_mu_ready;
@@ -93,6 +95,8 @@ static void gen_free(phc_gen *g)
         bury(g->hsm);
     else
         phc__hsm_free(g->hsm);
+    phc__trust_free(g->trust);
+    phc_config_free(g->cfg);
     free(g);
 }
 
@@ -105,6 +109,8 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
     if (!g)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     g->refs = 1;
+    g->cfg = phc__config_ref((phc_config *)cfg);
+    g->trust = phc__trust_ref((phc_trust *)trust);
     if (log)
         g->log = *log;
     pthread_mutex_init(&g->pool_mu, NULL);
@@ -233,4 +239,9 @@ EVP_PKEY *phc__gen_key(const phc_gen *g)
 X509 *phc__gen_cert(const phc_gen *g)
 {
     return g->cert;
+}
+
+const phc_trust *phc__gen_trust(const phc_gen *g)
+{
+    return g->trust;
 }

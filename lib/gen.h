@@ -15,7 +15,8 @@
 typedef struct phc_gen phc_gen;
 
 /* Opens the token (when cfg has a key), selects the identity valid at now and prepares TLS.
- * cfg and trust are borrowed and must outlive the generation; log is copied. latch (may be
+ * The generation takes references of its own on cfg and trust (a reload may replace the
+ * client's: the generation's connections were made under these); log is copied. latch (may be
  * NULL) is the client's memory of a refused PIN, read and updated by the login (hsm.h). The
  * result holds one reference. */
 int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
@@ -44,5 +45,8 @@ int phc__gen_has_key(const phc_gen *g);
 /* The token key (borrowed, NULL without one) and client certificate (borrowed, NULL). */
 EVP_PKEY *phc__gen_key(const phc_gen *g);
 X509 *phc__gen_cert(const phc_gen *g);
+
+/* The trust store the generation's TLS settings were built from. Borrowed. */
+const phc_trust *phc__gen_trust(const phc_gen *g);
 
 #endif

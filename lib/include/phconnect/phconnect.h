@@ -162,9 +162,13 @@ PHC_API void phc_response_free(phc_response *resp);
 
 /* Re-reads the token's key/certificate pairs and switches new requests to the active pair if
  * it changed (see rotation in docs/runbook-rotation.md). Requests in flight finish on the old
- * pair; no later request reuses a connection or TLS session made with it. *changed (may be
- * NULL) is set to 1 when the pair changed. Safe to call from any thread. On failure the
- * client keeps serving with its current pair.
+ * pair; no later request reuses a connection or TLS session made with it. It also re-reads
+ * the trust: ca_file (its content) and, for a client made from phc_config_load, the keys
+ * ca_file, ca_sha256 and pinned_ips from that file (other keys are not re-read); when they
+ * changed, no later request uses a connection or TLS session made under the old anchors or
+ * addresses. The periodic check (reload_interval) does the same. *changed (may be NULL) is
+ * set to 1 when the pair or the trust changed. Safe to call from any thread. On failure the
+ * client keeps serving with its current pair and trust, and err says why (naming the file).
  * PIN: after the token refused the PIN (CKR_PIN_INCORRECT/CKR_PIN_LOCKED) a client offers a
  * PIN again only when its source holds a different one, or after this call (the operator's
  * word). It never logs in while the token reports CKF_USER_PIN_FINAL_TRY or
