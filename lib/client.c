@@ -348,17 +348,6 @@ static void maybe_reload(phc_client *c)
     pthread_mutex_unlock(&c->reload_mu);
 }
 
-/* Retrying is only safe where repeating the request cannot do something twice. */
-static int idempotent(const phc_request *req)
-{
-    const char *m = req->method ? req->method : (req->body ? "POST" : "GET");
-    static const char *const safe[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
-    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
-        if (strcmp(m, safe[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* Seconds to wait before retrying a 429/503, or -1 to give up. Only a numeric Retry-After
  * within what is left of the budget is honoured; an HTTP-date or none means 1 s. */
 static long retry_delay(const phc_response *resp, long budget)
@@ -386,25 +375,36 @@ static int perform_plain(void *ud, const phc_request *req, phc_response **out, p
         int rc = current(c, &g, err);
         if (rc != PHC_OK)
             return rc;
-        rc = phc__gen_perform(g, req, out, err);
+        int unsent = 0;
+        rc = phc__gen_perform(g, req, out, &unsent, err);
         /* A handshake that failed may be the token's doing (libp11 does not notice a dead
-         * session): one test signature tells. The request failed before it was sent, so
-         * after reopening the token it is tried once more. */
+         * session): one test signature tells. After reopening the token the request is tried
+         * once more - but only when it cannot have reached the server (its new connection's
+         * TLS handshake never completed) or sending it twice does no harm: a network error
+         * after a POST was sent may coincide with a token failure. */
         if ((rc == PHC_ERR_NETWORK || rc == PHC_ERR_HSM) && phc__gen_has_key(g)) {
             phc_errbuf probe = {0};
             double ignored;
             if (phc__gen_sign(g, 1, &ignored, &probe) != PHC_OK) {
                 mark_down(c, g, &probe);
                 phc__gen_unref(g);
-                if (!reopened++)
+                int again = unsent || phc__request_idempotent(req);
+                if (again && !reopened++)
                     continue;
+                if (!again) {
+                    phc_errbuf first = *err;
+                    return phc__err(err, rc,
+                                    "%.250s; not sent again: the request may have reached the "
+                                    "server (the token also stopped signing: %.150s)",
+                                    first.msg, probe.msg);
+                }
                 return phc__err_copy(err, &probe);
             }
         }
         phc__gen_unref(g);
         long status = phc_response_status(*out);
         if (rc != PHC_ERR_HTTP || (status != 429 && status != 503) || attempt >= RETRY_ATTEMPTS ||
-            !idempotent(req))
+            !phc__request_idempotent(req))
             return rc;
         long wait = retry_delay(*out, budget);
         if (wait < 0)

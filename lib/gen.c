@@ -181,14 +181,19 @@ static void release(phc_gen *g, phc_xfer *x)
     phc__xfer_free(x);
 }
 
-int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, phc_errbuf *err)
+int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, int *unsent,
+                     phc_errbuf *err)
 {
     *out = NULL;
+    *unsent = 0;
     phc_xfer *x = NULL;
     int rc = acquire(g, &x, err);
-    if (rc != PHC_OK)
+    if (rc != PHC_OK) {
+        *unsent = 1; /* nothing was attempted */
         return rc;
+    }
     rc = phc__xfer_perform(x, req, out, err);
+    *unsent = phc__xfer_unsent(x);
     release(g, x);
     return rc;
 }

@@ -31,8 +31,10 @@ phc_gen *phc__gen_ref(phc_gen *g);
 /* Drops a reference; the last one frees the generation, closing its connections. NULL ok. */
 void phc__gen_unref(phc_gen *g);
 
-/* One request on one of the generation's transfer handles. Contract of phc_client_request. */
-int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, phc_errbuf *err);
+/* One request on one of the generation's transfer handles. Contract of phc_client_request.
+ * *unsent: as phc__xfer_unsent (1: the request provably never reached the server). */
+int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, int *unsent,
+                     phc_errbuf *err);
 
 /* Signs n test digests with the token key as a TLS 1.3 handshake would (RSA-PSS or ECDSA,
  * SHA-256); *seconds gets the elapsed time. PHC_ERR_HSM naming the token when it refuses:

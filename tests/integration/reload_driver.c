@@ -2,6 +2,7 @@
  * each on stdout, so a test can change files between steps.
  *   req PATH    one request (keep-alive: the connection stays in the client's pool)
  *               -> "req <exit class> <status> <message or client serial>"
+ *   post FLAGS PATH   a POST with a small body and PHC_REQ_* FLAGS (a number) -> as req
  *   reload      phc_client_reload -> "reload <exit class> <changed> <message>"
  * Usage: reload_driver CONFIG < commands */
 #include <phconnect/phconnect.h>
@@ -25,8 +26,17 @@ int main(int argc, char **argv)
     while (fgets(line, sizeof(line), stdin)) {
         line[strcspn(line, "\r\n")] = '\0';
         phc_errbuf err = {0};
-        if (strncmp(line, "req ", 4) == 0) {
-            phc_request req = {.path = line + 4};
+        unsigned flags = 0;
+        int off = 0;
+        int post = sscanf(line, "post %u %n", &flags, &off) == 1 && off > 0;
+        if (post || strncmp(line, "req ", 4) == 0) {
+            phc_request req = {.path = post ? line + off : line + 4};
+            if (post) {
+                req.method = "POST";
+                req.body = "{\"asset\":\"STE-0001\"}";
+                req.body_len = strlen(req.body);
+                req.flags = flags;
+            }
             phc_response *resp = NULL;
             int rc = phc_client_request(client, &resp, &req, &err);
             char serial[80] = "";

@@ -146,8 +146,13 @@ typedef struct phc_request {
 
 typedef struct phc_response phc_response;
 
-/* One request. On PHC_OK (2xx) or PHC_ERR_HTTP (other status) *out holds the response;
- * on any other error *out is NULL. All arguments are borrowed for the call. */
+/* One request. On PHC_OK (2xx) or PHC_ERR_HTTP (other status, 304 included) *out holds the
+ * response; on any other error *out is NULL. All arguments are borrowed for the call.
+ * Any other 3xx is PHC_ERR_POLICY (redirects are never followed). A request whose method is
+ * not idempotent (POST, PATCH, ...) is sent at most once: always on a new connection, and
+ * after a failure sent again only when it provably never reached the server (its TLS
+ * handshake never completed); idempotent ones are retried once after the token was reopened
+ * and on 429/503 within Retry-After. */
 PHC_API PHC_WUR int phc_client_request(phc_client *client, phc_response **out,
                                        const phc_request *req, phc_errbuf *err);
 
