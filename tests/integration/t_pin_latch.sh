@@ -6,7 +6,8 @@
 #    file holds the new PIN;
 #  - a token that reports CKF_USER_PIN_FINAL_TRY or CKF_USER_PIN_LOCKED gets no C_Login at all
 #    (SoftHSM never reaches those states: tests/fixtures/hang_pkcs11.c reports the flag on top
-#    of SoftHSM), and `phc status` says so.
+#    of SoftHSM), and `phc status` says so;
+#  - an explicit phc_client_reload offers the refused PIN once more (the operator's word).
 . "$(dirname "$0")/lib.sh"
 
 SPY=/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so
@@ -106,5 +107,52 @@ spy_run 0x40000 4 "$LOCKED" "LOCKED: phc status says so" -- "$PHC_BIN" --config 
 spy_run 0x10000 0 "" "COUNT_LOW: one login, request served" -- "$PHC_BIN" -v --config "$TMP/f.cnf" request /v2/asset/sites
 check "COUNT_LOW: one C_Login" test "$(calls "$TMP/spy-f.log" C_Login)" -eq 1
 check "COUNT_LOW: warned" grep -q "wrong PINs were entered recently" "$TMP/err"
+
+# --- 3. an explicit reload is the operator's word: the refused PIN is offered once more --------
+: "${PHC_RELOAD:?}"
+export PKCS11SPY=$PHC_HANG_MODULE PKCS11SPY_OUTPUT=$TMP/spy-r.log PHC_HANG_FAIL_SIGN_FILE=$TMP/failsign
+rm -f "$TMP/spy-r.log"
+write_config "$TMP/r.cnf" "$MOCK_PORT"
+set_key "$TMP/r.cnf" pkcs11_module "$SPY"
+set_key "$TMP/r.cnf" pin "file:$TMP/pinfile" # holds 5678, the token's PIN now
+mkfifo "$TMP/r.cmd"
+"$PHC_RELOAD" "$TMP/r.cnf" <"$TMP/r.cmd" >"$TMP/r.out" 2>"$TMP/r.err" &
+T_PIDS+=("$!")
+exec 3>"$TMP/r.cmd"
+n=0
+step() { # step WHAT CMD REGEX: one driver command and its answer line
+    local what=$1 cmd=$2 want=$3 got
+    echo "$cmd" >&3
+    n=$((n + 1))
+    for _ in $(seq 1 300); do
+        [ "$(wc -l <"$TMP/r.out")" -ge "$n" ] && break
+        sleep 0.1
+    done
+    got=$(sed -n "${n}p" "$TMP/r.out")
+    if [[ $got =~ $want ]]; then ok "$what"; else not_ok "$what: wanted /$want/, got '$got'"; fi
+}
+step "reload test: a first request" "req /echo" "^req 0 200 "
+# The PIN changes on the token while the client runs; then the token fails two signatures (a
+# handshake and the connector's test signature), so the client reopens it and logs in.
+pkcs11-tool --module "$SOFTHSM_MODULE" --login --pin 5678 --change-pin --new-pin 2468 >/dev/null 2>&1
+check "reload test: PIN changed on the token" test $? -eq 0
+echo 2 >"$TMP/failsign"
+step "reopened after the token failed: the old PIN is refused (exit 4)" "post 3 /echo" \
+    "^req 4 0 PIN rejected by token 'phc-test' \(CKR_PIN_INCORRECT\); not retried"
+sleep 1.2 # past the reopening interval
+step "the next reopening does not offer it again" "req /echo" "^req 4 0 .*not offered again until the source changes or the client is reloaded"
+check "reload test: so far two C_Login ($(calls "$TMP/spy-r.log" C_Login)), one of them wrong" test "$(calls "$TMP/spy-r.log" C_Login)" -eq 2
+step "phc_client_reload: the same PIN is offered once more and refused" "reload" \
+    "^reload 4 0 PIN rejected by token 'phc-test' \(CKR_PIN_INCORRECT\)"
+check "reload test: the reload made one more C_Login ($(calls "$TMP/spy-r.log" C_Login))" test "$(calls "$TMP/spy-r.log" C_Login)" -eq 3
+sleep 1.2
+step "... and the latch holds again afterwards" "req /echo" "^req 4 0 .*not offered again"
+check "reload test: still three C_Login" test "$(calls "$TMP/spy-r.log" C_Login)" -eq 3
+printf 2468 >"$TMP/pinfile.new" && mv "$TMP/pinfile.new" "$TMP/pinfile"
+sleep 1.2
+step "the PIN file updated: served again" "req /echo" "^req 0 200 "
+check "reload test: four C_Login in all" test "$(calls "$TMP/spy-r.log" C_Login)" -eq 4
+exec 3>&-
+[ "$T_FAIL" -gt 0 ] && sed 's/^/# r: /' "$TMP/r.out"
 
 finish
