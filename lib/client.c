@@ -231,7 +231,9 @@ static int reload_all_locked(phc_client *c, int *changed, phc_errbuf *err)
     phc_errbuf why = {0};
     int rc = read_trust(c, &ncfg, &ntrust, &why);
     if (rc != PHC_OK) {
-        schedule_check(c);
+        /* The token is still looked at: a config file gone missing must not stop rotation. */
+        phc_errbuf ignored = {0};
+        (void)reload_locked(c, changed, &ignored);
         return phc__err(err, rc, "trust not re-read, the client keeps the trust it has: %s",
                         why.msg);
     }
