@@ -45,6 +45,9 @@ expect 0 "certificate object 'CN=planted-other-ca,O=Intruder' (serial" "request 
     -- "$PHC_BIN" --config "$CFG" request /echo
 check "... was served with the real certificate" grep -q "\"client_serial\":\"$REAL\"" "$TMP/out"
 check "... and the warning names the CA" grep -q "is not used: certificate 'CN=planted-other-ca,O=Intruder' issued by 'CN=Public Test CA,O=Some Public CA' is not trusted" "$TMP/err"
+expect 0 "" "status with the planted certificate from another CA" -- "$PHC_BIN" --config "$CFG" status
+check "status: the real pair stays active" grep -qE "active .*$REAL" "$TMP/out"
+check "status: the other-CA one is not active" bash -c "! grep -E '^01 +active .*planted-other-ca' '$TMP/out'"
 
 # Only planted ones left: the refusal names the newest and why.
 pkcs11-tool --module "$SOFTHSM_MODULE" --token-label phc-test --login --pin "$(cat "$TMP/tok/pin")" \
