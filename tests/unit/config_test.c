@@ -934,6 +934,41 @@ static void test_load(void)
     if (c) {
         CHECK(strcmp(c->name, good) == 0);
         CHECK(c->port == 8443);
+        /* A running client re-reads its trust keys from this file (issue 13, item 3). */
+        CHECK(phc__config_path(c) && strcmp(phc__config_path(c), good) == 0);
+        phc_config *src = NULL, *mixed = NULL;
+        t = text_with("ca_file", "/etc/phconnect/new-ca.pem");
+        CHECK(parse_str(&src, t, &e) == PHC_OK);
+        free(t);
+        CHECK(src && phc__config_path(src) == NULL); /* parsed from memory: no file */
+        if (src) {
+            phc_config *prog = NULL;
+            CHECK(phc_config_new(&prog, &e) == PHC_OK);
+            CHECK(prog && phc__config_path(prog) == NULL);
+            phc_config_free(prog);
+            CHECK(phc_config_set(src, "pinned_ips", "192.0.2.77", &e) == PHC_OK);
+            CHECK(phc_config_set(src, "timeout", "7", &e) == PHC_OK);
+            CHECK(phc__config_with_trust(&mixed, c, src, &e) == PHC_OK);
+        }
+        if (mixed) {
+            CHECK(strcmp(mixed->ca_file, "/etc/phconnect/new-ca.pem") == 0); /* from src */
+            CHECK(mixed->n_pinned_ips == 1 && strcmp(mixed->pinned_ips[0], "192.0.2.77") == 0);
+            CHECK(mixed->n_ca_sha256 == 2);
+            CHECK(mixed->timeout == 60); /* not a trust key: from the base */
+            CHECK(strcmp(phc__config_path(mixed), good) == 0);
+        }
+        phc_config_free(mixed);
+        mixed = NULL;
+        /* a trust key the new file does not have is unset */
+        t = text_with("pinned_ips", NULL);
+        phc_config_free(src);
+        src = NULL;
+        CHECK(parse_str(&src, t, &e) == PHC_OK);
+        free(t);
+        CHECK(src && phc__config_with_trust(&mixed, c, src, &e) == PHC_OK);
+        CHECK(mixed && mixed->n_pinned_ips == 0);
+        phc_config_free(mixed);
+        phc_config_free(src);
     }
     phc_config_free(c);
     c = NULL;
