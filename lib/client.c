@@ -1,7 +1,10 @@
-/* The client handle: what is configured once (config, pinned trust, credentials) and the
- * current identity generation (gen.c). Requests take a reference on the generation current
- * when they start; a reload swaps in a new one, and the old one - its connections and TLS
- * sessions with it - is freed when its last request returns. */
+/* The client handle: what is configured once (config, credentials), the pinned trust as last
+ * (re)read, and the current identity generation (gen.c). Requests take a reference on the
+ * generation current when they start; a reload swaps in a new one, and the old one - its
+ * connections and TLS sessions with it - is freed when its last request returns. A
+ * generation is built from one trust store and one set of pinned addresses, so a reload that
+ * finds ca_file, ca_sha256 or pinned_ips changed swaps the generation too: no connection or
+ * TLS session made under the old anchors serves a later request. */
 #include "auth.h"
 #include "config.h"
 #include "err.h"
@@ -26,9 +29,10 @@
 #define REBUILD_INTERVAL_MS 1000
 
 struct phc_client {
-    phc_config *cfg;
+    phc_config *cfg; /* as given: everything but the trust keys */
     phc_log log;
-    phc_trust *trust;
+    phc_config *gcfg;          /* cfg with the trust keys as last read; guarded by reload_mu */
+    phc_trust *trust;          /* the pinned CAs as last read; guarded by reload_mu */
     phc_auth *auth;            /* NULL without client credentials */
     pthread_mutex_t mu;        /* guards cur and down */
     phc_gen *cur;              /* NULL while the token is unavailable */
@@ -37,6 +41,7 @@ struct phc_client {
     long long next_check;      /* monotonic seconds; atomic */
     long long next_rebuild;    /* monotonic ms before which a dead token is not reopened */
     phc_gen_job *pending;      /* an attempt to open the token still out; guarded by reload_mu */
+    phc_pin_latch latch;       /* a PIN the token refused (hsm.h); guarded by reload_mu */
     pid_t pid;                 /* the process that made the client */
 };
 
@@ -69,11 +74,22 @@ static void schedule_check(phc_client *c)
     __atomic_store_n(&c->next_check, when, __ATOMIC_RELAXED);
 }
 
-/* A new generation, opening the token within connect_timeout (gen_open.h says why). */
-static int open_token(phc_client *c, phc_gen **out, phc_errbuf *err)
+/* A new generation for cfg/trust, opening the token within connect_timeout (gen_open.h says
+ * why). Caller holds reload_mu (or is phc_client_new). */
+static int open_token(phc_client *c, phc_config *cfg, phc_trust *trust, phc_gen **out,
+                      phc_errbuf *err)
 {
-    return phc__gen_open_bounded(&c->pending, out, c->cfg, c->trust, &c->log, (long long)time(NULL),
-                                 c->cfg->connect_timeout * 1000, err);
+    int rc = phc__gen_open_bounded(&c->pending, out, cfg, trust, &c->log, (long long)time(NULL),
+                                   c->cfg->connect_timeout * 1000, &c->latch, err);
+    if (rc == PHC_OK && phc__gen_trust(*out) != trust) {
+        /* The late result of an attempt made under the trust before a reload. */
+        phc__gen_unref(*out);
+        *out = NULL;
+        rc = phc__err(err, PHC_ERR_HSM,
+                      "the token answered an attempt to open it made before the trust was "
+                      "re-read; trying again at the next reload");
+    }
+    return rc;
 }
 
 int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts, phc_errbuf *err)
@@ -89,6 +105,7 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
     pthread_mutex_init(&c->reload_mu, NULL);
     c->pid = getpid();
     c->cfg = phc__config_ref(cfg);
+    c->gcfg = phc__config_ref(cfg);
     if (opts) {
         c->log.fn = opts->log;
         c->log.ud = opts->log_userdata;
@@ -100,7 +117,7 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
     phc__trust_set_profile(c->trust, cfg->x509_profile);
     /* Without a key the client authenticates with client credentials only (validate made
      * sure one of the two is configured). */
-    if ((rc = open_token(c, &c->cur, err)) != PHC_OK)
+    if ((rc = open_token(c, c->gcfg, c->trust, &c->cur, err)) != PHC_OK)
         goto out;
     if (cfg->client_id && (rc = phc__auth_new(&c->auth, c->cfg, &c->log, err)) != PHC_OK)
         goto out;
@@ -112,24 +129,25 @@ out:
     return rc;
 }
 
-/* Caller holds reload_mu. Builds a fresh generation and makes it current when the identity
- * changed, or when there is no current one (the token was down). */
-static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
+/* An attempt to open the token failed: a client without a generation reports why. */
+static void open_failed(phc_client *c, const phc_errbuf *err)
 {
-    phc_gen *fresh = NULL;
-    int rc = open_token(c, &fresh, err);
-    if (rc != PHC_OK) {
-        pthread_mutex_lock(&c->mu);
-        if (!c->cur)
-            phc__err_copy(&c->down, err);
-        pthread_mutex_unlock(&c->mu);
-        c->next_rebuild = mono_ms() + REBUILD_INTERVAL_MS;
-        schedule_check(c);
-        return rc;
-    }
+    pthread_mutex_lock(&c->mu);
+    if (!c->cur)
+        phc__err_copy(&c->down, err);
+    pthread_mutex_unlock(&c->mu);
+    c->next_rebuild = mono_ms() + REBUILD_INTERVAL_MS;
+    schedule_check(c);
+}
+
+/* Caller holds reload_mu. Makes fresh current when force is set, the identity changed, or
+ * there is no current one (the token was down); otherwise drops it. */
+static void install_gen(phc_client *c, phc_gen *fresh, int force, int *changed)
+{
     pthread_mutex_lock(&c->mu);
     phc_gen *old = c->cur;
-    int swap = !old || !phc__gen_same_identity(old, fresh);
+    int other = old && !phc__gen_same_identity(old, fresh);
+    int swap = force || !old || other;
     if (swap) {
         c->cur = fresh;
         fresh = old;
@@ -140,20 +158,108 @@ static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
         char subj[256] = "(none)";
         if (cert)
             phc__name_str(subj, sizeof(subj), X509_get_subject_name(cert));
-        if (old)
+        if (other)
             phc__log(&c->log, PHC_LOG_INFO,
                      "switched to client certificate '%s'; connections and TLS sessions made "
                      "with the previous one are no longer used",
                      subj);
-        else
+        else if (!old)
             phc__log(&c->log, PHC_LOG_INFO, "token available again; client certificate '%s'", subj);
         if (changed)
-            *changed = old != NULL;
+            *changed = other;
     }
     /* fresh is now whichever generation is not current: the unused candidate, or the old
      * one, which lives on until its in-flight requests return. */
     phc__gen_unref(fresh);
     schedule_check(c);
+}
+
+/* Caller holds reload_mu. Builds a fresh generation under the current trust and makes it
+ * current when the identity changed, or when there is no current one. */
+static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
+{
+    phc_gen *fresh = NULL;
+    int rc = open_token(c, c->gcfg, c->trust, &fresh, err);
+    if (rc != PHC_OK) {
+        open_failed(c, err);
+        return rc;
+    }
+    install_gen(c, fresh, 0, changed);
+    return PHC_OK;
+}
+
+static int same_pins(const phc_config *a, const phc_config *b)
+{
+    if (a->n_pinned_ips != b->n_pinned_ips)
+        return 0;
+    for (size_t i = 0; i < a->n_pinned_ips; i++)
+        if (strcmp(a->pinned_ips[i], b->pinned_ips[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* Re-reads the trust keys (from the config file the client was made from, when it was; ca_file
+ * itself always) and loads the store. *ncfg and *ntrust stay NULL when nothing changed. */
+static int read_trust(phc_client *c, phc_config **ncfg, phc_trust **ntrust, phc_errbuf *err)
+{
+    phc_config *src = NULL;
+    const char *path = phc__config_path(c->cfg);
+    *ncfg = NULL;
+    *ntrust = NULL;
+    int rc = path ? phc_config_load(&src, path, err) : PHC_OK;
+    if (rc == PHC_OK)
+        rc = phc__config_with_trust(ncfg, c->gcfg, src ? src : c->gcfg, err);
+    phc_config_free(src);
+    if (rc == PHC_OK)
+        rc = phc__trust_load(ntrust, (*ncfg)->ca_file,
+                             (const unsigned char(*)[32])(*ncfg)->ca_sha256, (*ncfg)->n_ca_sha256,
+                             err);
+    if (rc != PHC_OK || (phc__trust_same(*ntrust, c->trust) && same_pins(*ncfg, c->gcfg))) {
+        phc__trust_free(*ntrust);
+        phc_config_free(*ncfg);
+        *ntrust = NULL;
+        *ncfg = NULL;
+    }
+    return rc;
+}
+
+/* Caller holds reload_mu. reload_locked, after re-reading the trust: changed trust gets a new
+ * generation even for the same identity. A failure anywhere keeps the current trust and
+ * generation. */
+static int reload_all_locked(phc_client *c, int *changed, phc_errbuf *err)
+{
+    phc_config *ncfg = NULL;
+    phc_trust *ntrust = NULL;
+    phc_gen *fresh = NULL;
+    phc_errbuf why = {0};
+    int rc = read_trust(c, &ncfg, &ntrust, &why);
+    if (rc != PHC_OK) {
+        /* The token is still looked at: a config file gone missing must not stop rotation. */
+        phc_errbuf ignored = {0};
+        (void)reload_locked(c, changed, &ignored);
+        return phc__err(err, rc, "trust not re-read, the client keeps the trust it has: %s",
+                        why.msg);
+    }
+    if (!ncfg)
+        return reload_locked(c, changed, err);
+    if ((rc = open_token(c, ncfg, ntrust, &fresh, &why)) != PHC_OK) {
+        phc__trust_free(ntrust);
+        phc_config_free(ncfg);
+        open_failed(c, &why);
+        return phc__err(err, rc, "trust not re-read, the client keeps the trust it has: %s",
+                        why.msg);
+    }
+    phc__trust_free(c->trust);
+    phc_config_free(c->gcfg);
+    c->trust = ntrust;
+    c->gcfg = ncfg;
+    phc__log(&c->log, PHC_LOG_INFO,
+             "trust re-read: %d CA certificate(s) from '%s', %zu pinned address(es); connections "
+             "and TLS sessions made under the previous trust are no longer used",
+             phc__trust_count(ntrust), ncfg->ca_file, ncfg->n_pinned_ips);
+    install_gen(c, fresh, 1, NULL);
+    if (changed)
+        *changed = 1;
     return PHC_OK;
 }
 
@@ -179,7 +285,9 @@ int phc_client_reload(phc_client *c, int *changed, phc_errbuf *err)
     if (forked(c, err))
         return PHC_ERR_HSM;
     pthread_mutex_lock(&c->reload_mu);
-    int rc = reload_locked(c, changed, err);
+    /* An explicit reload is the operator's word that the PIN may be offered again. */
+    memset(&c->latch, 0, sizeof(c->latch));
+    int rc = reload_all_locked(c, changed, err);
     pthread_mutex_unlock(&c->reload_mu);
     return rc;
 }
@@ -240,20 +348,9 @@ static void maybe_reload(phc_client *c)
         return; /* another thread is checking */
     phc_errbuf e = {0};
     due = __atomic_load_n(&c->next_check, __ATOMIC_RELAXED);
-    if (due != 0 && mono_now() >= due && reload_locked(c, NULL, &e) != PHC_OK)
+    if (due != 0 && mono_now() >= due && reload_all_locked(c, NULL, &e) != PHC_OK)
         phc__log(&c->log, PHC_LOG_WARN, "periodic certificate check failed: %s", e.msg);
     pthread_mutex_unlock(&c->reload_mu);
-}
-
-/* Retrying is only safe where repeating the request cannot do something twice. */
-static int idempotent(const phc_request *req)
-{
-    const char *m = req->method ? req->method : (req->body ? "POST" : "GET");
-    static const char *const safe[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
-    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
-        if (strcmp(m, safe[i]) == 0)
-            return 1;
-    return 0;
 }
 
 /* Seconds to wait before retrying a 429/503, or -1 to give up. Only a numeric Retry-After
@@ -283,25 +380,36 @@ static int perform_plain(void *ud, const phc_request *req, phc_response **out, p
         int rc = current(c, &g, err);
         if (rc != PHC_OK)
             return rc;
-        rc = phc__gen_perform(g, req, out, err);
+        int unsent = 0;
+        rc = phc__gen_perform(g, req, out, &unsent, err);
         /* A handshake that failed may be the token's doing (libp11 does not notice a dead
-         * session): one test signature tells. The request failed before it was sent, so
-         * after reopening the token it is tried once more. */
+         * session): one test signature tells. After reopening the token the request is tried
+         * once more - but only when it cannot have reached the server (its new connection's
+         * TLS handshake never completed) or sending it twice does no harm: a network error
+         * after a POST was sent may coincide with a token failure. */
         if ((rc == PHC_ERR_NETWORK || rc == PHC_ERR_HSM) && phc__gen_has_key(g)) {
             phc_errbuf probe = {0};
             double ignored;
             if (phc__gen_sign(g, 1, &ignored, &probe) != PHC_OK) {
                 mark_down(c, g, &probe);
                 phc__gen_unref(g);
-                if (!reopened++)
+                int again = unsent || phc__request_idempotent(req);
+                if (again && !reopened++)
                     continue;
+                if (!again) {
+                    phc_errbuf first = *err;
+                    return phc__err(err, rc,
+                                    "%.250s; not sent again: the request may have reached the "
+                                    "server (the token also stopped signing: %.150s)",
+                                    first.msg, probe.msg);
+                }
                 return phc__err_copy(err, &probe);
             }
         }
         phc__gen_unref(g);
         long status = phc_response_status(*out);
         if (rc != PHC_ERR_HTTP || (status != 429 && status != 503) || attempt >= RETRY_ATTEMPTS ||
-            !idempotent(req))
+            !phc__request_idempotent(req))
             return rc;
         long wait = retry_delay(*out, budget);
         if (wait < 0)
@@ -356,6 +464,7 @@ void phc_client_free(phc_client *c)
     pthread_mutex_destroy(&c->reload_mu);
     pthread_mutex_destroy(&c->mu);
     phc__trust_free(c->trust);
+    phc_config_free(c->gcfg);
     phc_config_free(c->cfg);
     free(c);
 }

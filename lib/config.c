@@ -9,18 +9,25 @@
  * The file is read with OpenSSL's NCONF, which brings OpenSSL's config syntax with it:
  *  - '#' starts a comment (also in the middle of a value, unless quoted);
  *  - a value may be quoted ("..." or '...') and backslash escapes are processed
- *    (\n, \\, \#, \$, a trailing backslash continues the line);
+ *    (\n, \\, \#, \$); a trailing backslash would continue the line and is refused;
  *  - '$name', '${name}', '$section::name' and '$ENV::NAME' are expanded, and a reference to
  *    an undefined variable is a syntax error. A value that contains a literal '$' must
- *    escape it ('\$') or be in single quotes ('/opt/a$b'). Since every key outside the
- *    known ones is refused, only '$ENV::NAME' is useful in practice.
- *  - '.include' is refused: every key must be in this file, with a line number.
+ *    escape it ('\$') or be in single quotes ('/opt/a$b'). Only '$ENV::NAME' is accepted:
+ *    every key outside the known ones is refused, and a reference to another key makes the
+ *    value differ from its line read alone (check_agreement).
+ *  - '.include' is refused: every key must be in this file, with a line number. So is every
+ *    other key that begins with '.': OpenSSL treats any name beginning with ".include" as
+ *    an include and ".pragma" changes how later values are read.
  * Percent-escapes and ';' (PKCS#11 URIs) pass through unchanged.
  *
  * NCONF keeps no line numbers per value, so the text is also scanned with a small scanner
- * that follows NCONF's line structure (continuations, comments, section headers, the
- * "section::key" form) to put a line number on each key and to find keys given twice
- * (NCONF silently keeps the last).
+ * that follows NCONF's line structure (comments, section headers, the "section::key" form)
+ * to put a line number on each key and to find keys given twice (NCONF silently keeps the
+ * last). What a reader (or grep) sees must be what the connector uses, so the scanner and
+ * NCONF are then made to agree exactly: each key line, read by NCONF on its own, gives the
+ * key and value NCONF read from the whole file, and NCONF read no key from anywhere else
+ * (check_agreement). A line continuation is refused outright: it lets one key's name or
+ * value hide on the next line.
  *
  * The raw value of each key is kept for phc_config_get in a private extension of struct
  * phc_config; a phc_config is therefore only ever allocated here.
@@ -127,6 +134,7 @@ static const char *const key_names[K_COUNT] = {
 struct cfg_impl {
     struct phc_config pub;
     char *raw[K_COUNT]; /* values as given, for phc_config_get */
+    char *path;         /* the file phc_config_load read; NULL otherwise */
 };
 
 static struct cfg_impl *impl(phc_config *cfg)
@@ -1186,6 +1194,7 @@ void phc_config_free(phc_config *cfg)
     struct cfg_impl *c = impl(cfg);
     for (size_t i = 0; i < K_COUNT; i++)
         free(c->raw[i]);
+    free(c->path);
     free(cfg->name);
     free(cfg->url);
     free(cfg->host);
@@ -1322,6 +1331,7 @@ struct keyline {
     char section[128];
     const char *key;
     size_t klen;
+    const char *lb, *le; /* the whole line (continuations are refused before this is used) */
 };
 
 static void scan_init(struct scanner *s, const char *text, size_t len)
@@ -1361,6 +1371,7 @@ static int scan_next(struct scanner *s, struct keyline *kl)
         while (continues(cb, ce) && s->p < s->end)
             phys_line(s, &cb, &ce);
 
+        const char *lb = b;
         while (b < e && is_ws(*b))
             b++;
         if (b == e || *b == '#')
@@ -1379,6 +1390,8 @@ static int scan_next(struct scanner *s, struct keyline *kl)
         while (b < e && !is_ws(*b) && *b != '=')
             b++;
         kl->line = first;
+        kl->lb = lb;
+        kl->le = ce;
         snprintf(kl->section, sizeof(kl->section), "%s", s->section);
         kl->key = k;
         kl->klen = (size_t)(b - k);
@@ -1421,11 +1434,6 @@ static void key_lines(const char *text, size_t len, const char *section, const c
     }
 }
 
-static int is_directive(const struct keyline *kl, const char *name)
-{
-    return kl->klen == strlen(name) && memcmp(kl->key, name, kl->klen) == 0;
-}
-
 /* Refusals that must come before NCONF sees the text. */
 static int precheck(const char *text, size_t len, const char *name, phc_errbuf *err)
 {
@@ -1436,14 +1444,34 @@ static int precheck(const char *text, size_t len, const char *name, phc_errbuf *
             line += *p == '\n';
         return phc__err(err, PHC_ERR_CONFIG, "config %s line %ld: contains a NUL byte", name, line);
     }
-    /* NCONF would open the named file: every key must be in this one, with its line. */
+    /* A continued line can hide a key's name or value on the next line, where neither a
+     * reader nor grep looks for it; comments included (NCONF joins before it strips them). */
     struct scanner s;
+    scan_init(&s, text, len);
+    while (s.p < s.end) {
+        const char *b, *e;
+        phys_line(&s, &b, &e);
+        if (continues(b, e))
+            return phc__err(err, PHC_ERR_CONFIG,
+                            "config %s line %ld: ends in a backslash (a line continuation); write "
+                            "each key with its value on one line",
+                            name, s.line);
+    }
+    /* NCONF would open the named file (for any name beginning with ".include"): every key
+     * must be in this one, with its line. The other directives change how values are read. */
     struct keyline kl;
     scan_init(&s, text, len);
-    while (scan_next(&s, &kl))
-        if (is_directive(&kl, ".include"))
+    while (scan_next(&s, &kl)) {
+        if (kl.klen == 0 || kl.key[0] != '.')
+            continue;
+        if (kl.klen >= 8 && memcmp(kl.key, ".include", 8) == 0)
             return phc__err(err, PHC_ERR_CONFIG, "config %s line %ld: .include is not supported",
                             name, kl.line);
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "config %s line %ld: key '%.*s': keys beginning with '.' are OpenSSL "
+                        "directives and are not supported",
+                        name, kl.line, (int)(kl.klen > 64 ? 64 : kl.klen), kl.key);
+    }
     return PHC_OK;
 }
 
@@ -1455,7 +1483,7 @@ static int check_sections(const CONF *conf, const char *text, size_t len, const 
     struct keyline kl;
     scan_init(&s, text, len);
     while (scan_next(&s, &kl)) {
-        if (strcmp(kl.section, SECTION) == 0 || is_directive(&kl, ".pragma"))
+        if (strcmp(kl.section, SECTION) == 0)
             continue;
         if (strcmp(kl.section, "default") == 0)
             return phc__err(err, PHC_ERR_CONFIG,
@@ -1485,6 +1513,113 @@ static int check_sections(const CONF *conf, const char *text, size_t len, const 
     }
     sk_OPENSSL_CSTRING_free(names);
     return rc;
+}
+
+/* The value NCONF reads from one line on its own, as a line of [phconnect]; NULL with a
+ * message in *why when it reads none or more than one key there. Caller frees. */
+static char *line_alone(const struct keyline *kl, char *why, size_t whylen)
+{
+    char *val = NULL;
+    size_t n = (size_t)(kl->le - kl->lb);
+    char *buf = malloc(sizeof("[" SECTION "]\n") + n + 1);
+    CONF *conf = NCONF_new(NULL);
+    BIO *bio = NULL;
+    long eline = 0;
+    snprintf(why, whylen, "out of memory");
+    if (!buf || !conf)
+        goto out;
+    int hl = snprintf(buf, sizeof("[" SECTION "]\n"), "[" SECTION "]\n");
+    memcpy(buf + hl, kl->lb, n);
+    buf[hl + (int)n] = '\n';
+    if (!(bio = BIO_new_mem_buf(buf, hl + (int)n + 1)))
+        goto out;
+    ERR_set_mark();
+    int ok = NCONF_load_bio(conf, bio, &eline) > 0;
+    ERR_pop_to_mark();
+    if (!ok) {
+        snprintf(why, whylen,
+                 "OpenSSL cannot read this line on its own (a reference to another "
+                 "key with '$'?)");
+        goto out;
+    }
+    STACK_OF(CONF_VALUE) *vals = NCONF_get_section(conf, SECTION);
+    if (!vals || sk_CONF_VALUE_num(vals) != 1) {
+        snprintf(why, whylen, "OpenSSL reads %d keys from this line",
+                 vals ? sk_CONF_VALUE_num(vals) : 0);
+        goto out;
+    }
+    const CONF_VALUE *v = sk_CONF_VALUE_value(vals, 0);
+    if (strlen(v->name) != kl->klen || memcmp(v->name, kl->key, kl->klen) != 0) {
+        snprintf(why, whylen, "OpenSSL reads the key name '%.64s' from this line", v->name);
+        goto out;
+    }
+    if (!(val = strdup(v->value)))
+        snprintf(why, whylen, "out of memory");
+out:
+    BIO_free(bio);
+    NCONF_free(conf);
+    free(buf);
+    return val;
+}
+
+/* What the file shows is what NCONF read: every key line of [phconnect], read on its own,
+ * gives the same key and value NCONF has for it, and NCONF has no key without its own
+ * line. check_sections has already made sure that every key line and every value NCONF
+ * read are in [phconnect]; duplicates are refused by the caller. */
+static int check_agreement(const STACK_OF(CONF_VALUE) * vals, const char *text, size_t len,
+                           const char *name, phc_errbuf *err)
+{
+    struct scanner s;
+    struct keyline kl;
+    int nlines = 0;
+    scan_init(&s, text, len);
+    while (scan_next(&s, &kl)) {
+        char why[160];
+        int k = (int)(kl.klen > 64 ? 64 : kl.klen);
+        nlines++;
+        const CONF_VALUE *mine = NULL;
+        for (int i = 0; i < sk_CONF_VALUE_num(vals) && !mine; i++) {
+            const CONF_VALUE *v = sk_CONF_VALUE_value(vals, i);
+            if (strlen(v->name) == kl.klen && memcmp(v->name, kl.key, kl.klen) == 0)
+                mine = v;
+        }
+        if (!mine)
+            return phc__err(err, PHC_ERR_CONFIG,
+                            "config %s line %ld: key '%.*s' is not a key OpenSSL reads from this "
+                            "file; write it as 'key = value'",
+                            name, kl.line, k, kl.key);
+        char *alone = line_alone(&kl, why, sizeof(why));
+        int same = alone && strcmp(alone, mine->value) == 0;
+        free(alone);
+        if (!alone)
+            return phc__err(err, PHC_ERR_CONFIG, "config %s line %ld: key '%.*s': %s", name,
+                            kl.line, k, kl.key, why);
+        if (!same)
+            return phc__err(err, PHC_ERR_CONFIG,
+                            "config %s line %ld: key '%.*s': OpenSSL reads another value for it "
+                            "than this line holds",
+                            name, kl.line, k, kl.key);
+    }
+    if (nlines != sk_CONF_VALUE_num(vals)) {
+        /* Name a key NCONF has that no line shows (there is one: each line matched one). */
+        const char *hidden = "?";
+        for (int i = 0; i < sk_CONF_VALUE_num(vals); i++) {
+            const char *vn = sk_CONF_VALUE_value(vals, i)->name;
+            int seen = 0;
+            scan_init(&s, text, len);
+            while (!seen && scan_next(&s, &kl))
+                seen = strlen(vn) == kl.klen && memcmp(vn, kl.key, kl.klen) == 0;
+            if (!seen) {
+                hidden = vn;
+                break;
+            }
+        }
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "config %s: key '%.64s' is read by OpenSSL but no line of the file shows "
+                        "it as 'key = value'",
+                        name, hidden);
+    }
+    return PHC_OK;
 }
 
 int phc_config_parse(phc_config **out, const char *text, size_t len, const char *name,
@@ -1548,6 +1683,8 @@ int phc_config_parse(phc_config **out, const char *text, size_t len, const char 
         if ((rc = set_value(impl(cfg), v->name, v->value, &w, err)) != PHC_OK)
             goto out;
     }
+    if ((rc = check_agreement(vals, text, len, name, err)) != PHC_OK)
+        goto out;
     if ((rc = phc_config_validate(cfg, err)) != PHC_OK)
         goto out;
     *out = cfg;
@@ -1602,8 +1739,55 @@ int phc_config_load(phc_config **out, const char *path, phc_errbuf *err)
         goto out;
     }
     rc = phc_config_parse(out, buf, len, path, err);
+    if (rc == PHC_OK && !(impl(*out)->path = strdup(path))) {
+        phc_config_free(*out);
+        *out = NULL;
+        rc = oom(err);
+    }
 out:
     free(buf);
     close(fd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Reloading the trust keys (a running client) */
+
+const char *phc__config_path(const phc_config *cfg)
+{
+    return cfg ? cimpl(cfg)->path : NULL;
+}
+
+static int is_trust_key(int k)
+{
+    return k == K_CA_FILE || k == K_CA_SHA256 || k == K_PINNED_IPS;
+}
+
+int phc__config_with_trust(phc_config **out, const phc_config *base, const phc_config *src,
+                           phc_errbuf *err)
+{
+    phc_config *c = NULL;
+    *out = NULL;
+    int rc = phc_config_new(&c, err);
+    if (rc != PHC_OK)
+        return rc;
+    struct cfg_impl *n = impl(c);
+    if ((base->name && !(c->name = strdup(base->name))) ||
+        (cimpl(base)->path && !(n->path = strdup(cimpl(base)->path)))) {
+        rc = oom(err);
+        goto out;
+    }
+    /* Through the one validation path, so the copy is what the file would give. */
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *v = is_trust_key(k) ? cimpl(src)->raw[k] : cimpl(base)->raw[k];
+        if (v && (rc = phc_config_set(c, key_names[k], v, err)) != PHC_OK)
+            goto out;
+    }
+    if ((rc = phc_config_validate(c, err)) != PHC_OK)
+        goto out;
+    *out = c;
+    c = NULL;
+out:
+    phc_config_free(c);
     return rc;
 }

@@ -57,4 +57,13 @@ enum { PHC__MODES_WARN = 0, PHC__MODES_ERROR = 1, PHC__MODES_OFF = 2 };
 /* Takes a reference and freezes cfg (phc_config_set fails afterwards). */
 phc_config *phc__config_ref(phc_config *cfg);
 
+/* The file phc_config_load read cfg from (borrowed), or NULL for a config made otherwise. */
+const char *phc__config_path(const phc_config *cfg);
+
+/* A new config equal to base except for the trust keys - ca_file, ca_sha256, pinned_ips -
+ * which are taken from src (unset there: unset). For a running client that re-reads its
+ * trust. Validated as phc_config_validate; *out is the caller's. */
+int phc__config_with_trust(phc_config **out, const phc_config *base, const phc_config *src,
+                           phc_errbuf *err);
+
 #endif

@@ -17,11 +17,13 @@
 #define POOL_MAX 32
 
 struct phc_gen {
-    int refs;      /* atomic */
-    phc_log log;   /* a copy: a generation may outlive the caller's (see client.c) */
-    phc_hsm *hsm;  /* NULL without a key */
-    EVP_PKEY *key; /* borrowed from hsm */
-    X509 *cert;    /* owned */
+    int refs;         /* atomic */
+    phc_config *cfg;  /* references of the generation's own: a reload may replace the */
+    phc_trust *trust; /* client's, and connections made under these live as long as it */
+    phc_log log;      /* a copy: a generation may outlive the caller's (see client.c) */
+    phc_hsm *hsm;     /* NULL without a key */
+    EVP_PKEY *key;    /* borrowed from hsm */
+    X509 *cert;       /* owned */
     phc_tls *tls;
     CURLSH *share;
     int share_mu_ready;
@@ -93,11 +95,13 @@ static void gen_free(phc_gen *g)
         bury(g->hsm);
     else
         phc__hsm_free(g->hsm);
+    phc__trust_free(g->trust);
+    phc_config_free(g->cfg);
     free(g);
 }
 
 int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
-                 long long now, phc_errbuf *err)
+                 long long now, phc_pin_latch *latch, phc_errbuf *err)
 {
     *out = NULL;
     int rc;
@@ -105,15 +109,18 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
     if (!g)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     g->refs = 1;
+    g->cfg = phc__config_ref((phc_config *)cfg);
+    g->trust = phc__trust_ref((phc_trust *)trust);
     if (log)
         g->log = *log;
     pthread_mutex_init(&g->pool_mu, NULL);
     if (cfg->key) {
-        if ((rc = phc__hsm_open(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &g->log, err)) !=
-            PHC_OK)
+        if ((rc = phc__hsm_open_latched(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &g->log,
+                                        latch, err)) != PHC_OK)
             goto out;
         EVP_PKEY *token_key = NULL;
-        if ((rc = phc__hsm_identity(g->hsm, cfg->cert, now, &token_key, &g->cert, err)) != PHC_OK)
+        if ((rc = phc__hsm_identity_pinned(g->hsm, cfg->cert, now, trust, &token_key, &g->cert,
+                                           err)) != PHC_OK)
             goto out;
         /* A signature is part of the handshake, so it gets the handshake's time bound. */
         if ((rc = phc__guard_key(&g->key, token_key, cfg->connect_timeout * 1000,
@@ -174,14 +181,19 @@ static void release(phc_gen *g, phc_xfer *x)
     phc__xfer_free(x);
 }
 
-int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, phc_errbuf *err)
+int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, int *unsent,
+                     phc_errbuf *err)
 {
     *out = NULL;
+    *unsent = 0;
     phc_xfer *x = NULL;
     int rc = acquire(g, &x, err);
-    if (rc != PHC_OK)
+    if (rc != PHC_OK) {
+        *unsent = 1; /* nothing was attempted */
         return rc;
+    }
     rc = phc__xfer_perform(x, req, out, err);
+    *unsent = phc__xfer_unsent(x);
     release(g, x);
     return rc;
 }
@@ -232,4 +244,9 @@ EVP_PKEY *phc__gen_key(const phc_gen *g)
 X509 *phc__gen_cert(const phc_gen *g)
 {
     return g->cert;
+}
+
+const phc_trust *phc__gen_trust(const phc_gen *g)
+{
+    return g->trust;
 }

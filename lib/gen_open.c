@@ -13,7 +13,8 @@ struct phc_gen_job {
     phc_trust *trust;
     phc_log log;
     long long now;
-    phc_gen *gen; /* the result until someone takes it */
+    phc_pin_latch latch; /* the caller's, copied in; the login's, taken back */
+    phc_gen *gen;        /* the result until someone takes it */
     int rc;
     phc_errbuf err;
 };
@@ -34,7 +35,7 @@ static void *worker(void *arg)
     phc_gen_job *j = arg;
     phc_gen *g = NULL;
     phc_errbuf e = {0};
-    int rc = phc__gen_new(&g, j->cfg, j->trust, &j->log, j->now, &e);
+    int rc = phc__gen_new(&g, j->cfg, j->trust, &j->log, j->now, &j->latch, &e);
     OPENSSL_thread_stop();
     j->gen = g;
     j->rc = rc;
@@ -44,7 +45,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *log, long long now)
+static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *log, long long now,
+                              const phc_pin_latch *latch)
 {
     phc_gen_job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -56,6 +58,7 @@ static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *
     if (log)
         j->log = *log;
     j->now = now;
+    j->latch = *latch;
     if (phc__spawn_detached(worker, j) != 0) {
         j->refs = 1;
         job_put(j);
@@ -65,8 +68,9 @@ static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *
 }
 
 /* Takes the result of a finished job and lets go of it. */
-static int job_take(phc_gen_job *j, phc_gen **out, phc_errbuf *err)
+static int job_take(phc_gen_job *j, phc_gen **out, phc_pin_latch *latch, phc_errbuf *err)
 {
+    *latch = j->latch;
     *out = j->gen;
     j->gen = NULL;
     int rc = j->rc;
@@ -83,7 +87,8 @@ static const char *token_name(const phc_config *cfg)
 }
 
 int phc__gen_open_bounded(phc_gen_job **pending, phc_gen **out, phc_config *cfg, phc_trust *trust,
-                          const phc_log *log, long long now, long timeout_ms, phc_errbuf *err)
+                          const phc_log *log, long long now, long timeout_ms, phc_pin_latch *latch,
+                          phc_errbuf *err)
 {
     *out = NULL;
     if (*pending) {
@@ -95,9 +100,9 @@ int phc__gen_open_bounded(phc_gen_job **pending, phc_gen **out, phc_config *cfg,
         /* The token answered in the end: its answer is this call's. */
         phc_gen_job *j = *pending;
         *pending = NULL;
-        return job_take(j, out, err);
+        return job_take(j, out, latch, err);
     }
-    phc_gen_job *j = job_start(cfg, trust, log, now);
+    phc_gen_job *j = job_start(cfg, trust, log, now, latch);
     if (!j)
         return phc__err(err, PHC_ERR_INTERNAL, "cannot start a thread to open the token");
     if (!phc__done_wait(&j->done, timeout_ms)) {
@@ -107,7 +112,7 @@ int phc__gen_open_bounded(phc_gen_job **pending, phc_gen **out, phc_config *cfg,
                         "being opened",
                         token_name(cfg), timeout_ms);
     }
-    return job_take(j, out, err);
+    return job_take(j, out, latch, err);
 }
 
 void phc__gen_job_release(phc_gen_job *job)

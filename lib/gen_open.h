@@ -15,11 +15,14 @@ typedef struct phc_gen_job phc_gen_job;
 
 /* Builds a generation for cfg/trust/log at now, waiting at most timeout_ms. *pending is the
  * caller's slot for a worker still out (NULL when none): it is filled on a time-out and
- * consumed by a later call. cfg and trust get references of the worker's own.
+ * consumed by a later call. cfg and trust get references of the worker's own. *latch is
+ * the caller's memory of a refused PIN (hsm.h): the worker gets a copy, and the copy as
+ * the login left it comes back into *latch with the result (also a late one).
  * Errors: as phc__gen_new, or PHC_ERR_HSM naming the token (from cfg) when it did not answer
  * in time or a previous attempt is still out. */
 int phc__gen_open_bounded(phc_gen_job **pending, phc_gen **out, phc_config *cfg, phc_trust *trust,
-                          const phc_log *log, long long now, long timeout_ms, phc_errbuf *err);
+                          const phc_log *log, long long now, long timeout_ms, phc_pin_latch *latch,
+                          phc_errbuf *err);
 
 /* Lets go of a worker still out (it frees what it builds when it finishes). NULL allowed. */
 void phc__gen_job_release(phc_gen_job *job);

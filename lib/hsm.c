@@ -538,22 +538,42 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
     return 0;
 }
 
-static int login(phc_hsm *h, const char *pin_source, phc_errbuf *err)
+/* The token's PIN flags as the token reports them now: libp11 read them when it listed the
+ * slots, which may be long ago for a module this process keeps loaded. Falls back to
+ * libp11's copy when the module cannot be asked. */
+static CK_FLAGS pin_flags(const phc_hsm *h)
+{
+    const PKCS11_TOKEN *t = h->slot->token;
+    CK_FLAGS f = (t->userPinLocked ? CKF_USER_PIN_LOCKED : 0) |
+                 (t->userPinFinalTry ? CKF_USER_PIN_FINAL_TRY : 0) |
+                 (t->userPinCountLow ? CKF_USER_PIN_COUNT_LOW : 0);
+    void *dl = NULL;
+    CK_FUNCTION_LIST_PTR fn = NULL;
+    CK_TOKEN_INFO ti;
+    if (phc__module_open(h->module, RTLD_NOW | RTLD_NOLOAD, &dl, &fn, NULL) != PHC_OK)
+        return f;
+    dlclose(dl); /* libp11's reference keeps the library loaded */
+    if (fn->C_GetTokenInfo(PKCS11_get_slotid_from_slot(h->slot), &ti) == CKR_OK)
+        f = ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW);
+    return f;
+}
+
+static void pin_digest(unsigned char md[32], const char *pin, size_t len)
+{
+    unsigned int n = 32;
+    if (EVP_Digest(pin, len, md, &n, EVP_sha256(), NULL) != 1)
+        memset(md, 0, 32); /* cannot happen with the default provider; latches nothing useful */
+}
+
+static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_errbuf *err)
 {
     const PKCS11_TOKEN *t = h->slot->token;
     char ckr[64];
+    unsigned char md[32];
     if (!t->loginRequired) {
         phc__log(h->log, PHC_LOG_INFO, "token '%s' does not require a login", t->label);
         return 0;
     }
-    if (t->userPinLocked)
-        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", t->label);
-    if (t->userPinFinalTry)
-        phc__log(h->log, PHC_LOG_WARN,
-                 "token '%s': the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY)", t->label);
-    else if (t->userPinCountLow)
-        phc__log(h->log, PHC_LOG_WARN, "token '%s': wrong PINs were entered recently", t->label);
-
     char *pin = NULL;
     size_t pin_len = 0;
     int rc = phc__secret_read(&pin, &pin_len, pin_source, "PIN", PHC_ERR_PIN, err);
@@ -565,6 +585,40 @@ static int login(phc_hsm *h, const char *pin_source, phc_errbuf *err)
         phc__secret_free(pin, pin_len);
         phc__log(h->log, PHC_LOG_INFO, "token '%s': already logged in by this process", t->label);
         return 0;
+    }
+    pin_digest(md, pin, pin_len);
+    /* Never guess against a token about to lock or locked: an operator decides. */
+    CK_FLAGS flags = pin_flags(h);
+    if (flags & CKF_USER_PIN_LOCKED) {
+        phc__secret_free(pin, pin_len);
+        return phc__err(err, PHC_ERR_PIN,
+                        "PIN of token '%s' is locked (CKF_USER_PIN_LOCKED): unlock it with the SO "
+                        "PIN; phconnect does not log in to it",
+                        t->label);
+    }
+    if (flags & CKF_USER_PIN_FINAL_TRY) {
+        phc__secret_free(pin, pin_len);
+        return phc__err(err, PHC_ERR_PIN,
+                        "token '%s' reports that the next wrong PIN locks it "
+                        "(CKF_USER_PIN_FINAL_TRY): phconnect does not log in to it on its own; "
+                        "check the PIN, then log in once by hand (pkcs11-tool --login --test) to "
+                        "reset the count",
+                        t->label);
+    }
+    if (flags & CKF_USER_PIN_COUNT_LOW)
+        phc__log(h->log, PHC_LOG_WARN, "token '%s': wrong PINs were entered recently", t->label);
+    if (latch && latch->set) {
+        if (CRYPTO_memcmp(md, latch->digest, sizeof(md)) == 0) {
+            phc__secret_free(pin, pin_len);
+            return phc__err(err, PHC_ERR_PIN,
+                            "PIN of token '%s' was refused (%s) and PIN source '%s' still holds "
+                            "the same PIN: not offered again until the source changes or the "
+                            "client is reloaded",
+                            t->label, latch->ckr, pin_source);
+        }
+        phc__log(h->log, PHC_LOG_INFO, "token '%s': the PIN source changed; trying its PIN",
+                 t->label);
+        memset(latch, 0, sizeof(*latch));
     }
     ERR_clear_error();
     /* One attempt: a wrong PIN is reported, never retried (a retry would burn the token's
@@ -579,6 +633,11 @@ static int login(phc_hsm *h, const char *pin_source, phc_errbuf *err)
         return 0;
     }
     unsigned long rv = ckr_last(ckr, sizeof(ckr));
+    if (latch && (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)) {
+        latch->set = 1;
+        memcpy(latch->digest, md, sizeof(md));
+        snprintf(latch->ckr, sizeof(latch->ckr), "%.31s", ckr);
+    }
     switch (rv) {
     case CKR_PIN_INCORRECT:
         return phc__err(err, PHC_ERR_PIN,
@@ -703,6 +762,13 @@ static int find_keys(phc_hsm *h, phc_errbuf *err)
 int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const char *pin_source,
                   const phc_log *log, phc_errbuf *err)
 {
+    return phc__hsm_open_latched(out, module, key_uri, pin_source, log, NULL, err);
+}
+
+int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri,
+                          const char *pin_source, const phc_log *log, phc_pin_latch *latch,
+                          phc_errbuf *err)
+{
     P11KitUri *u = NULL;
     phc_hsm *h = NULL;
     int rc, locked = 0;
@@ -728,7 +794,7 @@ int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const 
     phc__log(log, PHC_LOG_INFO, "token '%s' (serial %s, %s %s) in slot %lu", t->label, t->serialnr,
              t->manufacturer, t->model, PKCS11_get_slotid_from_slot(h->slot));
 
-    if ((rc = login(h, pin_source, err)))
+    if ((rc = login(h, pin_source, latch, err)))
         goto out;
     if ((rc = find_keys(h, err)))
         goto out;
@@ -812,24 +878,127 @@ static int token_certs(phc_hsm *h, phc_certobj **certs, size_t *n, phc_errbuf *e
                              phc__hsm_token_label(h), err);
 }
 
+/* Certificates already warned about (SHA-256 of the DER), so that a planted one is named once
+ * per process, not at every reload. Guarded by g_lock. */
+static unsigned char g_warned[32][32];
+static size_t g_nwarned;
+
+static void warn_once(phc_hsm *h, X509 *c, const char *why)
+{
+    unsigned char md[32];
+    unsigned int n = sizeof(md);
+    if (!X509_digest(c, EVP_sha256(), md, &n))
+        return;
+    for (size_t i = 0; i < g_nwarned && i < 32; i++)
+        if (memcmp(g_warned[i], md, sizeof(md)) == 0)
+            return;
+    memcpy(g_warned[g_nwarned++ % 32], md, sizeof(md));
+    char cn[320];
+    cert_name(cn, sizeof(cn), c);
+    phc__log(h->log, PHC_LOG_WARN,
+             "certificate object %s on token '%s' is not used: %s (a certificate object needs no "
+             "PIN to be written; delete it if nobody here put it there)",
+             cn, phc__hsm_token_label(h), why);
+}
+
+/* May c serve as the identity for key k? Not when its public key is another (a planted or
+ * stray object with the key's id) or, with trust, when it does not chain to a pinned CA
+ * (judged while it is valid: an expired one is reported as expired). k NULL: any of the
+ * client's keys. */
+typedef struct skipped {
+    X509 *cert; /* borrowed from the certificate list; the newest one skipped */
+    char why[PHC_ERRMSG_MAX];
+} skipped;
+
+static int usable(phc_hsm *h, X509 *c, const hsm_key *k, const phc_trust *trust, time_t now,
+                  skipped *sk)
+{
+    phc_errbuf e = {0};
+    int match = 0;
+    for (unsigned int i = 0; i < h->nkeys && !match; i++)
+        match = (!k || k == &h->keys[i]) && pub_eq(&h->keys[i], c);
+    if (!match) {
+        char kn[160];
+        if (k || h->nkeys == 1)
+            hsm_key_name(kn, sizeof(kn), k ? k : &h->keys[0]);
+        else
+            phc__key_name(kn, sizeof(kn), "", h->want_label, h->want_id, h->want_id_len, h->has_id);
+        snprintf(e.msg, sizeof(e.msg), "it does not match key %s", kn);
+    } else if (trust && cert_state(c, now) == 0 &&
+               phc__trust_verify(trust, c, NULL, X509_PURPOSE_ANY, (long long)now, &e) != PHC_OK) {
+        ERR_clear_error();
+    } else {
+        return 1;
+    }
+    warn_once(h, c, e.msg);
+    if (!sk->cert || cert_newer(c, sk->cert)) {
+        sk->cert = c;
+        snprintf(sk->why, sizeof(sk->why), "%s", e.msg);
+    }
+    return 0;
+}
+
+/* The chain rule protects only where it can: ca_file pins the server's CA, which need not
+ * have issued the client certificate (the server checks that). Unless some certificate of
+ * the client's keys valid now chains to it, the chain is left to the server: the trust to
+ * apply is then NULL. */
+static const phc_trust *chain_rule(phc_hsm *h, const phc_certobj *certs, size_t n,
+                                   const phc_trust *trust, time_t now)
+{
+    for (size_t j = 0; trust && j < n; j++) {
+        X509 *c = certs[j].x509;
+        if (!c || cert_state(c, now) != 0)
+            continue;
+        for (unsigned int i = 0; i < h->nkeys; i++) {
+            if (!h->keys[i].supported || !pub_eq(&h->keys[i], c))
+                continue;
+            int ok =
+                phc__trust_verify(trust, c, NULL, X509_PURPOSE_ANY, (long long)now, NULL) == PHC_OK;
+            ERR_clear_error();
+            if (ok)
+                return trust;
+        }
+    }
+    if (trust)
+        phc__log(h->log, PHC_LOG_DEBUG,
+                 "no client certificate on token '%s' chains to ca_file; the server judges the "
+                 "chain",
+                 phc__hsm_token_label(h));
+    return NULL;
+}
+
+/* Nothing usable was left: name the newest certificate skipped, and why. */
+static int none_usable(phc_hsm *h, const skipped *sk, phc_errbuf *err)
+{
+    char cn[320];
+    cert_name(cn, sizeof(cn), sk->cert);
+    return phc__err(err, PHC_ERR_HSM, "client certificate %s on token '%s' is not used: %.200s", cn,
+                    phc__hsm_token_label(h), sk->why);
+}
+
 /* cert_ref NULL: the newest certificate valid now among those sharing an id with a matching
- * (supported) key; pairs without a certificate are pending and never chosen. */
-static int pick_by_key(phc_hsm *h, time_t now, const hsm_key **kout, X509 **cout, phc_errbuf *err)
+ * (supported) key and usable by it; pairs without a certificate are pending and never
+ * chosen. */
+static int pick_by_key(phc_hsm *h, time_t now, const phc_trust *trust, const hsm_key **kout,
+                       X509 **cout, phc_errbuf *err)
 {
     phc_certobj *certs = NULL;
     size_t n = 0;
     const hsm_key *best_k = NULL, *any_k = NULL;
     X509 *best = NULL, *any = NULL;
+    skipped sk = {0};
     int rc = token_certs(h, &certs, &n, err);
     if (rc)
         return rc;
+    trust = chain_rule(h, certs, n, trust, now);
     for (unsigned int i = 0; i < h->nkeys; i++) {
         const hsm_key *k = &h->keys[i];
         if (!k->supported)
             continue;
         for (size_t j = 0; j < n; j++) {
             X509 *c = certs[j].x509;
-            if (!c || certs[j].id_len != k->id_len || memcmp(certs[j].id, k->id, k->id_len))
+            if (!c || certs[j].id_len != k->id_len || memcmp(certs[j].id, k->id, k->id_len) ||
+                !usable(h, c, k, trust, now, &sk))
                 continue;
             if (!any || cert_newer(c, any)) {
                 any = c;
@@ -843,7 +1012,9 @@ static int pick_by_key(phc_hsm *h, time_t now, const hsm_key **kout, X509 **cout
     }
     char kn[160], forkey[200];
     phc__key_name(kn, sizeof(kn), "", h->want_label, h->want_id, h->want_id_len, h->has_id);
-    if (!any) {
+    if (!any && sk.cert) {
+        rc = none_usable(h, &sk, err);
+    } else if (!any) {
         /* Name the key(s) precisely: with one match, label and id. */
         if (h->nkeys == 1)
             hsm_key_name(kn, sizeof(kn), &h->keys[0]);
@@ -893,7 +1064,8 @@ static int pair_with_key(phc_hsm *h, X509 *c, time_t now, const hsm_key **kout, 
     return mismatch(h, c, h->nkeys == 1 ? &h->keys[0] : NULL, err);
 }
 
-static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, phc_errbuf *err)
+static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trust *trust,
+                         X509 **cout, phc_errbuf *err)
 {
     P11KitUri *u = NULL;
     char *label = NULL, want[200];
@@ -903,6 +1075,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, p
     phc_certobj *certs = NULL;
     size_t n = 0;
     X509 *best = NULL, *any = NULL;
+    skipped sk = {0};
     int rc = uri_parse(&u, ref, "certificate", CKO_CERTIFICATE, err);
     if (rc)
         return rc;
@@ -919,15 +1092,21 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, X509 **cout, p
     }
     if ((rc = token_certs(h, &certs, &n, err)))
         goto out;
+    trust = chain_rule(h, certs, n, trust, now);
     for (size_t j = 0; j < n; j++) {
         X509 *c = certs[j].x509;
         if (!c ||
-            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, label, id, id_len, has_id))
+            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, label, id, id_len, has_id) ||
+            !usable(h, c, NULL, trust, now, &sk))
             continue;
         if (!any || cert_newer(c, any))
             any = c;
         if (cert_state(c, now) == 0 && (!best || cert_newer(c, best)))
             best = c;
+    }
+    if (!any && sk.cert) {
+        rc = none_usable(h, &sk, err);
+        goto out;
     }
     if (!any) {
         phc__key_name(want, sizeof(want), "", label, id, id_len, has_id);
@@ -964,6 +1143,13 @@ static int cert_from_file(const char *path, X509 **cout, phc_errbuf *err)
 int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY **key_out,
                       X509 **cert_out, phc_errbuf *err)
 {
+    return phc__hsm_identity_pinned(h, cert_ref, now, NULL, key_out, cert_out, err);
+}
+
+int phc__hsm_identity_pinned(phc_hsm *h, const char *cert_ref, long long now,
+                             const phc_trust *trust, EVP_PKEY **key_out, X509 **cert_out,
+                             phc_errbuf *err)
+{
     const hsm_key *k = NULL;
     X509 *c = NULL;
     time_t t = (time_t)now;
@@ -975,10 +1161,10 @@ int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY 
         return phc__err(err, PHC_ERR_INTERNAL, "no HSM handle");
     pthread_mutex_lock(&g_lock);
     if (!cert_ref) {
-        rc = pick_by_key(h, t, &k, &c, err);
+        rc = pick_by_key(h, t, trust, &k, &c, err);
     } else {
         if (!strncmp(cert_ref, "pkcs11:", 7))
-            rc = cert_from_uri(h, cert_ref, t, &c, err);
+            rc = cert_from_uri(h, cert_ref, t, trust, &c, err);
         else
             rc = cert_from_file(cert_ref, &c, err);
         if (!rc)

@@ -12,11 +12,21 @@
 #define PHC_HSM_H
 
 #include "log.h"
+#include "trust.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 typedef struct phc_hsm phc_hsm;
+
+/* What a client remembers of a PIN the token refused, so that it never offers the same wrong
+ * PIN twice (a hardware token locks after a few): the SHA-256 of the refused PIN - never the
+ * PIN - and the token's answer. All zero: nothing refused. */
+typedef struct phc_pin_latch {
+    int set;
+    unsigned char digest[32];
+    char ckr[32]; /* "CKR_PIN_INCORRECT" or "CKR_PIN_LOCKED" */
+} phc_pin_latch;
 
 /* module: path of the .so. key_uri: "pkcs11:..." (a pin-value/pin-source attribute is
  * refused). pin_source: "file:/path" or "env:NAME". log: borrowed, may be NULL, must outlive
@@ -27,6 +37,15 @@ typedef struct phc_hsm phc_hsm;
 int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const char *pin_source,
                   const phc_log *log, phc_errbuf *err);
 
+/* phc__hsm_open for a long-lived client. Login is never attempted when the token reports
+ * CKF_USER_PIN_LOCKED or CKF_USER_PIN_FINAL_TRY (read afresh before C_Login): PHC_ERR_PIN
+ * naming the token. latch (may be NULL: no memory) is read and updated: a PIN whose digest
+ * the latch holds is refused without C_Login; CKR_PIN_INCORRECT/CKR_PIN_LOCKED sets it; a
+ * different PIN clears it and is tried. */
+int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri,
+                          const char *pin_source, const phc_log *log, phc_pin_latch *latch,
+                          phc_errbuf *err);
+
 /* Chooses the client identity. cert_ref: NULL (certificate object on the token with the
  * same id as a matching key, selection rule above), a "pkcs11:" URI of a certificate
  * object, or the path of a PEM file. The certificate's public key must equal the key's
@@ -35,6 +54,15 @@ int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const 
  * now: the time to judge validity by (time(NULL) in production). */
 int phc__hsm_identity(phc_hsm *h, const char *cert_ref, long long now, EVP_PKEY **key_out,
                       X509 **cert_out, phc_errbuf *err);
+
+/* phc__hsm_identity for the connector. A certificate object on the token is only a candidate
+ * when its public key is the key's and, with trust (may be NULL), it chains to a pinned CA at
+ * now: anyone may write a public certificate object without the PIN, and one with the key's
+ * id must not take the identity over. Others are skipped with a warning naming them (once
+ * per certificate per process). */
+int phc__hsm_identity_pinned(phc_hsm *h, const char *cert_ref, long long now,
+                             const phc_trust *trust, EVP_PKEY **key_out, X509 **cert_out,
+                             phc_errbuf *err);
 
 /* Token label, for messages. Borrowed. */
 const char *phc__hsm_token_label(const phc_hsm *h);

@@ -67,6 +67,7 @@ struct phc_xfer {
     size_t npinned;
     char curl_err[CURL_ERROR_SIZE];
     struct xfer_state st;
+    int unsent; /* see phc__xfer_unsent */
 };
 
 static int grow(char **buf, size_t *cap, size_t need)
@@ -597,6 +598,21 @@ static int check_header(const char *h, phc_errbuf *err)
     return PHC_OK;
 }
 
+int phc__request_idempotent(const phc_request *req)
+{
+    const char *m = req->method ? req->method : (req->body ? "POST" : "GET");
+    static const char *const safe[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+        if (strcmp(m, safe[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int phc__xfer_unsent(const phc_xfer *x)
+{
+    return x->unsent;
+}
+
 static int check_request(const phc_request *req, phc_errbuf *err)
 {
     if (!req || !req->path || req->path[0] != '/')
@@ -618,6 +634,7 @@ static int check_request(const phc_request *req, phc_errbuf *err)
 int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, phc_errbuf *err)
 {
     *out = NULL;
+    x->unsent = 0;
     int rc = check_request(req, err);
     if (rc != PHC_OK)
         return rc;
@@ -665,19 +682,30 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
                          ? NULL
                          : method);
     int fresh = (req->flags & PHC_REQ_FRESH_CONNECTION) != 0;
-    curl_easy_setopt(x->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+    /* libcurl sends a request again on a new connection by itself when a reused one gives no
+     * answer - the server may have acted on it. A request that must not be sent twice
+     * therefore never goes on a reused connection (the new one may resume the TLS session:
+     * no token signature). */
+    curl_easy_setopt(x->curl, CURLOPT_FRESH_CONNECT,
+                     fresh || !phc__request_idempotent(req) ? 1L : 0L);
     curl_easy_setopt(x->curl, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L);
     curl_easy_setopt(x->curl, CURLOPT_SSL_SESSIONID_CACHE,
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
     CURLcode cc = run(x);
     if (cc != CURLE_OK) {
+        long nconn = 0;
+        curl_off_t tls_done = 0;
+        curl_easy_getinfo(x->curl, CURLINFO_NUM_CONNECTS, &nconn);
+        curl_easy_getinfo(x->curl, CURLINFO_APPCONNECT_TIME_T, &tls_done);
+        x->unsent = nconn > 0 && tls_done == 0;
         drop_connections(x);
         rc = map_curl_error(x, cc, err);
         goto out;
     }
     long status = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 300 && status < 400) {
+    /* 304 Not Modified answers a conditional request: not a redirect, an ordinary non-2xx. */
+    if (status >= 300 && status < 400 && status != 304) {
         size_t vlen = 0;
         const char *loc = header_value(x->st.headers, "Location", &vlen);
         rc = phc__err(err, PHC_ERR_POLICY,

@@ -26,6 +26,15 @@ int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err);
 /* Performs req. On PHC_OK or PHC_ERR_HTTP *out holds the response (owned by the caller). */
 int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, phc_errbuf *err);
 
+/* 1 when the last phc__xfer_perform on x failed on a new connection whose TLS handshake
+ * never completed: no byte of the request can have reached the server, so it may be sent
+ * again whatever its method. 0 otherwise (also when unsure). */
+int phc__xfer_unsent(const phc_xfer *x);
+
+/* 1 when sending req twice cannot do something twice (RFC 9110 idempotent methods); POST,
+ * PATCH and unknown methods are not. */
+int phc__request_idempotent(const phc_request *req);
+
 void phc__xfer_free(phc_xfer *x);
 
 #endif

@@ -382,11 +382,6 @@ static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
         return p11_fail(err, p->label, rv, "reading the token information");
     if (!(ti.flags & CKF_LOGIN_REQUIRED))
         return 0;
-    if (ti.flags & CKF_USER_PIN_LOCKED)
-        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", p->label);
-    if (ti.flags & CKF_USER_PIN_FINAL_TRY)
-        phc__log(p->log, PHC_LOG_WARN,
-                 "token '%s': the next wrong PIN locks it (CKF_USER_PIN_FINAL_TRY)", p->label);
     /* The source is read even when this process is logged in already, so that a missing PIN
      * file is reported the same way every time. */
     char *pin = NULL;
@@ -399,6 +394,21 @@ static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
         phc__secret_free(pin, pin_len);
         phc__log(p->log, PHC_LOG_DEBUG, "token '%s': already logged in by this process", p->label);
         return 0;
+    }
+    /* Never guess against a token about to lock or locked (the same words as lib/hsm.c). */
+    if (ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY)) {
+        phc__secret_free(pin, pin_len);
+        if (ti.flags & CKF_USER_PIN_LOCKED)
+            return phc__err(err, PHC_ERR_PIN,
+                            "PIN of token '%s' is locked (CKF_USER_PIN_LOCKED): unlock it with the "
+                            "SO PIN; phconnect does not log in to it",
+                            p->label);
+        return phc__err(err, PHC_ERR_PIN,
+                        "token '%s' reports that the next wrong PIN locks it "
+                        "(CKF_USER_PIN_FINAL_TRY): phconnect does not log in to it on its own; "
+                        "check the PIN, then log in once by hand (pkcs11-tool --login --test) to "
+                        "reset the count",
+                        p->label);
     }
     /* One attempt: a retry with the same wrong PIN would burn the token's remaining tries. */
     rv = p->fn->C_Login(p->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
@@ -919,6 +929,31 @@ static int is_replaced(phc_p11 *p, CK_OBJECT_HANDLE h)
     return r;
 }
 
+/* Keeps the private objects among objs[0..*n): a public data object needs no PIN to be
+ * written, so a secret read from one could be anybody's. Refused, naming the object, when
+ * only public ones are there. */
+static int keep_private(phc_p11 *p, CK_OBJECT_HANDLE *objs, size_t *n, const char *name,
+                        phc_errbuf *err)
+{
+    size_t k = 0, all = *n;
+    for (size_t i = 0; i < all; i++) {
+        int priv = -1;
+        int rc = phc__p11_attr_bool(p, objs[i], CKA_PRIVATE, &priv, err);
+        if (rc)
+            return rc;
+        if (priv == 1)
+            objs[k++] = objs[i];
+    }
+    *n = k;
+    if (all && !k)
+        return phc__err(err, PHC_ERR_HSM,
+                        "data object %s on token '%s' is public (CKA_PRIVATE false): anyone can "
+                        "write one without the PIN, so phconnect takes no client secret from it; "
+                        "delete it and store the secret again with 'phc secret store'",
+                        name, p->label);
+    return PHC_OK;
+}
+
 static void free_value(unsigned char *v, size_t len)
 {
     if (v)
@@ -942,7 +977,7 @@ int phc__p11_read_data(char **out, size_t *out_len, const char *module, const ch
         return rc;
     phc__key_name(name, sizeof(name), "label ", r.label, r.id, r.id_len, r.has_id);
     if ((rc = phc__p11_open(&p, module, uri, pin_source, NULL, err)) ||
-        (rc = data_find(p, &r, &objs, &n, err)))
+        (rc = data_find(p, &r, &objs, &n, err)) || (rc = keep_private(p, objs, &n, name, err)))
         goto out;
     if (n == 0) {
         rc = phc__err(err, PHC_ERR_HSM, "no data object with %s on token '%s'", name, p->label);

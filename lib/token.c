@@ -62,6 +62,7 @@ typedef struct inventory {
     size_t nkeys;
     tcert *certs;
     size_t ncerts;
+    phc_trust *trust; /* the pinned CAs, for the chain rule; NULL when ca_file cannot be read */
 } inventory;
 
 /* ------------------------------------------------------------------------------------ */
@@ -280,6 +281,7 @@ static void inventory_free(inventory *inv)
         X509_free(inv->certs[i].x);
     OPENSSL_free(inv->keys);
     OPENSSL_free(inv->certs);
+    phc__trust_free(inv->trust);
     memset(inv, 0, sizeof(*inv));
 }
 
@@ -326,6 +328,10 @@ static int inventory_load(phc_token *t, inventory *inv, phc_errbuf *err)
     CK_OBJECT_HANDLE *h = NULL;
     size_t n = 0;
     memset(inv, 0, sizeof(*inv));
+    /* Only for the chain rule: a CA file that cannot be read is reported where it matters. */
+    if (phc__trust_load(&inv->trust, t->cfg->ca_file, (const unsigned char(*)[32])t->cfg->ca_sha256,
+                        t->cfg->n_ca_sha256, NULL) != PHC_OK)
+        inv->trust = NULL;
     phc_p11_match m = {CKO_PRIVATE_KEY, t->want_label, t->want_id, t->want_id_len, t->has_id};
     int rc = phc__p11_find(p, &m, &h, &n, err);
     if (rc)
@@ -398,13 +404,32 @@ out:
     return rc;
 }
 
-/* The rotation rule over the inventory: index of the active certificate, or -1. */
+/* A certificate the connector may use at now: valid, for a supported key, and with that key's
+ * public key; with chain set, also chaining to a pinned CA. */
+static int candidate(const inventory *inv, const tcert *c, long long now, int chain)
+{
+    const tkey *k = &inv->keys[c->key];
+    int ok = k->supported && phc__cert_validity(c->x, now) == PHC_CERT_VALID && k->pub &&
+             EVP_PKEY_eq(X509_get0_pubkey(c->x), k->pub) == 1 &&
+             (!chain ||
+              phc__trust_verify(inv->trust, c->x, NULL, X509_PURPOSE_ANY, now, NULL) == PHC_OK);
+    ERR_clear_error();
+    return ok;
+}
+
+/* The rotation rule over the inventory: index of the active certificate, or -1. As in
+ * lib/hsm.c (anyone can write a public certificate object without the PIN): a certificate
+ * whose public key is not its key's is never active, nor - when one of the client's
+ * certificates chains to ca_file - one that does not chain to it. */
 static long active_cert(const inventory *inv, long long now)
 {
     long best = -1;
+    int chain = 0;
+    for (size_t i = 0; inv->trust && i < inv->ncerts && !chain; i++)
+        chain = candidate(inv, &inv->certs[i], now, 1);
     for (size_t i = 0; i < inv->ncerts; i++) {
         const tcert *c = &inv->certs[i];
-        if (!inv->keys[c->key].supported || phc__cert_validity(c->x, now) != PHC_CERT_VALID)
+        if (!candidate(inv, c, now, chain))
             continue;
         if (best < 0 || phc__cert_newer(c->x, inv->certs[best].x))
             best = (long)i;

@@ -233,6 +233,21 @@ int phc__trust_is_pinned(const phc_trust *t, const X509 *cert)
     return 0;
 }
 
+int phc__trust_same(const phc_trust *a, const phc_trust *b)
+{
+    if (sk_X509_num(a->anchors) != sk_X509_num(b->anchors))
+        return 0;
+    for (int i = 0; i < sk_X509_num(a->anchors); i++)
+        if (!phc__trust_is_pinned(b, sk_X509_value(a->anchors, i)))
+            return 0;
+    return 1;
+}
+
+int phc__trust_count(const phc_trust *t)
+{
+    return sk_X509_num(t->anchors);
+}
+
 long long phc__trust_earliest_expiry(const phc_trust *t)
 {
     long long best = 0;

@@ -24,6 +24,12 @@ X509_STORE *phc__trust_store(const phc_trust *t);
 /* 1 when cert is one of the pinned certificates (compared by DER), else 0. */
 int phc__trust_is_pinned(const phc_trust *t, const X509 *cert);
 
+/* 1 when a and b pin the same certificates (each file's duplicates aside). */
+int phc__trust_same(const phc_trust *a, const phc_trust *b);
+
+/* How many certificates are pinned. */
+int phc__trust_count(const phc_trust *t);
+
 /* Earliest notAfter among the pinned CAs (for status/check), as seconds since the epoch. */
 long long phc__trust_earliest_expiry(const phc_trust *t);
 

@@ -634,6 +634,46 @@ static void test_keys_and_sections(void)
     BAD_TEXT("[phconnect]\n", "config test.cnf: missing required key 'url'");
 }
 
+/* Lines that mean something other than what they show: each is refused with its line. */
+static void test_hidden_keys(void)
+{
+    char *t = text_with(NULL, NULL);
+    char buf[8192];
+    /* OpenSSL treats any name beginning with ".include" as an include */
+    snprintf(buf, sizeof(buf), "%s.include_local = /etc/other.cnf\n", t);
+    BAD_TEXT(buf, "config test.cnf line 19: .include is not supported");
+    snprintf(buf, sizeof(buf), "%s  .includedir=/etc/other.d\n", t);
+    BAD_TEXT(buf, "config test.cnf line 19: .include is not supported");
+    snprintf(buf, sizeof(buf), "%s.pragma = dollarid:true\n", t);
+    BAD_TEXT(buf, "config test.cnf line 19: key '.pragma': keys beginning with '.' are OpenSSL "
+                  "directives and are not supported");
+    snprintf(buf, sizeof(buf), "%sphconnect::.x = 1\n", t);
+    BAD_TEXT(buf, "config test.cnf line 19: key '.x': keys beginning with '.'");
+    /* a key name split over two lines: grep '^ca_file' would not show the second one */
+    snprintf(buf, sizeof(buf), "%sca_file\\\n = /tmp/other.pem\n", t);
+    BAD_TEXT(buf, "config test.cnf line 19: ends in a backslash (a line continuation); write each "
+                  "key with its value on one line");
+    /* ... or a value, or a comment that swallows the next line */
+    snprintf(buf, sizeof(buf), "%stimeout = 5\\\r\n0\n", t);
+    BAD_TEXT(buf, "config test.cnf line 19: ends in a backslash");
+    snprintf(buf, sizeof(buf), "# note \\\n%s", t);
+    BAD_TEXT(buf, "config test.cnf line 1: ends in a backslash");
+    /* an escaped backslash at the end is a value, not a continuation: it passes the scanner
+     * and the value is then checked like any other */
+    free(t);
+    phc_config *c = NULL;
+    phc_errbuf e = {0};
+    t = text_with("client_id", "a\\\\");
+    CHECK(parse_str(&c, t, &e) == PHC_OK);
+    CHECK(c && strcmp(phc_config_get(c, "client_id"), "a\\") == 0);
+    phc_config_free(c);
+    free(t);
+    /* a reference to another key: the line alone does not say what the value is */
+    t = text_with("cert", "${ca_file}");
+    BAD_TEXT(t, "config test.cnf line 10: key 'cert': OpenSSL cannot read this line on its own");
+    free(t);
+}
+
 static void test_syntax(void)
 {
     phc_errbuf e = {0};
@@ -653,13 +693,12 @@ static void test_syntax(void)
                   "config test.cnf line 2: contains a NUL byte");
     }
 
-    /* OpenSSL syntax: comments, quotes, escapes, continuations, CRLF; line numbers follow
-     * physical lines */
+    /* OpenSSL syntax: comments, quotes, escapes, CRLF; line numbers follow physical lines */
     const char *text = "[phconnect]\r\n"
                        "url = https://x.example # the vendor endpoint\r\n"
                        "ca_file = \"/etc/ph conn/ca.pem\"\r\n"
-                       "ca_sha256 = " FP2 ", \\\r\n"
-                       "    " FP1 "\r\n"
+                       "\r\n"
+                       "ca_sha256 = " FP2 ", " FP1 "\r\n"
                        "pkcs11_module = /usr/lib/p\\$11.so\r\n"
                        "key = " KEY_URI "\r\n"
                        "pin = env:PHC_PIN\r\n"
@@ -707,6 +746,9 @@ static void test_syntax(void)
         CHECK(strcmp(c->ca_file, "/srv/phc/ca.pem") == 0);
     phc_config_free(c);
     unsetenv("PHC_TEST_DIR");
+
+    /* What the file shows is what the connector uses (issue 13, item 2) */
+    test_hidden_keys();
 
     /* too large */
     size_t big = 1024 * 1024 + 1;
@@ -892,6 +934,41 @@ static void test_load(void)
     if (c) {
         CHECK(strcmp(c->name, good) == 0);
         CHECK(c->port == 8443);
+        /* A running client re-reads its trust keys from this file (issue 13, item 3). */
+        CHECK(phc__config_path(c) && strcmp(phc__config_path(c), good) == 0);
+        phc_config *src = NULL, *mixed = NULL;
+        t = text_with("ca_file", "/etc/phconnect/new-ca.pem");
+        CHECK(parse_str(&src, t, &e) == PHC_OK);
+        free(t);
+        CHECK(src && phc__config_path(src) == NULL); /* parsed from memory: no file */
+        if (src) {
+            phc_config *prog = NULL;
+            CHECK(phc_config_new(&prog, &e) == PHC_OK);
+            CHECK(prog && phc__config_path(prog) == NULL);
+            phc_config_free(prog);
+            CHECK(phc_config_set(src, "pinned_ips", "192.0.2.77", &e) == PHC_OK);
+            CHECK(phc_config_set(src, "timeout", "7", &e) == PHC_OK);
+            CHECK(phc__config_with_trust(&mixed, c, src, &e) == PHC_OK);
+        }
+        if (mixed) {
+            CHECK(strcmp(mixed->ca_file, "/etc/phconnect/new-ca.pem") == 0); /* from src */
+            CHECK(mixed->n_pinned_ips == 1 && strcmp(mixed->pinned_ips[0], "192.0.2.77") == 0);
+            CHECK(mixed->n_ca_sha256 == 2);
+            CHECK(mixed->timeout == 60); /* not a trust key: from the base */
+            CHECK(strcmp(phc__config_path(mixed), good) == 0);
+        }
+        phc_config_free(mixed);
+        mixed = NULL;
+        /* a trust key the new file does not have is unset */
+        t = text_with("pinned_ips", NULL);
+        phc_config_free(src);
+        src = NULL;
+        CHECK(parse_str(&src, t, &e) == PHC_OK);
+        free(t);
+        CHECK(src && phc__config_with_trust(&mixed, c, src, &e) == PHC_OK);
+        CHECK(mixed && mixed->n_pinned_ips == 0);
+        phc_config_free(mixed);
+        phc_config_free(src);
     }
     phc_config_free(c);
     c = NULL;

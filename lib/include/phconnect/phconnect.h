@@ -201,8 +201,13 @@ typedef struct phc_request {
 
 typedef struct phc_response phc_response;
 
-/* One request. On PHC_OK (2xx) or PHC_ERR_HTTP (other status) *out holds the response;
- * on any other error *out is NULL. All arguments are borrowed for the call.
+/* One request. On PHC_OK (2xx) or PHC_ERR_HTTP (other status, 304 included) *out holds the
+ * response; on any other error *out is NULL. All arguments are borrowed for the call.
+ * Any other 3xx is PHC_ERR_POLICY (redirects are never followed). A request whose method is
+ * not idempotent (POST, PATCH, ...) is sent at most once: always on a new connection, and
+ * after a failure sent again only when it provably never reached the server (its TLS
+ * handshake never completed); idempotent ones are retried once after the token was reopened
+ * and on 429/503 within Retry-After.
  *
  * Retries: a 429 or 503 answer to an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) is
  * retried, at most 3 attempts in all, after the delay its numeric Retry-After asks for (1 s
@@ -229,9 +234,17 @@ PHC_API void phc_response_free(phc_response *resp);
 
 /* Re-reads the token's key/certificate pairs and switches new requests to the active pair if
  * it changed (see rotation in docs/runbook-rotation.md). Requests in flight finish on the old
- * pair; no later request reuses a connection or TLS session made with it. *changed (may be
- * NULL) is set to 1 when the pair changed. Safe to call from any thread. On failure the
- * client keeps serving with its current pair. */
+ * pair; no later request reuses a connection or TLS session made with it. It also re-reads
+ * the trust: ca_file (its content) and, for a client made from phc_config_load, the keys
+ * ca_file, ca_sha256 and pinned_ips from that file (other keys are not re-read); when they
+ * changed, no later request uses a connection or TLS session made under the old anchors or
+ * addresses. The periodic check (reload_interval) does the same. *changed (may be NULL) is
+ * set to 1 when the pair or the trust changed. Safe to call from any thread. On failure the
+ * client keeps serving with its current pair and trust, and err says why (naming the file).
+ * PIN: after the token refused the PIN (CKR_PIN_INCORRECT/CKR_PIN_LOCKED) a client offers a
+ * PIN again only when its source holds a different one, or after this call (the operator's
+ * word). It never logs in while the token reports CKF_USER_PIN_FINAL_TRY or
+ * CKF_USER_PIN_LOCKED: requests fail with PHC_ERR_PIN naming the token. */
 PHC_API PHC_WUR int phc_client_reload(phc_client *client, int *changed, phc_errbuf *err);
 
 /* Signs n test digests with the client's token key, as a TLS handshake would (RSA-PSS or

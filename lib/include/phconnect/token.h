@@ -9,7 +9,9 @@
  * connector uses the pair whose certificate is valid now and newest (latest notBefore, ties:
  * latest notAfter): that pair is ACTIVE, other valid ones are RETIRED, and the rest are
  * EXPIRED, NOT_YET_VALID or PENDING. A rotation is therefore one new certificate object on
- * the token; a crash before it exists leaves the old pair active, after it the new one.
+ * the token; a crash before it exists leaves the old pair active, after it the new one. A
+ * certificate whose public key is not its key's (key_mismatch; anyone can write a public
+ * certificate object without the PIN) is never ACTIVE, and the connector never uses it.
  * A phc_client picks its identity by the same rule.
  *
  * Times are seconds since the epoch (UTC); a `now` of 0 means the current time.
