@@ -27,7 +27,7 @@ calls() { # calls LOG NAME: how many times the spy saw NAME
 # --- 1. the PIN changed on the token while it was away ------------------------------------------
 export PKCS11SPY=$SOFTHSM_MODULE PKCS11SPY_OUTPUT=$TMP/spy.log
 CFG=$TMP/phc.cnf
-cp "$TMP/tok/pin" "$TMP/pinfile"
+cp "$TMP/tok/pin" "$TMP/pinfile" && chmod 600 "$TMP/pinfile" # a PIN file readable by others is a warning line (strict_modes)
 write_config "$CFG" "$MOCK_PORT"
 set_key "$CFG" pkcs11_module "$SPY"
 set_key "$CFG" pin "file:$TMP/pinfile"
@@ -63,7 +63,7 @@ check "later requests fail with exit 4, saying the PIN is not offered again" \
     grep -q " 4 [0-9]* PIN of token 'phc-test' was refused (CKR_PIN_INCORRECT) and PIN source 'file:$TMP/pinfile' still holds the same PIN: not offered again until the source changes or the client is reloaded" "$TMP/drv.out"
 check "the PIN never shows" bash -c "! grep -q '5678\|1234' '$TMP/drv.out' '$TMP/drv.err'"
 # The operator puts the new PIN into the PIN file: the client logs in by itself.
-printf 5678 >"$TMP/pinfile.new" && mv "$TMP/pinfile.new" "$TMP/pinfile"
+(umask 077 && printf 5678 >"$TMP/pinfile.new") && mv "$TMP/pinfile.new" "$TMP/pinfile"
 n1=$(wc -l <"$TMP/drv.out")
 for _ in $(seq 1 100); do
     tail -n +$((n1 + 1)) "$TMP/drv.out" | grep -qE " 0 [0-9]+ [0-9A-F]+\$" && break

@@ -22,7 +22,7 @@
  * counts the calls). An application that wants libcurl's buffers (request and response
  * headers: bearer tokens, Basic credentials) wiped when freed calls curl_global_init_mem with
  * wiping allocators before phc_global_init, and curl_global_cleanup once more at the end;
- * phc does exactly that (tools/phc_wipe.c).
+ * the phc tool does exactly that.
  *
  * Secrets in memory, and what the library does not control: the PIN and the client secret
  * are read from their source when needed (login, a re-login after a token outage, every
