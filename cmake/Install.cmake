@@ -55,7 +55,9 @@ install(FILES ${PROJECT_BINARY_DIR}/phconnect.pc DESTINATION ${CMAKE_INSTALL_LIB
 
 install(DIRECTORY engine_conf/ DESTINATION ${CMAKE_INSTALL_DATADIR}/phconnect/engine_conf)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
-install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
+# (docs/man holds no .md: left out, or it would leave an empty directory in the doc dir.)
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md"
+  PATTERN man EXCLUDE)
 
 # Man pages: phc(1), phconnect.cnf(5), phconnect(3). Hand-written mdoc installed as they are,
 # not generated from scdoc/pandoc sources: no generator in the build, and mandoc's linter
