@@ -55,9 +55,14 @@ install(FILES ${PROJECT_BINARY_DIR}/phconnect.pc DESTINATION ${CMAKE_INSTALL_LIB
 
 install(DIRECTORY engine_conf/ DESTINATION ${CMAKE_INSTALL_DATADIR}/phconnect/engine_conf)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
-install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
+# (docs/man holds no .md: left out, or it would leave an empty directory in the doc dir.)
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md"
+  PATTERN man EXCLUDE)
 
-# Hand-written man pages (docs/man/NAME.SECTION), when there are any.
+# Man pages: phc(1), phconnect.cnf(5), phconnect(3). Hand-written mdoc installed as they are,
+# not generated from scdoc/pandoc sources: no generator in the build, and mandoc's linter
+# checks mdoc's semantics (tests/man_sync.sh runs it and checks that the pages cover every
+# subcommand, flag, config key and exported symbol).
 file(GLOB PHC_MAN_PAGES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.[1-9])
 foreach(page ${PHC_MAN_PAGES})
   string(REGEX REPLACE ".*\\.([1-9])$" "\\1" section "${page}")

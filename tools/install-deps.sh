@@ -8,6 +8,7 @@ PKGS=(
   softhsm2 opensc libengine-pkcs11-openssl
   nginx curl python3 valgrind procps nftables iptables
   dpkg-dev file
+  mandoc
 )
 missing=()
 for p in "${PKGS[@]}"; do
