@@ -17,8 +17,9 @@
 #include "err.h"
 #include "p11.h"
 #include "secret.h"
+#include "util_retry.h"
+#include "util_time.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -29,10 +30,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* Waiting for a busy token endpoint (429/503) is bounded in attempts and in time: a request
- * must not hang for minutes behind a rate limit. */
-#define TOKEN_ATTEMPTS 3
-#define TOKEN_WAIT_BUDGET_MS 30000
 /* After a failed refresh while the old token is still valid, the next attempt waits this
  * long (at most), so that a failing endpoint is not asked again by every request. */
 #define REFRESH_BACKOFF_MS 5000
@@ -59,20 +56,6 @@ struct phc_auth {
     int pin_failed;       /* the token refused the PIN: set once, never cleared */
     phc_errbuf pin_err;   /* the message for it */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* Pure helpers (auth_internal.h) */
@@ -235,21 +218,6 @@ void phc__auth_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t
     *usable_for_ms = life - safety;
 }
 
-long phc__auth_retry_after(const char *value)
-{
-    if (!value)
-        return 1;
-    while (*value == ' ' || *value == '\t')
-        value++;
-    size_t n = strspn(value, "0123456789");
-    if (n == 0 || value[n + strspn(value + n, " \t")] != '\0')
-        return 1;
-    if (n > 6)
-        return 86400;
-    long v = strtol(value, NULL, 10);
-    return v > 86400 ? 86400 : v;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* The token endpoint */
 
@@ -311,7 +279,8 @@ static void oauth_error(const phc_response *resp, char *out, size_t outsz)
     json_decref(root);
 }
 
-/* One token request, repeated while the endpoint says 429/503 (bounded). On success the
+/* One token request, repeated while the endpoint says 429/503 under the retry policy
+ * (util_retry.h, the full budget: the token endpoint is not the caller's request). On success the
  * new token is in *token with its schedule, relative to t0 (taken before the request went
  * out, so the server's clock starts no earlier than ours). */
 static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **token,
@@ -319,9 +288,10 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
 {
     const phc_config *cfg = a->cfg;
     static const char form[] = "grant_type=client_credentials";
-    int64_t waited = 0;
+    phc_retry retry;
+    phc__retry_init(&retry, PHC_RETRY_BUDGET_S);
     int rc = PHC_ERR_INTERNAL;
-    for (int attempt = 1;; attempt++) {
+    for (;;) {
         char *secret = NULL, *basic = NULL;
         size_t secret_len = 0, basic_len = 0;
         phc_response *resp = NULL;
@@ -341,7 +311,7 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
         phc__log(a->log, PHC_LOG_INFO,
                  "requesting an API token for client credential '%s' from %s%s", cfg->client_id,
                  cfg->url, cfg->token_path);
-        *t0 = now_ms();
+        *t0 = phc__mono_ms();
         rc = perform(ud, &req, &resp, err);
         phc__secret_free(basic, basic_len);
         if (rc == PHC_OK) {
@@ -376,22 +346,22 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
                             "credential '%.128s'",
                             cfg->url, cfg->token_path, status, code, cfg->client_id);
         }
-        long wait_s = phc__auth_retry_after(phc_response_header(resp, "Retry-After"));
+        int again = phc__retry_next(&retry, status, phc_response_header(resp, "Retry-After"));
         free_wiped(resp);
-        if (attempt >= TOKEN_ATTEMPTS || waited + wait_s * 1000 > TOKEN_WAIT_BUDGET_MS)
+        if (!again)
             return phc__err(err, PHC_ERR_AUTH,
                             "token endpoint %s%s is busy (HTTP %ld, Retry-After %ld s) after %d "
                             "attempt%s and %lld s of waiting (at most %d attempts, %d s): no API "
                             "token",
-                            cfg->url, cfg->token_path, status, wait_s, attempt,
-                            attempt == 1 ? "" : "s", (long long)(waited / 1000), TOKEN_ATTEMPTS,
-                            TOKEN_WAIT_BUDGET_MS / 1000);
+                            cfg->url, cfg->token_path, status, retry.wait_s, retry.attempt,
+                            retry.attempt == 1 ? "" : "s", (long long)(retry.waited_ms / 1000),
+                            PHC_RETRY_ATTEMPTS, PHC_RETRY_BUDGET_S);
         phc__log(a->log, PHC_LOG_WARN,
                  "token endpoint %s%s answered HTTP %ld; asking again in %ld s as Retry-After "
                  "says (attempt %d of %d)",
-                 cfg->url, cfg->token_path, status, wait_s, attempt + 1, TOKEN_ATTEMPTS);
-        sleep_ms(wait_s * 1000);
-        waited += wait_s * 1000;
+                 cfg->url, cfg->token_path, status, retry.wait_s, retry.attempt + 1,
+                 PHC_RETRY_ATTEMPTS);
+        phc__retry_wait(&retry);
     }
 }
 
@@ -433,7 +403,7 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     pthread_mutex_lock(&a->mu);
     uint64_t seen = a->fetches;
     for (;;) {
-        int64_t now = now_ms();
+        int64_t now = phc__mono_ms();
         int valid = a->token && now < a->usable_until;
         /* A fetch this thread waited for has finished: share its result rather than asking
          * the endpoint once more per waiting thread. */
@@ -467,7 +437,7 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     a->last_rc = frc;
     a->last_err = ferr;
     pthread_cond_broadcast(&a->cv);
-    int64_t now = now_ms();
+    int64_t now = phc__mono_ms();
     if (frc == PHC_OK) {
         int64_t refresh_after, usable_for;
         phc__auth_schedule(lifetime, &refresh_after, &usable_for);

@@ -36,8 +36,4 @@ int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s
  * lifetime, so that a request in flight does not arrive with an expired token). */
 void phc__auth_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t *usable_for_ms);
 
-/* Seconds to wait for a Retry-After value: delta-seconds (0..86400, larger clamped), else 1
- * (absent, an HTTP-date or garbage: a short wait that still backs off). */
-long phc__auth_retry_after(const char *value);
-
 #endif

@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "util_hex.h"
 #include "x509_profile.h"
 
 #include <openssl/bio.h>
@@ -248,17 +249,6 @@ static int is_digit(char ch)
 static int is_alpha(char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 /* Next item of a comma-separated list, whitespace-trimmed. *pos advances; returns 0 at the
@@ -545,7 +535,7 @@ static int set_ca_sha256(struct cfg_impl *c, const char *key, const char *v, con
         for (size_t i = 0; i < len; i++) {
             if (item[i] == ':') {
                 colons++;
-            } else if (hexval(item[i]) >= 0) {
+            } else if (phc__hex_digit((unsigned char)item[i]) >= 0) {
                 hex++;
             } else {
                 unsigned char ch = (unsigned char)item[i];
@@ -581,9 +571,9 @@ static int set_ca_sha256(struct cfg_impl *c, const char *key, const char *v, con
             if (item[i] == ':')
                 continue;
             if (j % 2 == 0)
-                fp[j / 2] = (unsigned char)(hexval(item[i]) << 4);
+                fp[j / 2] = (unsigned char)(phc__hex_digit((unsigned char)item[i]) << 4);
             else
-                fp[j / 2] |= (unsigned char)hexval(item[i]);
+                fp[j / 2] |= (unsigned char)phc__hex_digit((unsigned char)item[i]);
             j++;
         }
         for (size_t i = 0; i < count; i++)

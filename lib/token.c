@@ -9,6 +9,7 @@
 #include "config.h"
 #include "csr.h"
 #include "err.h"
+#include "util_hex.h"
 #include "log.h"
 #include "p11.h"
 #include "rotation.h"
@@ -78,30 +79,6 @@ static long long now_or(long long now)
     return now ? now : (long long)time(NULL);
 }
 
-static void hexstr(char *out, size_t outlen, const unsigned char *p, size_t n)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n && o + 3 <= outlen; i++, o += 2)
-        snprintf(out + o, outlen - o, "%02x", p[i]);
-}
-
-static int unhex(unsigned char *out, size_t max, size_t *len, const char *hex)
-{
-    size_t n = strlen(hex);
-    if (n == 0 || n % 2 || n / 2 > max)
-        return -1;
-    for (size_t i = 0; i < n; i += 2) {
-        int hi = OPENSSL_hexchar2int((unsigned char)hex[i]);
-        int lo = OPENSSL_hexchar2int((unsigned char)hex[i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i / 2] = (unsigned char)(hi * 16 + lo);
-    }
-    *len = n / 2;
-    return 0;
-}
-
 /* Whole days from now until t, rounded down (negative once t has passed). */
 static long days_until(long long t, long long now)
 {
@@ -153,7 +130,7 @@ static void cert_fill(phc_pair_info *pi, X509 *x, long long now)
     OPENSSL_free(h);
     BN_free(bn);
     if (X509_digest(x, EVP_sha256(), md, &mdlen))
-        hexstr(pi->sha256, sizeof(pi->sha256), md, mdlen);
+        phc__hex(pi->sha256, sizeof(pi->sha256), md, mdlen);
     pi->not_before = phc__asn1_time_epoch(X509_get0_notBefore(x));
     pi->not_after = phc__asn1_time_epoch(X509_get0_notAfter(x));
     pi->days_left = days_until(pi->not_after, now);
@@ -162,7 +139,7 @@ static void cert_fill(phc_pair_info *pi, X509 *x, long long now)
 
 static void key_fill(phc_pair_info *pi, const tkey *k)
 {
-    hexstr(pi->id_hex, sizeof(pi->id_hex), k->id, k->id_len);
+    phc__hex(pi->id_hex, sizeof(pi->id_hex), k->id, k->id_len);
     snprintf(pi->label, sizeof(pi->label), "%s", k->label);
     snprintf(pi->key_type, sizeof(pi->key_type), "%s", k->desc);
     pi->key_supported = k->supported;
@@ -261,7 +238,7 @@ const char *phc_token_label(const phc_token *t)
 static void wanted_words(const phc_token *t, char *out, size_t len)
 {
     char idhex[2 * ID_MAX + 1];
-    hexstr(idhex, sizeof(idhex), t->want_id, t->want_id_len);
+    phc__hex(idhex, sizeof(idhex), t->want_id, t->want_id_len);
     if (t->want_label && t->has_id)
         snprintf(out, len, "label '%s' (id %s)", t->want_label, idhex);
     else if (t->want_label)
@@ -657,7 +634,7 @@ int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_
     }
     if (!pending) {
         if (inv.nkeys) {
-            hexstr(idhex, sizeof(idhex), inv.keys[0].id, inv.keys[0].id_len);
+            phc__hex(idhex, sizeof(idhex), inv.keys[0].id, inv.keys[0].id_len);
             rc = phc__err(err, PHC_ERR_CONFIG,
                           "token '%s' already holds a key with %s (id %s): to renew, use 'phc "
                           "csr' (same key) or 'phc csr --new-key'",
@@ -683,7 +660,7 @@ int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_
         }
         for (size_t k = 0; k < inv.nkeys; k++)
             if (!key_ncerts(&inv, k)) {
-                hexstr(idhex, sizeof(idhex), inv.keys[k].id, inv.keys[k].id_len);
+                phc__hex(idhex, sizeof(idhex), inv.keys[k].id, inv.keys[k].id_len);
                 rc = phc__err(err, PHC_ERR_CONFIG,
                               "key id %s on token '%s' is already pending (no certificate yet): "
                               "'phc csr --key-id %s' makes its request again; 'phc prune "
@@ -713,7 +690,7 @@ int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_
             goto out;
         }
         if (taken) {
-            hexstr(idhex, sizeof(idhex), id, id_len);
+            phc__hex(idhex, sizeof(idhex), id, id_len);
             rc = phc__err(err, PHC_ERR_CONFIG,
                           "token '%s' already holds an object with id %s (a certificate or key "
                           "of another label?): choose another id= in 'key'",
@@ -748,7 +725,7 @@ int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_
     if ((rc = phc__p11_generate(t->p11, kind, bits, t->want_label, id, id_len, &pub, &priv, err)))
         goto out;
     if (id_hex)
-        hexstr(id_hex, PHC_ID_HEX_MAX, id, id_len);
+        phc__hex(id_hex, PHC_ID_HEX_MAX, id, id_len);
 out:
     inventory_free(&inv);
     return rc;
@@ -773,7 +750,7 @@ int phc_token_csr(phc_token *t, const char *id_hex, const char *subject, char **
     if (id_hex) {
         unsigned char id[ID_MAX];
         size_t len = 0;
-        if (unhex(id, sizeof(id), &len, id_hex)) {
+        if (phc__unhex(id, sizeof(id), &len, id_hex)) {
             rc = phc__err(err, PHC_ERR_CONFIG, "key id '%.40s' is not hex bytes (e.g. 02)", id_hex);
             goto out;
         }
@@ -807,7 +784,7 @@ int phc_token_csr(phc_token *t, const char *id_hex, const char *subject, char **
             }
         }
     }
-    hexstr(idhex, sizeof(idhex), k->id, k->id_len);
+    phc__hex(idhex, sizeof(idhex), k->id, k->id_len);
     if (!k->supported) {
         rc = phc__err(err, PHC_ERR_HSM,
                       "key id %s on token '%s' is %s: supported are RSA 2048-4096 and EC "
@@ -1004,7 +981,7 @@ static int check_cert(phc_token *t, const inventory *inv, X509 *x, STACK_OF(X509
     unsigned int mdlen = 0;
     fp[0] = '\0';
     if (X509_pubkey_digest(x, EVP_sha256(), md, &mdlen))
-        hexstr(fp, sizeof(fp), md, 8);
+        phc__hex(fp, sizeof(fp), md, 8);
     return phc__err(err, PHC_ERR_TRUST,
                     "certificate %s is for a key that is not on token '%s' (public key %s...; "
                     "keys with %s: %zu): not installed",
@@ -1096,7 +1073,7 @@ static int check_or_install(phc_token *t, const char *pem, size_t len, long long
     };
     char cn[400], what[440], idhex[2 * ID_MAX + 1];
     cert_words(cn, sizeof(cn), x);
-    hexstr(idhex, sizeof(idhex), k->id, k->id_len);
+    phc__hex(idhex, sizeof(idhex), k->id, k->id_len);
     snprintf(what, sizeof(what), "certificate %s", cn);
     rc = phc__p11_create(t->p11, a, sizeof(a) / sizeof(a[0]), NULL, what, err);
     OPENSSL_free(subj);
@@ -1139,7 +1116,7 @@ int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long 
 static int delete_key(phc_token *t, const tkey *k, phc_errbuf *err)
 {
     char what[320], idhex[2 * ID_MAX + 1];
-    hexstr(idhex, sizeof(idhex), k->id, k->id_len);
+    phc__hex(idhex, sizeof(idhex), k->id, k->id_len);
     snprintf(what, sizeof(what), "private key '%s' (id %s)", k->label, idhex);
     int rc = phc__p11_destroy(t->p11, k->priv, what, err);
     if (rc)

@@ -1,5 +1,5 @@
 /* The token endpoint's answer (lib/auth.c: phc__auth_parse_token, JSON through jansson) and
- * the Retry-After value it may come with (phc__auth_retry_after), on the same bytes.
+ * the Retry-After value it may come with (phc__retry_after), on the same bytes.
  * Promises checked beyond memory safety:
  *  - an accepted token is printable ASCII without spaces, NUL-terminated, at most
  *    PHC_AUTH_MAX_TOKEN bytes, with a lifetime in [0, PHC_AUTH_MAX_LIFETIME];
@@ -10,6 +10,7 @@
 #include "fuzz.h"
 
 #include "auth_internal.h"
+#include "util_retry.h"
 #include "secret.h"
 
 #include <jansson.h>
@@ -75,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     char *value = fuzz_strdup(data, size);
-    long wait = phc__auth_retry_after(value);
+    long wait = phc__retry_after(value);
     FUZZ_CHECK(wait >= 0 && wait <= 86400);
     free(value);
     return 0;

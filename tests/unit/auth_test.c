@@ -196,22 +196,6 @@ static void test_schedule(void)
     }
 }
 
-static void test_retry_after(void)
-{
-    CHECK(phc__auth_retry_after(NULL) == 1);
-    CHECK(phc__auth_retry_after("") == 1);
-    CHECK(phc__auth_retry_after("5") == 5);
-    CHECK(phc__auth_retry_after("0") == 0);
-    CHECK(phc__auth_retry_after(" 7 ") == 7);
-    CHECK(phc__auth_retry_after("120") == 120);
-    CHECK(phc__auth_retry_after("99999999999") == 86400);
-    CHECK(phc__auth_retry_after("86401") == 86400);
-    CHECK(phc__auth_retry_after("-3") == 1);
-    CHECK(phc__auth_retry_after("5x") == 1);
-    CHECK(phc__auth_retry_after("1.5") == 1);
-    CHECK(phc__auth_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 1);
-}
-
 static int warned;
 static char last_log[1024];
 
@@ -273,7 +257,6 @@ int main(void)
     test_basic();
     test_parse();
     test_schedule();
-    test_retry_after();
     test_new();
     TEST_MAIN_END();
 }
