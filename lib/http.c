@@ -2,6 +2,7 @@
 
 #include "alert.h"
 #include "err.h"
+#include "http_headers.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +15,6 @@
 #include <sys/socket.h>
 
 #define MAX_HEADER_BYTES (64 * 1024)
-#define MAX_HEADERS 128
 
 struct phc_response {
     long status;
@@ -22,11 +22,7 @@ struct phc_response {
     size_t headers_len;
     char *body; /* NUL-terminated for convenience */
     size_t body_len;
-    /* Parsed copy of the header block: names and values point into fields. */
-    char *fields;
-    const char *names[MAX_HEADERS];
-    const char *values[MAX_HEADERS];
-    size_t nfields;
+    phc_http_fields fields; /* the header block, parsed */
 };
 
 struct pinned_addr {
@@ -378,26 +374,6 @@ static void reset_state(struct xfer_state *st)
     phc__alert_reset(&st->alert);
 }
 
-static const char *header_value(const char *block, const char *name, size_t *vlen)
-{
-    size_t nlen = strlen(name);
-    for (const char *line = block; line && *line;) {
-        const char *eol = strstr(line, "\n");
-        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            const char *end = eol ? eol : v + strlen(v);
-            while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-                end--;
-            *vlen = (size_t)(end - v);
-            return v;
-        }
-        line = eol ? eol + 1 : NULL;
-    }
-    return NULL;
-}
-
 static const char *alert_word(int desc)
 {
     const char *name = phc__alert_name(desc);
@@ -514,31 +490,6 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     }
 }
 
-/* Splits a copy of the header block into name/value pairs (after the status line). */
-static int parse_fields(phc_response *r)
-{
-    if (!(r->fields = strdup(r->headers)))
-        return 0;
-    char *save = NULL;
-    char *line = strtok_r(r->fields, "\r\n", &save);
-    for (line = line ? strtok_r(NULL, "\r\n", &save) : NULL; line && r->nfields < MAX_HEADERS;
-         line = strtok_r(NULL, "\r\n", &save)) {
-        char *colon = strchr(line, ':');
-        if (!colon)
-            continue;
-        *colon = '\0';
-        char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        char *end = v + strlen(v);
-        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-            *--end = '\0';
-        r->names[r->nfields] = line;
-        r->values[r->nfields++] = v;
-    }
-    return 1;
-}
-
 static int take_response(phc_xfer *x, phc_response **out, phc_errbuf *err)
 {
     phc_response *r = calloc(1, sizeof(*r));
@@ -559,9 +510,11 @@ static int take_response(phc_xfer *x, phc_response **out, phc_errbuf *err)
         memcpy(r->headers, x->st.headers, x->st.headers_len);
     r->headers[x->st.headers_len] = '\0';
     r->headers_len = x->st.headers_len;
-    if (!parse_fields(r)) {
+    phc_errbuf why = {0};
+    int rc = phc__http_fields_parse(&r->fields, r->headers, &why);
+    if (rc != PHC_OK) {
         phc_response_free(r);
-        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        return phc__err(err, rc, "response from %s refused: %s", x->setup->cfg->url, why.msg);
     }
     *out = r;
     return PHC_OK;
@@ -706,11 +659,17 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
     /* 304 Not Modified answers a conditional request: not a redirect, an ordinary non-2xx. */
     if (status >= 300 && status < 400 && status != 304) {
-        size_t vlen = 0;
-        const char *loc = header_value(x->st.headers, "Location", &vlen);
+        phc_http_fields f;
+        phc_errbuf why = {0};
+        if ((rc = phc__http_fields_parse(&f, x->st.headers, &why)) != PHC_OK) {
+            rc = phc__err(err, rc, "response from %s refused: %s", x->setup->cfg->url, why.msg);
+            goto out;
+        }
+        const char *loc = phc__http_fields_get(&f, "Location");
         rc = phc__err(err, PHC_ERR_POLICY,
-                      "server answered %ld redirecting to '%.*s'; redirects are never followed",
-                      status, loc ? (int)(vlen > 200 ? 200 : vlen) : 4, loc ? loc : "none");
+                      "server answered %ld redirecting to '%.200s'; redirects are never followed",
+                      status, loc ? loc : "none");
+        phc__http_fields_free(&f);
         goto out;
     }
     rc = take_response(x, out, err);
@@ -772,12 +731,7 @@ const char *phc_response_headers(const phc_response *resp, size_t *len)
 
 const char *phc_response_header(const phc_response *resp, const char *name)
 {
-    if (!resp || !name)
-        return NULL;
-    for (size_t i = 0; i < resp->nfields; i++)
-        if (strcasecmp(resp->names[i], name) == 0)
-            return resp->values[i];
-    return NULL;
+    return resp ? phc__http_fields_get(&resp->fields, name) : NULL;
 }
 
 void phc_response_free(phc_response *resp)
@@ -786,6 +740,6 @@ void phc_response_free(phc_response *resp)
         return;
     free(resp->body);
     free(resp->headers);
-    free(resp->fields);
+    phc__http_fields_free(&resp->fields);
     free(resp);
 }
