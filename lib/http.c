@@ -3,6 +3,7 @@
 #include "alert.h"
 #include "err.h"
 #include "http_headers.h"
+#include "tls_describe.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -97,6 +98,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* The connection, once per transfer, for the -v log (tls_describe.c words it). */
 static void describe_connection(phc_xfer *x)
 {
     const phc_log *log = x->setup->log;
@@ -110,25 +112,11 @@ static void describe_connection(phc_xfer *x)
     curl_easy_getinfo(x->curl, CURLINFO_PRIMARY_PORT, &port);
     curl_easy_getinfo(x->curl, CURLINFO_NUM_CONNECTS, &connects);
     curl_easy_getinfo(x->curl, CURLINFO_TLS_SSL_PTR, &ti);
-    SSL *ssl = (ti && ti->backend == CURLSSLBACKEND_OPENSSL) ? ti->internals : NULL;
-    char subj[256] = "?", iss[256] = "?";
-    const char *version = "?", *cipher = "?";
-    int resumed = 0;
-    if (ssl) {
-        X509 *peer = SSL_get0_peer_certificate(ssl);
-        if (peer) {
-            phc__name_str(subj, sizeof(subj), X509_get_subject_name(peer));
-            phc__name_str(iss, sizeof(iss), X509_get_issuer_name(peer));
-        }
-        version = SSL_get_version(ssl);
-        cipher = SSL_get_cipher_name(ssl);
-        resumed = SSL_session_reused(ssl);
-    }
-    phc__log(log, PHC_LOG_INFO,
-             "%s connection to %s port %ld, %s %s, TLS session resumed: %s, server '%s' "
-             "issued by '%s', client certificate '%s'",
-             connects ? "new" : "reused", ip ? ip : "?", port, version, cipher,
-             resumed ? "yes" : "no", subj, iss, phc__tls_client_subject(x->setup->tls));
+    const SSL *ssl = (ti && ti->backend == CURLSSLBACKEND_OPENSSL) ? ti->internals : NULL;
+    char line[1024];
+    phc__tls_describe(line, sizeof(line), ssl, ip, port, connects != 0,
+                      phc__tls_client_subject(x->setup->tls));
+    phc__log(log, PHC_LOG_INFO, "%s", line);
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
