@@ -436,7 +436,7 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     phc__alert_describe(why, sizeof(why), &x->st.alert);
     switch (cc) {
     case CURLE_UNSUPPORTED_PROTOCOL:
-        /* The URL is https by construction (config.c): this is the answer, not HTTP/1.x. */
+        /* The URL is https by construction (config_keys.c): this is the answer, not HTTP/1.x. */
         return phc__err(err, PHC_ERR_NETWORK, "%s did not answer with HTTP/1.x: %s", cfg->url,
                         detail);
     case CURLE_OPERATION_TIMEDOUT:

@@ -17,6 +17,12 @@ double phc__mono_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+long phc__days_until(long long t, long long now)
+{
+    long long d = t - now;
+    return (long)(d >= 0 ? d / 86400 : -((-d + 86399) / 86400));
+}
+
 void phc__sleep_ms(int64_t ms)
 {
     if (ms <= 0)

@@ -1,5 +1,6 @@
-/* Unit tests for lib/config.c: the file parser (NCONF + line numbers), every key's
- * validation through both entry points, cross-key validation, freezing and loading. */
+/* Unit tests for lib/config.c, config_keys.c and config_file.c: the file parser (NCONF + line
+ * numbers), every key's validation through both entry points, cross-key validation, freezing and
+ * loading. */
 #include "config.h"
 #include "testutil.h"
 
