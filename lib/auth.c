@@ -1,16 +1,17 @@
-/* Client credentials: one bearer token per client, shared by its threads.
+/* Client credentials: one access token (OAuth's bearer token, the "API token" of the
+ * messages) per client, shared by its threads. "Token" alone is the PKCS#11 token.
  *
- * The cache holds the current token, the monotonic times at which it should be refreshed
- * and at which it stops being sent, and its generation (bumped for every new token) so that
- * a 401 invalidates only the token that earned it. One thread refreshes at a time; the
- * others keep sending the still-valid old token, or wait on the condition variable when
+ * The cache holds the current access token, the monotonic times at which it should be refreshed
+ * and at which it stops being sent, and its generation (bumped for every new one) so that
+ * a 401 invalidates only the access token that earned it. One thread refreshes at a time; the
+ * others keep sending the still-valid old access token, or wait on the condition variable when
  * there is none. The token endpoint is reached through the client's own transport (perform),
  * so trust store, pinned addresses and the client certificate apply to it too.
  *
- * Secrets: the client secret is read from its source for every token request and wiped as
+ * Secrets: the client secret is read from its source for every access token request and wiped as
  * soon as the Basic header is built; the header, the token and every "Bearer" header built
  * from it live in buffers released with phc__secret_free (wiped). Logs and messages name
- * the client_id (not secret) and the endpoint, never a secret or a token. */
+ * the client_id (not secret) and the endpoint, never a secret or an access token. */
 #include "auth.h"
 #include "auth_internal.h"
 
@@ -30,7 +31,7 @@
 #include <strings.h>
 #include <time.h>
 
-/* After a failed refresh while the old token is still valid, the next attempt waits this
+/* After a failed refresh while the old access token is still valid, the next attempt waits this
  * long (at most), so that a failing endpoint is not asked again by every request. */
 #define REFRESH_BACKOFF_MS 5000
 
@@ -43,14 +44,14 @@ struct phc_auth {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* Everything below is guarded by mu. */
-    char *token; /* NULL: none yet, or invalidated by a 401 */
-    size_t token_len;
-    uint64_t gen;         /* generation of token */
+    char *access; /* NULL: none yet, or invalidated by a 401 */
+    size_t access_len;
+    uint64_t gen;         /* generation of access */
     int64_t refresh_at;   /* monotonic ms: refresh from here on */
     int64_t usable_until; /* monotonic ms: never send it from here on */
     int64_t retry_at;     /* monotonic ms: no refresh attempt before (after a failure) */
     int refreshing;       /* a thread is talking to the token endpoint */
-    uint64_t fetches;     /* finished token fetches, successful or not */
+    uint64_t fetches;     /* finished access token fetches, successful or not */
     int last_rc;          /* result of the last fetch, for the threads that waited for it */
     phc_errbuf last_err;  /* its message (never holds a secret) */
     int pin_failed;       /* the token refused the PIN: set once, never cleared */
@@ -103,9 +104,9 @@ out:
 }
 
 /* Printable ASCII without spaces: anything else could split or forge a header line. */
-static int token_chars_ok(const char *s, size_t len)
+static int access_chars_ok(const char *s, size_t len)
 {
-    if (len == 0 || len > PHC_AUTH_MAX_TOKEN)
+    if (len == 0 || len > PHC_ACCESS_MAX_LEN)
         return 0;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
@@ -131,14 +132,14 @@ static long long lifetime_of(const json_t *v)
     }
     if (n < 0)
         return -1;
-    return n > PHC_AUTH_MAX_LIFETIME ? PHC_AUTH_MAX_LIFETIME : n;
+    return n > PHC_ACCESS_MAX_LIFETIME ? PHC_ACCESS_MAX_LIFETIME : n;
 }
 
-int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s, const char *body,
-                          size_t len, phc_errbuf *err)
+int phc__access_parse(char **access, size_t *access_len, long long *lifetime_s, const char *body,
+                      size_t len, phc_errbuf *err)
 {
-    *token = NULL;
-    *token_len = 0;
+    *access = NULL;
+    *access_len = 0;
     *lifetime_s = 0;
     int rc = PHC_OK;
     json_error_t jerr;
@@ -161,23 +162,23 @@ int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s
         rc = phc__err(err, PHC_ERR_AUTH, "token endpoint answered without an access_token");
         goto out;
     }
-    if (!json_is_string(at) || !token_chars_ok(json_string_value(at), json_string_length(at))) {
+    if (!json_is_string(at) || !access_chars_ok(json_string_value(at), json_string_length(at))) {
         rc = phc__err(err, PHC_ERR_AUTH,
                       "token endpoint answered with an access_token that is not printable "
                       "ASCII without spaces (or longer than %d bytes)",
-                      PHC_AUTH_MAX_TOKEN);
+                      PHC_ACCESS_MAX_LEN);
         goto out;
     }
     const json_t *type = json_object_get(obj, "token_type");
     if (type && !(json_is_string(type) && strcasecmp(json_string_value(type), "Bearer") == 0)) {
         const char *t = json_is_string(type) ? json_string_value(type) : "";
-        int printable = token_chars_ok(t, strlen(t)) && strlen(t) <= 32;
+        int printable = access_chars_ok(t, strlen(t)) && strlen(t) <= 32;
         rc = phc__err(err, PHC_ERR_AUTH, "token endpoint issued a token of type '%s', not Bearer",
                       printable ? t : "?");
         goto out;
     }
     const json_t *exp = json_object_get(obj, "expires_in");
-    long long lifetime = PHC_AUTH_DEFAULT_LIFETIME;
+    long long lifetime = PHC_ACCESS_DEFAULT_LIFETIME;
     if (exp && (lifetime = lifetime_of(exp)) < 0) {
         rc = phc__err(err, PHC_ERR_AUTH,
                       "token endpoint answered with an expires_in that is not a number of "
@@ -192,23 +193,23 @@ int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s
     }
     memcpy(t, json_string_value(at), n);
     t[n] = '\0';
-    *token = t;
-    *token_len = n;
+    *access = t;
+    *access_len = n;
     *lifetime_s = lifetime;
 out:
-    /* jansson frees without wiping: clear its copy of the token first (our own buffer). */
+    /* jansson frees without wiping: clear its copy of the access token first (our own buffer). */
     if (json_is_string(at))
         OPENSSL_cleanse((char *)json_string_value(at), json_string_length(at));
     json_decref(root);
     return rc;
 }
 
-void phc__auth_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t *usable_for_ms)
+void phc__access_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t *usable_for_ms)
 {
     if (lifetime_s < 0)
         lifetime_s = 0;
-    if (lifetime_s > PHC_AUTH_MAX_LIFETIME)
-        lifetime_s = PHC_AUTH_MAX_LIFETIME;
+    if (lifetime_s > PHC_ACCESS_MAX_LIFETIME)
+        lifetime_s = PHC_ACCESS_MAX_LIFETIME;
     int64_t life = (int64_t)lifetime_s * 1000;
     int64_t margin = life / 10 > 30000 ? life / 10 : 30000;
     if (margin > life / 2)
@@ -228,7 +229,7 @@ static int read_secret(phc_auth *a, char **out, size_t *out_len, phc_errbuf *err
         return phc__secret_read(out, out_len, cfg->client_secret, "client secret", PHC_ERR_CONFIG,
                                 err);
     /* A PIN the token refused is never offered again by this client: a long-running
-     * process would otherwise spend the token's PIN retries one token request at a time. */
+     * process would otherwise spend the token's PIN retries one access token request at a time. */
     pthread_mutex_lock(&a->mu);
     int pin_failed = a->pin_failed;
     pthread_mutex_unlock(&a->mu);
@@ -249,7 +250,7 @@ static int read_secret(phc_auth *a, char **out, size_t *out_len, phc_errbuf *err
     return rc;
 }
 
-/* The response body may hold a token: wipe it before it is freed. The body is ours (the
+/* The response body may hold an access token: wipe it before it is freed. The body is ours (the
  * response was made for this call), hence the cast. */
 static void free_wiped(phc_response *resp)
 {
@@ -279,12 +280,12 @@ static void oauth_error(const phc_response *resp, char *out, size_t outsz)
     json_decref(root);
 }
 
-/* One token request, repeated while the endpoint says 429/503 under the retry policy
+/* One access token request, repeated while the endpoint says 429/503 under the retry policy
  * (util_retry.h, the full budget: the token endpoint is not the caller's request). On success the
- * new token is in *token with its schedule, relative to t0 (taken before the request went
+ * new access token is in *access with its schedule, relative to t0 (taken before the request went
  * out, so the server's clock starts no earlier than ours). */
-static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **token,
-                       size_t *token_len, int64_t *t0, long long *lifetime, phc_errbuf *err)
+static int fetch_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **access,
+                        size_t *access_len, int64_t *t0, long long *lifetime, phc_errbuf *err)
 {
     const phc_config *cfg = a->cfg;
     static const char form[] = "grant_type=client_credentials";
@@ -317,7 +318,7 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
         if (rc == PHC_OK) {
             size_t len = 0;
             const char *body = phc_response_body(resp, &len);
-            rc = phc__auth_parse_token(token, token_len, lifetime, body, len, err);
+            rc = phc__access_parse(access, access_len, lifetime, body, len, err);
             free_wiped(resp);
             return rc;
         }
@@ -371,12 +372,12 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
 /* "Authorization: Bearer <token>" for the current token. Caller holds mu. */
 static int bearer_header(const phc_auth *a, char **out, size_t *out_len, phc_errbuf *err)
 {
-    size_t n = sizeof(BEARER) - 1 + a->token_len;
+    size_t n = sizeof(BEARER) - 1 + a->access_len;
     char *h = OPENSSL_secure_malloc(n + 1);
     if (!h)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     memcpy(h, BEARER, sizeof(BEARER) - 1);
-    memcpy(h + sizeof(BEARER) - 1, a->token, a->token_len);
+    memcpy(h + sizeof(BEARER) - 1, a->access, a->access_len);
     h[n] = '\0';
     *out = h;
     *out_len = n;
@@ -384,18 +385,18 @@ static int bearer_header(const phc_auth *a, char **out, size_t *out_len, phc_err
 }
 
 /* Caller holds mu. */
-static void drop_token(phc_auth *a)
+static void drop_access(phc_auth *a)
 {
-    phc__secret_free(a->token, a->token_len);
-    a->token = NULL;
-    a->token_len = 0;
+    phc__secret_free(a->access, a->access_len);
+    a->access = NULL;
+    a->access_len = 0;
 }
 
-/* A header carrying a usable token, fetching or refreshing it as needed; *gen receives the
- * token's generation for invalidate(). Logging waits until mu is released: the callback is
+/* A header carrying a usable access token, fetching or refreshing it as needed; *gen receives the
+ * access token's generation for invalidate(). Logging waits until mu is released: the callback is
  * the application's and may take its own locks. */
-static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **hdr,
-                     size_t *hdr_len, uint64_t *gen, phc_errbuf *err)
+static int get_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **hdr,
+                      size_t *hdr_len, uint64_t *gen, phc_errbuf *err)
 {
     int rc;
     long long obtained = -1, refresh_s = 0, kept_s = -1;
@@ -404,17 +405,17 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     uint64_t seen = a->fetches;
     for (;;) {
         int64_t now = phc__mono_ms();
-        int valid = a->token && now < a->usable_until;
+        int valid = a->access && now < a->usable_until;
         /* A fetch this thread waited for has finished: share its result rather than asking
          * the endpoint once more per waiting thread. */
         if (a->fetches != seen && !valid) {
-            if (a->last_rc == PHC_OK && a->token)
+            if (a->last_rc == PHC_OK && a->access)
                 goto use_current;
             if (a->last_rc != PHC_OK) {
                 rc = phc__err_copy(err, &a->last_err);
                 goto out;
             }
-            seen = a->fetches; /* its token was dropped by a 401 since: start afresh */
+            seen = a->fetches; /* its access token was dropped by a 401 since: start afresh */
         }
         if (valid && (now < a->refresh_at || a->refreshing || now < a->retry_at))
             goto use_current;
@@ -425,11 +426,11 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     a->refreshing = 1;
     pthread_mutex_unlock(&a->mu);
 
-    char *token = NULL;
-    size_t token_len = 0;
+    char *access = NULL;
+    size_t access_len = 0;
     int64_t t0 = 0;
     long long lifetime = 0;
-    int frc = fetch_token(a, perform, ud, &token, &token_len, &t0, &lifetime, &ferr);
+    int frc = fetch_access(a, perform, ud, &access, &access_len, &t0, &lifetime, &ferr);
 
     pthread_mutex_lock(&a->mu);
     a->refreshing = 0;
@@ -440,10 +441,10 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     int64_t now = phc__mono_ms();
     if (frc == PHC_OK) {
         int64_t refresh_after, usable_for;
-        phc__auth_schedule(lifetime, &refresh_after, &usable_for);
-        drop_token(a);
-        a->token = token;
-        a->token_len = token_len;
+        phc__access_schedule(lifetime, &refresh_after, &usable_for);
+        drop_access(a);
+        a->access = access;
+        a->access_len = access_len;
         a->gen++;
         a->refresh_at = t0 + refresh_after;
         a->usable_until = t0 + usable_for;
@@ -453,7 +454,7 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
         /* Used for the request that fetched it even when its lifetime is tiny. */
         goto use_current;
     }
-    if (a->token && now < a->usable_until) {
+    if (a->access && now < a->usable_until) {
         int64_t left = a->usable_until - now;
         a->retry_at = now + (left / 2 < REFRESH_BACKOFF_MS ? left / 2 : REFRESH_BACKOFF_MS);
         kept_s = (left + 999) / 1000;
@@ -480,12 +481,13 @@ out:
     return rc;
 }
 
-/* After a 401: forget the token that earned it, unless another thread already replaced it. */
+/* After a 401: forget the access token that earned it, unless another thread already replaced it.
+ */
 static void invalidate(phc_auth *a, uint64_t gen)
 {
     pthread_mutex_lock(&a->mu);
-    if (a->token && a->gen == gen)
-        drop_token(a);
+    if (a->access && a->gen == gen)
+        drop_access(a);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -548,7 +550,7 @@ int phc__auth_request(phc_auth *a, phc_auth_perform_fn perform, void *ud, const 
         char *hdr = NULL;
         size_t hdr_len = 0;
         uint64_t gen = 0;
-        if ((rc = get_token(a, perform, ud, &hdr, &hdr_len, &gen, err)) != PHC_OK)
+        if ((rc = get_access(a, perform, ud, &hdr, &hdr_len, &gen, err)) != PHC_OK)
             break;
         headers[n] = hdr;
         rc = perform(ud, &r, out, err);
@@ -581,7 +583,7 @@ void phc__auth_free(phc_auth *a)
 {
     if (!a)
         return;
-    drop_token(a);
+    drop_access(a);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     free(a);
