@@ -20,14 +20,15 @@ typedef int (*phc_auth_perform_fn)(void *ud, const phc_request *req, phc_respons
 
 /* cfg and log are borrowed and must outlive the handle. Reads nothing yet: the secret is read
  * from its source each time an access token is requested and wiped right after. */
-int phc__auth_new(phc_auth **out, const phc_config *cfg, const phc_log *log, phc_errbuf *err);
+PHC_WUR int phc__auth_new(phc_auth **out, const phc_config *cfg, const phc_log *log,
+                          phc_errbuf *err);
 
 /* Performs req with "Authorization: Bearer <access token>" added, fetching or refreshing it
  * through perform as needed; on a 401 from the API it refreshes once and retries once.
  * Errors: PHC_ERR_AUTH when the token endpoint refuses the credential (invalid, expired or
  * deleted), else as perform. */
-int phc__auth_request(phc_auth *a, phc_auth_perform_fn perform, void *ud, const phc_request *req,
-                      phc_response **out, phc_errbuf *err);
+PHC_WUR int phc__auth_request(phc_auth *a, phc_auth_perform_fn perform, void *ud,
+                              const phc_request *req, phc_response **out, phc_errbuf *err);
 
 void phc__auth_free(phc_auth *a);
 

@@ -235,11 +235,6 @@ int phc__gen_has_key(const phc_gen *g)
     return g->key != NULL;
 }
 
-EVP_PKEY *phc__gen_key(const phc_gen *g)
-{
-    return g->key;
-}
-
 X509 *phc__gen_cert(const phc_gen *g)
 {
     return g->cert;
