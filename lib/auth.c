@@ -71,7 +71,7 @@ int phc__auth_basic_header(char **out, size_t *out_len, const char *id, const ch
     /* RFC 7617: the user-id cannot contain a colon, the password may. */
     if (strchr(id, ':'))
         return phc__err(err, PHC_ERR_CONFIG, "client_id '%.128s' must not contain ':'", id);
-    if (id_len > 1024 || secret_len > 4096)
+    if (id_len > 1024 || secret_len > PHC_SECRET_MAX)
         return phc__err(err, PHC_ERR_CONFIG, "client_id or client secret is too long");
     size_t plain_len = id_len + 1 + secret_len;
     size_t b64_len = 4 * ((plain_len + 2) / 3);
@@ -250,17 +250,6 @@ static int read_secret(phc_auth *a, char **out, size_t *out_len, phc_errbuf *err
     return rc;
 }
 
-/* The response body may hold an access token: wipe it before it is freed. The body is ours (the
- * response was made for this call), hence the cast. */
-static void free_wiped(phc_response *resp)
-{
-    size_t len = 0;
-    const char *body = phc_response_body(resp, &len);
-    if (body && len)
-        OPENSSL_cleanse((char *)body, len);
-    phc_response_free(resp);
-}
-
 /* The error code an OAuth server puts in "error" (e.g. invalid_client), if it is a plain
  * word; anything else is not quoted. */
 static void oauth_error(const phc_response *resp, char *out, size_t outsz)
@@ -319,7 +308,7 @@ static int fetch_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char
             size_t len = 0;
             const char *body = phc_response_body(resp, &len);
             rc = phc__access_parse(access, access_len, lifetime, body, len, err);
-            free_wiped(resp);
+            phc_response_free(resp); /* wipes the body */
             return rc;
         }
         if (rc != PHC_ERR_HTTP || !resp) {
@@ -334,21 +323,21 @@ static int fetch_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char
         char code[72];
         oauth_error(resp, code, sizeof(code));
         if (status == 400 || status == 401 || status == 403) {
-            free_wiped(resp);
+            phc_response_free(resp); /* wipes the body */
             return phc__err(err, PHC_ERR_AUTH,
                             "client credential '%.128s' was refused by %s%s (HTTP %ld%s): it is "
                             "wrong, expired or deleted",
                             cfg->client_id, cfg->url, cfg->token_path, status, code);
         }
         if (status != 429 && status != 503) {
-            free_wiped(resp);
+            phc_response_free(resp); /* wipes the body */
             return phc__err(err, PHC_ERR_AUTH,
                             "token endpoint %s%s answered HTTP %ld%s: no API token for client "
                             "credential '%.128s'",
                             cfg->url, cfg->token_path, status, code, cfg->client_id);
         }
         int again = phc__retry_next(&retry, status, phc_response_header(resp, "Retry-After"));
-        free_wiped(resp);
+        phc_response_free(resp); /* wipes the body */
         if (!again)
             return phc__err(err, PHC_ERR_AUTH,
                             "token endpoint %s%s is busy (HTTP %ld, Retry-After %ld s) after %d "

@@ -67,6 +67,8 @@ struct phc_xfer {
     int unsent; /* see phc__xfer_unsent */
 };
 
+/* The receive buffers may hold an access token (the token endpoint's answer) or a cookie:
+ * the old block is wiped when it is replaced (libtls: wipe at the point of replacement). */
 static int grow(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
@@ -74,7 +76,7 @@ static int grow(char **buf, size_t *cap, size_t need)
     size_t n = *cap ? *cap : 1024;
     while (n < need)
         n *= 2;
-    char *p = realloc(*buf, n);
+    char *p = OPENSSL_clear_realloc(*buf, *cap, n);
     if (!p)
         return 0;
     *buf = p;
@@ -484,8 +486,8 @@ static int take_response(phc_xfer *x, phc_response **out, phc_errbuf *err)
     if (!r)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &r->status);
-    r->body = malloc(x->st.body_len + 1);
-    r->headers = malloc(x->st.headers_len + 1);
+    r->body = OPENSSL_malloc(x->st.body_len + 1);
+    r->headers = OPENSSL_malloc(x->st.headers_len + 1);
     if (!r->body || !r->headers) {
         phc_response_free(r);
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
@@ -693,8 +695,8 @@ void phc__xfer_free(phc_xfer *x)
     if (x->tmpl)
         curl_easy_cleanup(x->tmpl);
     curl_slist_free_all(x->resolve);
-    free(x->st.body);
-    free(x->st.headers);
+    OPENSSL_clear_free(x->st.body, x->st.body_cap);
+    OPENSSL_clear_free(x->st.headers, x->st.headers_cap);
     free(x);
 }
 
@@ -726,8 +728,12 @@ void phc_response_free(phc_response *resp)
 {
     if (!resp)
         return;
-    free(resp->body);
-    free(resp->headers);
+    /* The body may be the token endpoint's answer (an access token), the headers may carry
+     * cookies: always wiped, whoever asked for the response. */
+    if (resp->body)
+        OPENSSL_clear_free(resp->body, resp->body_len + 1);
+    if (resp->headers)
+        OPENSSL_clear_free(resp->headers, resp->headers_len + 1);
     phc__http_fields_free(&resp->fields);
     free(resp);
 }

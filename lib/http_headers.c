@@ -13,7 +13,7 @@ int phc__http_fields_parse(phc_http_fields *f, const char *block, phc_errbuf *er
     if (!block)
         block = "";
     f->buf_len = strlen(block) + 1;
-    if (!(f->buf = malloc(f->buf_len))) {
+    if (!(f->buf = OPENSSL_malloc(f->buf_len))) {
         f->buf_len = 0;
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     }

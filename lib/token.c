@@ -496,5 +496,8 @@ int phc_token_store_secret(phc_config *cfg, const void *secret, size_t len, phc_
                         "keep the secret on the token",
                         cfg->client_secret ? "a file: or env: source, not a token object"
                                            : "not set");
+    if (len == 0 || len > PHC_SECRET_MAX)
+        return phc__err(err, PHC_ERR_CONFIG, "the client secret is %s (at most %d bytes)",
+                        len ? "too long" : "empty", PHC_SECRET_MAX);
     return phc__p11_write_data(cfg->pkcs11_module, cfg->client_secret, cfg->pin, secret, len, err);
 }

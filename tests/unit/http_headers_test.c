@@ -3,6 +3,8 @@
 #include "http_headers.h"
 #include "testutil.h"
 
+#include <openssl/crypto.h>
+
 static void test_fields(void)
 {
     phc_http_fields f;
@@ -87,8 +89,74 @@ static void test_limit(void)
     free(b);
 }
 
+/* OpenSSL's allocator, watched: a block freed while it still holds MARK is a field the
+ * parser did not wipe. */
+#define MARK "SecretCookieMark"
+#define WATCH_MAX 64
+static struct {
+    void *p;
+    size_t n;
+} watched[WATCH_MAX];
+static int unwiped;
+
+static void *w_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    void *p = malloc(n);
+    for (size_t i = 0; p && i < WATCH_MAX; i++)
+        if (!watched[i].p) {
+            watched[i].p = p;
+            watched[i].n = n;
+            break;
+        }
+    return p;
+}
+
+static void *w_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return realloc(p, n); /* not used by the parser */
+}
+
+static void w_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    for (size_t i = 0; p && i < WATCH_MAX; i++)
+        if (watched[i].p == p) {
+            for (size_t j = 0; j + sizeof(MARK) - 1 <= watched[i].n; j++)
+                if (memcmp((char *)p + j, MARK, sizeof(MARK) - 1) == 0)
+                    unwiped++;
+            watched[i].p = NULL;
+        }
+    free(p);
+}
+
+/* The fields may be cookies: what the parser copied is wiped before it is freed, also when
+ * it refuses the block. */
+static void test_wiped(void)
+{
+    phc_http_fields f;
+    phc_errbuf e = {0};
+    CHECK(phc__http_fields_parse(&f, "HTTP/1.1 200 OK\r\nSet-Cookie: s=" MARK "\r\n\r\n", &e) ==
+          PHC_OK);
+    CHECK(strstr(phc__http_fields_get(&f, "set-cookie"), MARK) != NULL);
+    phc__http_fields_free(&f);
+    char *b = block_with(PHC_MAX_HEADERS, "Set-Cookie: s=" MARK);
+    CHECK(phc__http_fields_parse(&f, b, &e) == PHC_ERR_POLICY);
+    free(b);
+    CHECK(unwiped == 0);
+}
+
 int main(void)
 {
+    /* before anything is allocated through OpenSSL */
+    int watching = CRYPTO_set_mem_functions(w_malloc, w_realloc, w_free);
+    CHECK(watching);
+    if (watching)
+        test_wiped();
     test_fields();
     test_odd_blocks();
     test_limit();

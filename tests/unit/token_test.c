@@ -739,6 +739,13 @@ static void test_secret_and_info(void)
           phc_config_set(c, "client_secret", uri, &e) == 0 &&
           phc_config_set(c, "pinned_ips", "192.0.2.1, 2001:db8::1", &e) == 0 &&
           phc_config_set(c, "credential_expires", "2030-01-02", &e) == 0);
+    static char big[PHC_SECRET_MAX + 1];
+    memset(big, 's', sizeof(big));
+    CHECK_ERR(phc_token_store_secret(c, big, sizeof(big), &e), e, PHC_ERR_CONFIG,
+              "the client secret is too long (at most 4096 bytes)");
+    CHECK_ERR(phc_token_store_secret(c, big, 0, &e), e, PHC_ERR_CONFIG,
+              "the client secret is empty (at most 4096 bytes)");
+    CHECK(phc_token_store_secret(c, big, PHC_SECRET_MAX, &e) == 0);
     CHECK(phc_token_store_secret(c, "top secret", 10, &e) == 0);
     char *v = NULL;
     size_t n = 0;

@@ -69,6 +69,10 @@ typedef enum phc_err {
 
 #define PHC_ERRMSG_MAX 512
 
+/* The longest secret (PIN, client secret) phconnect reads from a source, sends or stores on
+ * the token, in bytes. */
+#define PHC_SECRET_MAX 4096
+
 /* Caller-owned error buffer. */
 typedef struct phc_errbuf {
     int code;                 /* a phc_err value */
