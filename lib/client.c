@@ -6,6 +6,7 @@
  * finds ca_file, ca_sha256 or pinned_ips changed swaps the generation too: no connection or
  * TLS session made under the old anchors serves a later request. */
 #include "auth.h"
+#include "client.h"
 #include "config.h"
 #include "err.h"
 #include "gen.h"
@@ -412,19 +413,14 @@ int phc_client_request(phc_client *c, phc_response **out, const phc_request *req
     return perform_plain(c, req, out, err);
 }
 
-int phc_client_sign_test(phc_client *c, int n, double *seconds, phc_errbuf *err)
+int phc__client_gen(phc_client *c, phc_gen **out, phc_errbuf *err)
 {
-    *seconds = 0;
+    *out = NULL;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
     if (forked(c, err))
         return PHC_ERR_HSM;
-    phc_gen *g = NULL;
-    int rc = current(c, &g, err);
-    if (rc == PHC_OK)
-        rc = phc__gen_sign(g, n, seconds, err);
-    phc__gen_unref(g);
-    return rc;
+    return current(c, out, err);
 }
 
 void phc_client_free(phc_client *c)

@@ -251,11 +251,8 @@ PHC_API void phc_response_free(phc_response *resp);
  * CKF_USER_PIN_LOCKED: requests fail with PHC_ERR_PIN naming the token. */
 PHC_API PHC_WUR int phc_client_reload(phc_client *client, int *changed, phc_errbuf *err);
 
-/* Signs n test digests with the client's token key, as a TLS handshake would (RSA-PSS or
- * ECDSA with SHA-256); *seconds receives the elapsed wall time. For benchmarks and health
- * checks: it measures the token's raw signing rate. */
-PHC_API PHC_WUR int phc_client_sign_test(phc_client *client, int n, double *seconds,
-                                         phc_errbuf *err);
+/* phc_client_sign_test (the token's signing rate, for `phc bench`) is in phconnect/bench.h:
+ * unstable, not part of this API. */
 
 #ifdef __cplusplus
 }
