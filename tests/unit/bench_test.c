@@ -1,33 +1,8 @@
 /* The bench unit (lib/bench.c, phconnect/bench.h): the token's signing rate through a real
  * client on a SoftHSM token, and its refusals. */
-#include "testtoken.h"
+#include "testclient.h"
 
 #include <phconnect/bench.h>
-
-static phc_config *config(const char *pki, const tok *t, int with_key)
-{
-    phc_errbuf e = {0};
-    phc_config *c = NULL;
-    char ca[PATH_MAX + 16];
-    snprintf(ca, sizeof(ca), "%s/ca.pem", pki);
-    int ok = phc_config_new(&c, &e) == 0 &&
-             phc_config_set(c, "url", "https://api.powerhub.test:8443", &e) == 0 &&
-             phc_config_set(c, "ca_file", ca, &e) == 0;
-    if (ok && with_key)
-        ok =
-            phc_config_set(c, "pkcs11_module", MODULE, &e) == 0 &&
-            phc_config_set(c, "key", "pkcs11:token=phc-test;object=client;type=private", &e) == 0 &&
-            phc_config_set(c, "pin", t->pin, &e) == 0;
-    else if (ok)
-        ok = phc_config_set(c, "client_id", "bench", &e) == 0 &&
-             phc_config_set(c, "client_secret", "env:PHC_BENCH_TEST_SECRET", &e) == 0;
-    if (!ok) {
-        fprintf(stderr, "config: %s\n", e.msg);
-        phc_config_free(c);
-        return NULL;
-    }
-    return c;
-}
 
 int main(void)
 {
@@ -37,22 +12,16 @@ int main(void)
     CHECK_ERR(phc_client_sign_test(NULL, 1, &s, &e), e, PHC_ERR_CONFIG, "no client");
     CHECK(s == 0);
 
-    const char *pki = getenv("PHC_PKI");
-    CHECK(pki != NULL);
-    if (!pki || tt_begin("bench") || !tt_have_softhsm())
+    if (tt_begin("bench") || !tt_have_softhsm())
         TEST_MAIN_END();
     tok t;
     phc_client *cl = NULL;
     phc_config *c = NULL;
-    if (tok_init(&t, "tok", "phc-test ec:P-256"))
+    if (tc_token(&t, "tok", "/CN=bench-client"))
         goto out;
-    CHECK(sh("bash '%s/tests/fixtures/pki.sh' issue-client '%s' '%s/pub.pem' '/CN=bench-client' "
-             "'%s/client.pem' 30 >/dev/null && bash '%s/tests/fixtures/token.sh' putcert '%s' "
-             "'%s/client.pem' client 01",
-             g_src, pki, t.dir, g_tmp, g_src, t.dir, g_tmp) == 0);
 
     /* a client with the token key: n signatures, timed */
-    if (!(c = config(pki, &t, 1)))
+    if (!(c = tc_config(&t, 1, "https://api.powerhub.test:8443")))
         goto out;
     int rc = phc_client_new(&cl, c, NULL, &e);
     CHECK(rc == 0);
@@ -68,7 +37,7 @@ int main(void)
     phc_config_free(c);
 
     /* a client with client credentials only has no key to sign with */
-    if (!(c = config(pki, &t, 0)))
+    if (!(c = tc_config(&t, 0, "https://api.powerhub.test:8443")))
         goto out;
     CHECK(phc_client_new(&cl, c, NULL, &e) == 0);
     s = -1;
