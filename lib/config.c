@@ -21,7 +21,6 @@
 #include "rotation.h"
 #include "trust.h"
 #include "util_hex.h"
-#include "util_time.h"
 #include "x509_profile.h"
 
 #include <phconnect/token.h>
@@ -383,9 +382,7 @@ int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_info **out,
         phc__name_str(c->subject, sizeof(c->subject), X509_get_subject_name(x));
         if (X509_digest(x, EVP_sha256(), md, &mdlen))
             phc__hex(c->sha256, sizeof(c->sha256), md, mdlen);
-        c->not_before = phc__asn1_time_epoch(X509_get0_notBefore(x));
-        c->not_after = phc__asn1_time_epoch(X509_get0_notAfter(x));
-        c->days_left = phc__days_until(c->not_after, now);
+        phc__cert_dates(x, now, &c->not_before, &c->not_after, &c->days_left);
         ERR_clear_error();
     }
     *out = list;

@@ -15,7 +15,6 @@
 
 #include "err.h"
 #include "util_hex.h"
-#include "util_time.h"
 
 #include <p11-kit/uri.h>
 
@@ -87,9 +86,7 @@ void phc__token_cert_fill(phc_pair_info *pi, X509 *x, long long now)
     BN_free(bn);
     if (X509_digest(x, EVP_sha256(), md, &mdlen))
         phc__hex(pi->sha256, sizeof(pi->sha256), md, mdlen);
-    pi->not_before = phc__asn1_time_epoch(X509_get0_notBefore(x));
-    pi->not_after = phc__asn1_time_epoch(X509_get0_notAfter(x));
-    pi->days_left = phc__days_until(pi->not_after, now);
+    phc__cert_dates(x, now, &pi->not_before, &pi->not_after, &pi->days_left);
     ERR_clear_error();
 }
 
@@ -253,6 +250,19 @@ static EVP_PKEY *key_public(phc_p11 *p, const tkey *k)
     if (!pub && phc__p11_public_key(p, k->priv, &pub, &ignore) != 0)
         pub = NULL;
     return pub;
+}
+
+int phc__token_inventory_at(phc_token *t, long long *now, inventory *inv, long *active,
+                            phc_errbuf *err)
+{
+    *active = -1;
+    if (!t)
+        return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
+    *now = phc__token_now_or(*now);
+    int rc = phc__token_inventory_load(t, inv, err);
+    if (rc == PHC_OK)
+        *active = phc__token_active_cert(inv, *now);
+    return rc;
 }
 
 int phc__token_inventory_load(phc_token *t, inventory *inv, phc_errbuf *err)

@@ -324,13 +324,10 @@ int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info *
         *out = NULL;
     if (n)
         *n = 0;
-    if (!t)
-        return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
-    now = phc__token_now_or(now);
-    int rc = phc__token_inventory_load(t, &inv, err);
+    long active;
+    int rc = phc__token_inventory_at(t, &now, &inv, &active, err);
     if (rc)
         return rc;
-    long active = phc__token_active_cert(&inv, now);
     size_t cap = inv.ncerts + inv.nkeys;
     unsigned char *gone = OPENSSL_zalloc(inv.ncerts + 1); /* per certificate */
     if (!gone || (cap && !(list = OPENSSL_zalloc(cap * sizeof(*list))))) {
@@ -393,13 +390,10 @@ int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info *
         memset(from, 0, sizeof(*from));
     if (to)
         memset(to, 0, sizeof(*to));
-    if (!t)
-        return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
-    now = phc__token_now_or(now);
-    int rc = phc__token_inventory_load(t, &inv, err);
+    long active;
+    int rc = phc__token_inventory_at(t, &now, &inv, &active, err);
     if (rc)
         return rc;
-    long active = phc__token_active_cert(&inv, now);
     long next = -1;
     char cn[400];
     if (active < 0) {

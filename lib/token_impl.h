@@ -76,9 +76,15 @@ void phc__token_time_words(char *out, size_t len, long long t);
 void phc__token_wanted_words(const phc_token *t, char *out, size_t len);
 
 /* Reads the client's keys and their certificates from the token into inv (zeroed first);
- * release with phc__token_inventory_free, also after a failure. */
+ * release with phc__token_inventory_free. On failure inv holds nothing. */
 PHC_WUR int phc__token_inventory_load(phc_token *t, inventory *inv, phc_errbuf *err);
 void phc__token_inventory_free(inventory *inv);
+
+/* The inventory at *now (0: the current time, written back) and the index of its active
+ * certificate (or -1): what every change to the token starts from. PHC_ERR_INTERNAL without
+ * a handle; on failure there is nothing to free. */
+PHC_WUR int phc__token_inventory_at(phc_token *t, long long *now, inventory *inv, long *active,
+                                    phc_errbuf *err);
 
 /* The CKA_ID of object h into id (at most ID_MAX bytes). */
 PHC_WUR int phc__token_object_id(phc_p11 *p, CK_OBJECT_HANDLE h, unsigned char *id, size_t *id_len,

@@ -58,6 +58,14 @@ static void test_validity(void)
     CHECK(phc__cert_validity(c, T0 + 30 * DAY + 1) == PHC_CERT_EXPIRED);
     CHECK(phc__asn1_time_epoch(X509_get0_notBefore(c)) == T0);
     CHECK(phc__asn1_time_epoch(X509_get0_notAfter(c)) == T0 + 30 * DAY);
+    long long nb = 0, na = 0;
+    long days = 0;
+    phc__cert_dates(c, T0 + 10 * DAY, &nb, &na, &days);
+    CHECK(nb == T0 && na == T0 + 30 * DAY && days == 20);
+    phc__cert_dates(c, T0 + 30 * DAY + 1, &nb, &na, &days);
+    CHECK(days == -1);
+    phc__cert_dates(c, T0 + 30 * DAY - 1, &nb, &na, &days);
+    CHECK(days == 0);
     X509_free(c);
 }
 
