@@ -84,6 +84,18 @@ static int grow(char **buf, size_t *cap, size_t need)
     return 1;
 }
 
+/* Appends n bytes of data to *buf (kept NUL-terminated); n, or 0 when out of memory (which
+ * makes libcurl end the transfer). */
+static size_t append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
+{
+    if (!grow(buf, cap, *len + n + 1))
+        return 0;
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return n;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     phc_xfer *x = ud;
@@ -92,12 +104,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         x->st.too_large = 1;
         return 0;
     }
-    if (!grow(&x->st.body, &x->st.body_cap, x->st.body_len + n + 1))
-        return 0;
-    memcpy(x->st.body + x->st.body_len, data, n);
-    x->st.body_len += n;
-    x->st.body[x->st.body_len] = '\0';
-    return n;
+    return append(&x->st.body, &x->st.body_len, &x->st.body_cap, data, n);
 }
 
 /* The connection, once per transfer, for the -v log (tls_describe.c words it). */
@@ -133,12 +140,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
         x->st.headers_too_large = 1;
         return 0;
     }
-    if (!grow(&x->st.headers, &x->st.headers_cap, x->st.headers_len + n + 1))
-        return 0;
-    memcpy(x->st.headers + x->st.headers_len, data, n);
-    x->st.headers_len += n;
-    x->st.headers[x->st.headers_len] = '\0';
-    return n;
+    return append(&x->st.headers, &x->st.headers_len, &x->st.headers_cap, data, n);
 }
 
 static int addr_pinned(const phc_xfer *x, const struct sockaddr *sa, char *text, size_t textlen)
