@@ -63,7 +63,7 @@ int phc__config_bad(phc_errbuf *err, const struct where *w, const char *key, con
 }
 
 /* "config FILE line N" / "config FILE" / "config", for messages not about one value. */
-void phc__config_where(char *buf, size_t n, const struct where *w)
+static void where_str(char *buf, size_t n, const struct where *w)
 {
     if (!w->file)
         snprintf(buf, n, "config");
@@ -103,7 +103,7 @@ static size_t edit_distance(const char *a, const char *b)
 int phc__config_unknown_key(phc_errbuf *err, const struct where *w, const char *key)
 {
     char loc[PHC_ERRMSG_MAX];
-    phc__config_where(loc, sizeof(loc), w);
+    where_str(loc, sizeof(loc), w);
     const char *best = NULL;
     size_t bestd = 3; /* suggest only within distance 2 */
     for (size_t i = 0; i < K_COUNT; i++) {
@@ -233,7 +233,7 @@ int phc_config_validate(const phc_config *cfg, phc_errbuf *err)
         return phc__err(err, PHC_ERR_INTERNAL, "phc_config_validate: cfg is NULL");
     char loc[PHC_ERRMSG_MAX];
     const struct where w = {cfg->name, 0};
-    phc__config_where(loc, sizeof(loc), &w);
+    where_str(loc, sizeof(loc), &w);
 
     if (!cfg->url)
         return missing(err, loc, "url", "");

@@ -76,9 +76,6 @@ static inline int phc__config_is_ws(char ch)
 int phc__config_bad(phc_errbuf *err, const struct where *w, const char *key, const char *fmt, ...)
     PHC_PRINTF(4, 5);
 
-/* "config FILE line N" / "config FILE" / "config", for messages not about one value. */
-void phc__config_where(char *buf, size_t n, const struct where *w);
-
 /* An unknown key, with the nearest known one suggested. Returns PHC_ERR_CONFIG. */
 int phc__config_unknown_key(phc_errbuf *err, const struct where *w, const char *key);
 
