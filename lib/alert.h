@@ -30,7 +30,7 @@ void phc__alert_reset(phc_alert_seen *rec);
 
 /* Makes every connection of ctx report into rec. rec: borrowed, must outlive ctx (both live
  * in the transfer handle). Returns 0 or PHC_ERR_INTERNAL. */
-int phc__alert_watch(SSL_CTX *ctx, phc_alert_seen *rec, phc_errbuf *err);
+PHC_WUR int phc__alert_watch(SSL_CTX *ctx, phc_alert_seen *rec, phc_errbuf *err);
 
 /* The RFC 8446/5246 name of an alert description ("unknown_ca"), or NULL if unknown. */
 const char *phc__alert_name(int desc);

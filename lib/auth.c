@@ -1,24 +1,26 @@
-/* Client credentials: one bearer token per client, shared by its threads.
+/* Client credentials: one access token (OAuth's bearer token, the "API token" of the
+ * messages) per client, shared by its threads. "Token" alone is the PKCS#11 token.
  *
- * The cache holds the current token, the monotonic times at which it should be refreshed
- * and at which it stops being sent, and its generation (bumped for every new token) so that
- * a 401 invalidates only the token that earned it. One thread refreshes at a time; the
- * others keep sending the still-valid old token, or wait on the condition variable when
+ * The cache holds the current access token, the monotonic times at which it should be refreshed
+ * and at which it stops being sent, and its generation (bumped for every new one) so that
+ * a 401 invalidates only the access token that earned it. One thread refreshes at a time; the
+ * others keep sending the still-valid old access token, or wait on the condition variable when
  * there is none. The token endpoint is reached through the client's own transport (perform),
  * so trust store, pinned addresses and the client certificate apply to it too.
  *
- * Secrets: the client secret is read from its source for every token request and wiped as
+ * Secrets: the client secret is read from its source for every access token request and wiped as
  * soon as the Basic header is built; the header, the token and every "Bearer" header built
  * from it live in buffers released with phc__secret_free (wiped). Logs and messages name
- * the client_id (not secret) and the endpoint, never a secret or a token. */
+ * the client_id (not secret) and the endpoint, never a secret or an access token. */
 #include "auth.h"
 #include "auth_internal.h"
 
 #include "err.h"
 #include "p11.h"
 #include "secret.h"
+#include "util_retry.h"
+#include "util_time.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -29,11 +31,7 @@
 #include <strings.h>
 #include <time.h>
 
-/* Waiting for a busy token endpoint (429/503) is bounded in attempts and in time: a request
- * must not hang for minutes behind a rate limit. */
-#define TOKEN_ATTEMPTS 3
-#define TOKEN_WAIT_BUDGET_MS 30000
-/* After a failed refresh while the old token is still valid, the next attempt waits this
+/* After a failed refresh while the old access token is still valid, the next attempt waits this
  * long (at most), so that a failing endpoint is not asked again by every request. */
 #define REFRESH_BACKOFF_MS 5000
 
@@ -46,33 +44,19 @@ struct phc_auth {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* Everything below is guarded by mu. */
-    char *token; /* NULL: none yet, or invalidated by a 401 */
-    size_t token_len;
-    uint64_t gen;         /* generation of token */
+    char *access; /* NULL: none yet, or invalidated by a 401 */
+    size_t access_len;
+    uint64_t gen;         /* generation of access */
     int64_t refresh_at;   /* monotonic ms: refresh from here on */
     int64_t usable_until; /* monotonic ms: never send it from here on */
     int64_t retry_at;     /* monotonic ms: no refresh attempt before (after a failure) */
     int refreshing;       /* a thread is talking to the token endpoint */
-    uint64_t fetches;     /* finished token fetches, successful or not */
+    uint64_t fetches;     /* finished access token fetches, successful or not */
     int last_rc;          /* result of the last fetch, for the threads that waited for it */
     phc_errbuf last_err;  /* its message (never holds a secret) */
     int pin_failed;       /* the token refused the PIN: set once, never cleared */
     phc_errbuf pin_err;   /* the message for it */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* Pure helpers (auth_internal.h) */
@@ -87,7 +71,7 @@ int phc__auth_basic_header(char **out, size_t *out_len, const char *id, const ch
     /* RFC 7617: the user-id cannot contain a colon, the password may. */
     if (strchr(id, ':'))
         return phc__err(err, PHC_ERR_CONFIG, "client_id '%.128s' must not contain ':'", id);
-    if (id_len > 1024 || secret_len > 4096)
+    if (id_len > 1024 || secret_len > PHC_SECRET_MAX)
         return phc__err(err, PHC_ERR_CONFIG, "client_id or client secret is too long");
     size_t plain_len = id_len + 1 + secret_len;
     size_t b64_len = 4 * ((plain_len + 2) / 3);
@@ -120,9 +104,9 @@ out:
 }
 
 /* Printable ASCII without spaces: anything else could split or forge a header line. */
-static int token_chars_ok(const char *s, size_t len)
+static int access_chars_ok(const char *s, size_t len)
 {
-    if (len == 0 || len > PHC_AUTH_MAX_TOKEN)
+    if (len == 0 || len > PHC_ACCESS_MAX_LEN)
         return 0;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
@@ -148,14 +132,14 @@ static long long lifetime_of(const json_t *v)
     }
     if (n < 0)
         return -1;
-    return n > PHC_AUTH_MAX_LIFETIME ? PHC_AUTH_MAX_LIFETIME : n;
+    return n > PHC_ACCESS_MAX_LIFETIME ? PHC_ACCESS_MAX_LIFETIME : n;
 }
 
-int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s, const char *body,
-                          size_t len, phc_errbuf *err)
+int phc__access_parse(char **access, size_t *access_len, long long *lifetime_s, const char *body,
+                      size_t len, phc_errbuf *err)
 {
-    *token = NULL;
-    *token_len = 0;
+    *access = NULL;
+    *access_len = 0;
     *lifetime_s = 0;
     int rc = PHC_OK;
     json_error_t jerr;
@@ -178,23 +162,23 @@ int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s
         rc = phc__err(err, PHC_ERR_AUTH, "token endpoint answered without an access_token");
         goto out;
     }
-    if (!json_is_string(at) || !token_chars_ok(json_string_value(at), json_string_length(at))) {
+    if (!json_is_string(at) || !access_chars_ok(json_string_value(at), json_string_length(at))) {
         rc = phc__err(err, PHC_ERR_AUTH,
                       "token endpoint answered with an access_token that is not printable "
                       "ASCII without spaces (or longer than %d bytes)",
-                      PHC_AUTH_MAX_TOKEN);
+                      PHC_ACCESS_MAX_LEN);
         goto out;
     }
     const json_t *type = json_object_get(obj, "token_type");
     if (type && !(json_is_string(type) && strcasecmp(json_string_value(type), "Bearer") == 0)) {
         const char *t = json_is_string(type) ? json_string_value(type) : "";
-        int printable = token_chars_ok(t, strlen(t)) && strlen(t) <= 32;
+        int printable = access_chars_ok(t, strlen(t)) && strlen(t) <= 32;
         rc = phc__err(err, PHC_ERR_AUTH, "token endpoint issued a token of type '%s', not Bearer",
                       printable ? t : "?");
         goto out;
     }
     const json_t *exp = json_object_get(obj, "expires_in");
-    long long lifetime = PHC_AUTH_DEFAULT_LIFETIME;
+    long long lifetime = PHC_ACCESS_DEFAULT_LIFETIME;
     if (exp && (lifetime = lifetime_of(exp)) < 0) {
         rc = phc__err(err, PHC_ERR_AUTH,
                       "token endpoint answered with an expires_in that is not a number of "
@@ -209,23 +193,23 @@ int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s
     }
     memcpy(t, json_string_value(at), n);
     t[n] = '\0';
-    *token = t;
-    *token_len = n;
+    *access = t;
+    *access_len = n;
     *lifetime_s = lifetime;
 out:
-    /* jansson frees without wiping: clear its copy of the token first (our own buffer). */
+    /* jansson frees without wiping: clear its copy of the access token first (our own buffer). */
     if (json_is_string(at))
         OPENSSL_cleanse((char *)json_string_value(at), json_string_length(at));
     json_decref(root);
     return rc;
 }
 
-void phc__auth_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t *usable_for_ms)
+void phc__access_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t *usable_for_ms)
 {
     if (lifetime_s < 0)
         lifetime_s = 0;
-    if (lifetime_s > PHC_AUTH_MAX_LIFETIME)
-        lifetime_s = PHC_AUTH_MAX_LIFETIME;
+    if (lifetime_s > PHC_ACCESS_MAX_LIFETIME)
+        lifetime_s = PHC_ACCESS_MAX_LIFETIME;
     int64_t life = (int64_t)lifetime_s * 1000;
     int64_t margin = life / 10 > 30000 ? life / 10 : 30000;
     if (margin > life / 2)
@@ -233,21 +217,6 @@ void phc__auth_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t
     int64_t safety = life / 4 < 1000 ? life / 4 : 1000;
     *refresh_after_ms = life - margin;
     *usable_for_ms = life - safety;
-}
-
-long phc__auth_retry_after(const char *value)
-{
-    if (!value)
-        return 1;
-    while (*value == ' ' || *value == '\t')
-        value++;
-    size_t n = strspn(value, "0123456789");
-    if (n == 0 || value[n + strspn(value + n, " \t")] != '\0')
-        return 1;
-    if (n > 6)
-        return 86400;
-    long v = strtol(value, NULL, 10);
-    return v > 86400 ? 86400 : v;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -260,7 +229,7 @@ static int read_secret(phc_auth *a, char **out, size_t *out_len, phc_errbuf *err
         return phc__secret_read(out, out_len, cfg->client_secret, "client secret", PHC_ERR_CONFIG,
                                 err);
     /* A PIN the token refused is never offered again by this client: a long-running
-     * process would otherwise spend the token's PIN retries one token request at a time. */
+     * process would otherwise spend the token's PIN retries one access token request at a time. */
     pthread_mutex_lock(&a->mu);
     int pin_failed = a->pin_failed;
     pthread_mutex_unlock(&a->mu);
@@ -279,17 +248,6 @@ static int read_secret(phc_auth *a, char **out, size_t *out_len, phc_errbuf *err
         pthread_mutex_unlock(&a->mu);
     }
     return rc;
-}
-
-/* The response body may hold a token: wipe it before it is freed. The body is ours (the
- * response was made for this call), hence the cast. */
-static void free_wiped(phc_response *resp)
-{
-    size_t len = 0;
-    const char *body = phc_response_body(resp, &len);
-    if (body && len)
-        OPENSSL_cleanse((char *)body, len);
-    phc_response_free(resp);
 }
 
 /* The error code an OAuth server puts in "error" (e.g. invalid_client), if it is a plain
@@ -311,17 +269,19 @@ static void oauth_error(const phc_response *resp, char *out, size_t outsz)
     json_decref(root);
 }
 
-/* One token request, repeated while the endpoint says 429/503 (bounded). On success the
- * new token is in *token with its schedule, relative to t0 (taken before the request went
+/* One access token request, repeated while the endpoint says 429/503 under the retry policy
+ * (util_retry.h, the full budget: the token endpoint is not the caller's request). On success the
+ * new access token is in *access with its schedule, relative to t0 (taken before the request went
  * out, so the server's clock starts no earlier than ours). */
-static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **token,
-                       size_t *token_len, int64_t *t0, long long *lifetime, phc_errbuf *err)
+static int fetch_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **access,
+                        size_t *access_len, int64_t *t0, long long *lifetime, phc_errbuf *err)
 {
     const phc_config *cfg = a->cfg;
     static const char form[] = "grant_type=client_credentials";
-    int64_t waited = 0;
+    phc_retry retry;
+    phc__retry_init(&retry, PHC_RETRY_BUDGET_S);
     int rc = PHC_ERR_INTERNAL;
-    for (int attempt = 1;; attempt++) {
+    for (;;) {
         char *secret = NULL, *basic = NULL;
         size_t secret_len = 0, basic_len = 0;
         phc_response *resp = NULL;
@@ -341,14 +301,14 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
         phc__log(a->log, PHC_LOG_INFO,
                  "requesting an API token for client credential '%s' from %s%s", cfg->client_id,
                  cfg->url, cfg->token_path);
-        *t0 = now_ms();
+        *t0 = phc__mono_ms();
         rc = perform(ud, &req, &resp, err);
         phc__secret_free(basic, basic_len);
         if (rc == PHC_OK) {
             size_t len = 0;
             const char *body = phc_response_body(resp, &len);
-            rc = phc__auth_parse_token(token, token_len, lifetime, body, len, err);
-            free_wiped(resp);
+            rc = phc__access_parse(access, access_len, lifetime, body, len, err);
+            phc_response_free(resp); /* wipes the body */
             return rc;
         }
         if (rc != PHC_ERR_HTTP || !resp) {
@@ -363,35 +323,35 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
         char code[72];
         oauth_error(resp, code, sizeof(code));
         if (status == 400 || status == 401 || status == 403) {
-            free_wiped(resp);
+            phc_response_free(resp); /* wipes the body */
             return phc__err(err, PHC_ERR_AUTH,
                             "client credential '%.128s' was refused by %s%s (HTTP %ld%s): it is "
                             "wrong, expired or deleted",
                             cfg->client_id, cfg->url, cfg->token_path, status, code);
         }
         if (status != 429 && status != 503) {
-            free_wiped(resp);
+            phc_response_free(resp); /* wipes the body */
             return phc__err(err, PHC_ERR_AUTH,
                             "token endpoint %s%s answered HTTP %ld%s: no API token for client "
                             "credential '%.128s'",
                             cfg->url, cfg->token_path, status, code, cfg->client_id);
         }
-        long wait_s = phc__auth_retry_after(phc_response_header(resp, "Retry-After"));
-        free_wiped(resp);
-        if (attempt >= TOKEN_ATTEMPTS || waited + wait_s * 1000 > TOKEN_WAIT_BUDGET_MS)
+        int again = phc__retry_next(&retry, status, phc_response_header(resp, "Retry-After"));
+        phc_response_free(resp); /* wipes the body */
+        if (!again)
             return phc__err(err, PHC_ERR_AUTH,
                             "token endpoint %s%s is busy (HTTP %ld, Retry-After %ld s) after %d "
                             "attempt%s and %lld s of waiting (at most %d attempts, %d s): no API "
                             "token",
-                            cfg->url, cfg->token_path, status, wait_s, attempt,
-                            attempt == 1 ? "" : "s", (long long)(waited / 1000), TOKEN_ATTEMPTS,
-                            TOKEN_WAIT_BUDGET_MS / 1000);
+                            cfg->url, cfg->token_path, status, retry.wait_s, retry.attempt,
+                            retry.attempt == 1 ? "" : "s", (long long)(retry.waited_ms / 1000),
+                            PHC_RETRY_ATTEMPTS, PHC_RETRY_BUDGET_S);
         phc__log(a->log, PHC_LOG_WARN,
                  "token endpoint %s%s answered HTTP %ld; asking again in %ld s as Retry-After "
                  "says (attempt %d of %d)",
-                 cfg->url, cfg->token_path, status, wait_s, attempt + 1, TOKEN_ATTEMPTS);
-        sleep_ms(wait_s * 1000);
-        waited += wait_s * 1000;
+                 cfg->url, cfg->token_path, status, retry.wait_s, retry.attempt + 1,
+                 PHC_RETRY_ATTEMPTS);
+        phc__retry_wait(&retry);
     }
 }
 
@@ -401,12 +361,12 @@ static int fetch_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char 
 /* "Authorization: Bearer <token>" for the current token. Caller holds mu. */
 static int bearer_header(const phc_auth *a, char **out, size_t *out_len, phc_errbuf *err)
 {
-    size_t n = sizeof(BEARER) - 1 + a->token_len;
+    size_t n = sizeof(BEARER) - 1 + a->access_len;
     char *h = OPENSSL_secure_malloc(n + 1);
     if (!h)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     memcpy(h, BEARER, sizeof(BEARER) - 1);
-    memcpy(h + sizeof(BEARER) - 1, a->token, a->token_len);
+    memcpy(h + sizeof(BEARER) - 1, a->access, a->access_len);
     h[n] = '\0';
     *out = h;
     *out_len = n;
@@ -414,18 +374,18 @@ static int bearer_header(const phc_auth *a, char **out, size_t *out_len, phc_err
 }
 
 /* Caller holds mu. */
-static void drop_token(phc_auth *a)
+static void drop_access(phc_auth *a)
 {
-    phc__secret_free(a->token, a->token_len);
-    a->token = NULL;
-    a->token_len = 0;
+    phc__secret_free(a->access, a->access_len);
+    a->access = NULL;
+    a->access_len = 0;
 }
 
-/* A header carrying a usable token, fetching or refreshing it as needed; *gen receives the
- * token's generation for invalidate(). Logging waits until mu is released: the callback is
+/* A header carrying a usable access token, fetching or refreshing it as needed; *gen receives the
+ * access token's generation for invalidate(). Logging waits until mu is released: the callback is
  * the application's and may take its own locks. */
-static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **hdr,
-                     size_t *hdr_len, uint64_t *gen, phc_errbuf *err)
+static int get_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **hdr,
+                      size_t *hdr_len, uint64_t *gen, phc_errbuf *err)
 {
     int rc;
     long long obtained = -1, refresh_s = 0, kept_s = -1;
@@ -433,18 +393,18 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     pthread_mutex_lock(&a->mu);
     uint64_t seen = a->fetches;
     for (;;) {
-        int64_t now = now_ms();
-        int valid = a->token && now < a->usable_until;
+        int64_t now = phc__mono_ms();
+        int valid = a->access && now < a->usable_until;
         /* A fetch this thread waited for has finished: share its result rather than asking
          * the endpoint once more per waiting thread. */
         if (a->fetches != seen && !valid) {
-            if (a->last_rc == PHC_OK && a->token)
+            if (a->last_rc == PHC_OK && a->access)
                 goto use_current;
             if (a->last_rc != PHC_OK) {
                 rc = phc__err_copy(err, &a->last_err);
                 goto out;
             }
-            seen = a->fetches; /* its token was dropped by a 401 since: start afresh */
+            seen = a->fetches; /* its access token was dropped by a 401 since: start afresh */
         }
         if (valid && (now < a->refresh_at || a->refreshing || now < a->retry_at))
             goto use_current;
@@ -455,11 +415,11 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     a->refreshing = 1;
     pthread_mutex_unlock(&a->mu);
 
-    char *token = NULL;
-    size_t token_len = 0;
+    char *access = NULL;
+    size_t access_len = 0;
     int64_t t0 = 0;
     long long lifetime = 0;
-    int frc = fetch_token(a, perform, ud, &token, &token_len, &t0, &lifetime, &ferr);
+    int frc = fetch_access(a, perform, ud, &access, &access_len, &t0, &lifetime, &ferr);
 
     pthread_mutex_lock(&a->mu);
     a->refreshing = 0;
@@ -467,13 +427,13 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
     a->last_rc = frc;
     a->last_err = ferr;
     pthread_cond_broadcast(&a->cv);
-    int64_t now = now_ms();
+    int64_t now = phc__mono_ms();
     if (frc == PHC_OK) {
         int64_t refresh_after, usable_for;
-        phc__auth_schedule(lifetime, &refresh_after, &usable_for);
-        drop_token(a);
-        a->token = token;
-        a->token_len = token_len;
+        phc__access_schedule(lifetime, &refresh_after, &usable_for);
+        drop_access(a);
+        a->access = access;
+        a->access_len = access_len;
         a->gen++;
         a->refresh_at = t0 + refresh_after;
         a->usable_until = t0 + usable_for;
@@ -483,7 +443,7 @@ static int get_token(phc_auth *a, phc_auth_perform_fn perform, void *ud, char **
         /* Used for the request that fetched it even when its lifetime is tiny. */
         goto use_current;
     }
-    if (a->token && now < a->usable_until) {
+    if (a->access && now < a->usable_until) {
         int64_t left = a->usable_until - now;
         a->retry_at = now + (left / 2 < REFRESH_BACKOFF_MS ? left / 2 : REFRESH_BACKOFF_MS);
         kept_s = (left + 999) / 1000;
@@ -510,12 +470,13 @@ out:
     return rc;
 }
 
-/* After a 401: forget the token that earned it, unless another thread already replaced it. */
+/* After a 401: forget the access token that earned it, unless another thread already replaced it.
+ */
 static void invalidate(phc_auth *a, uint64_t gen)
 {
     pthread_mutex_lock(&a->mu);
-    if (a->token && a->gen == gen)
-        drop_token(a);
+    if (a->access && a->gen == gen)
+        drop_access(a);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -578,7 +539,7 @@ int phc__auth_request(phc_auth *a, phc_auth_perform_fn perform, void *ud, const 
         char *hdr = NULL;
         size_t hdr_len = 0;
         uint64_t gen = 0;
-        if ((rc = get_token(a, perform, ud, &hdr, &hdr_len, &gen, err)) != PHC_OK)
+        if ((rc = get_access(a, perform, ud, &hdr, &hdr_len, &gen, err)) != PHC_OK)
             break;
         headers[n] = hdr;
         rc = perform(ud, &r, out, err);
@@ -611,7 +572,7 @@ void phc__auth_free(phc_auth *a)
 {
     if (!a)
         return;
-    drop_token(a);
+    drop_access(a);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     free(a);

@@ -1,5 +1,6 @@
-/* Pure helpers of auth.c, exposed for tests/unit/auth_test.c only (no other unit includes
- * this header). None of them touches the cache, the network or a lock. */
+/* Pure helpers of auth.c (the access token: OAuth's bearer token, the "API token" of the
+ * messages; "token" alone is the PKCS#11 token), exposed for tests/unit/auth_test.c only (no other
+ * unit includes this header). None of them touches the cache, the network or a lock. */
 #ifndef PHC_AUTH_INTERNAL_H
 #define PHC_AUTH_INTERNAL_H
 
@@ -9,12 +10,12 @@
 #include <stdint.h>
 
 /* Lifetime assumed when the token endpoint sends no expires_in (seconds). */
-#define PHC_AUTH_DEFAULT_LIFETIME 300
+#define PHC_ACCESS_DEFAULT_LIFETIME 300
 /* Longest lifetime believed (one year, the longest a credential lives); larger values are
  * clamped so that the arithmetic cannot overflow. */
-#define PHC_AUTH_MAX_LIFETIME (365LL * 86400)
+#define PHC_ACCESS_MAX_LIFETIME (365LL * 86400)
 /* Longest access token accepted (bytes). */
-#define PHC_AUTH_MAX_TOKEN 8192
+#define PHC_ACCESS_MAX_LEN 8192
 
 /* "Authorization: Basic base64(id:secret)". *out is NUL-terminated and must be released with
  * phc__secret_free(*out, *out_len), which wipes it. id must not contain ':' (checked). */
@@ -22,22 +23,18 @@ int phc__auth_basic_header(char **out, size_t *out_len, const char *id, const ch
                            size_t secret_len, phc_errbuf *err);
 
 /* Parses a token endpoint answer: a JSON object with access_token (and optionally
- * expires_in, token_type) at the top level or under "data". *token (release with
- * phc__secret_free(*token, *token_len)) is printable ASCII without spaces; *lifetime_s is
- * expires_in clamped to [0, PHC_AUTH_MAX_LIFETIME], or PHC_AUTH_DEFAULT_LIFETIME when absent.
- * Fails with PHC_ERR_AUTH; messages never quote the body (it may hold a token). */
-int phc__auth_parse_token(char **token, size_t *token_len, long long *lifetime_s, const char *body,
-                          size_t len, phc_errbuf *err);
+ * expires_in, token_type) at the top level or under "data". *access (release with
+ * phc__secret_free(*access, *access_len)) is printable ASCII without spaces; *lifetime_s is
+ * expires_in clamped to [0, PHC_ACCESS_MAX_LIFETIME], or PHC_ACCESS_DEFAULT_LIFETIME when absent.
+ * Fails with PHC_ERR_AUTH; messages never quote the body (it may hold an access token). */
+int phc__access_parse(char **access, size_t *access_len, long long *lifetime_s, const char *body,
+                      size_t len, phc_errbuf *err);
 
-/* For a token valid for lifetime_s seconds from the moment it was requested: after how many
+/* For an access token valid for lifetime_s seconds from the moment it was requested: after how many
  * milliseconds it is refreshed (when less than max(30 s, 10% of the lifetime) remains, but
- * never earlier than half-way, so that short-lived tokens are still reused) and for how many
+ * never earlier than half-way, so that short-lived ones are still reused) and for how many
  * milliseconds it may be sent at all (1 s before it expires, or a quarter of a very short
- * lifetime, so that a request in flight does not arrive with an expired token). */
-void phc__auth_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t *usable_for_ms);
-
-/* Seconds to wait for a Retry-After value: delta-seconds (0..86400, larger clamped), else 1
- * (absent, an HTTP-date or garbage: a short wait that still backs off). */
-long phc__auth_retry_after(const char *value);
+ * lifetime, so that a request in flight does not arrive with an expired access token). */
+void phc__access_schedule(long long lifetime_s, int64_t *refresh_after_ms, int64_t *usable_for_ms);
 
 #endif

@@ -6,6 +6,7 @@
  * finds ca_file, ca_sha256 or pinned_ips changed swaps the generation too: no connection or
  * TLS session made under the old anchors serves a later request. */
 #include "auth.h"
+#include "client.h"
 #include "config.h"
 #include "err.h"
 #include "gen.h"
@@ -13,6 +14,8 @@
 #include "log.h"
 #include "secret.h"
 #include "trust.h"
+#include "util_retry.h"
+#include "util_time.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -22,9 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* 429/503 retries: at most this many attempts in all, waiting at most this many seconds. */
-#define RETRY_ATTEMPTS 3
-#define RETRY_BUDGET 30
 /* A dead token is reopened at most once per this many milliseconds. */
 #define REBUILD_INTERVAL_MS 1000
 
@@ -56,16 +56,9 @@ void phc_global_cleanup(void)
     curl_global_cleanup();
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long long mono_now(void)
 {
-    return mono_ms() / 1000;
+    return phc__mono_ms() / 1000;
 }
 
 static void schedule_check(phc_client *c)
@@ -136,7 +129,7 @@ static void open_failed(phc_client *c, const phc_errbuf *err)
     if (!c->cur)
         phc__err_copy(&c->down, err);
     pthread_mutex_unlock(&c->mu);
-    c->next_rebuild = mono_ms() + REBUILD_INTERVAL_MS;
+    c->next_rebuild = phc__mono_ms() + REBUILD_INTERVAL_MS;
     schedule_check(c);
 }
 
@@ -308,7 +301,7 @@ static int current(phc_client *c, phc_gen **out, phc_errbuf *err)
         }
         if (attempt == 0 && pthread_mutex_trylock(&c->reload_mu) == 0) {
             phc_errbuf ignored = {0};
-            if (!c->cur && mono_ms() >= c->next_rebuild)
+            if (!c->cur && phc__mono_ms() >= c->next_rebuild)
                 (void)reload_locked(c, NULL, &ignored);
             pthread_mutex_unlock(&c->reload_mu);
             continue;
@@ -353,29 +346,16 @@ static void maybe_reload(phc_client *c)
     pthread_mutex_unlock(&c->reload_mu);
 }
 
-/* Seconds to wait before retrying a 429/503, or -1 to give up. Only a numeric Retry-After
- * within what is left of the budget is honoured; an HTTP-date or none means 1 s. */
-static long retry_delay(const phc_response *resp, long budget)
-{
-    const char *ra = phc_response_header(resp, "Retry-After");
-    long wait = 1;
-    if (ra && *ra) {
-        char *end = NULL;
-        long v = strtol(ra, &end, 10);
-        if (end && *end == '\0' && v >= 0)
-            wait = v;
-    }
-    return wait <= budget ? wait : -1;
-}
-
 /* One request on the current generation, without authentication headers. A 429 or 503 on
- * an idempotent request is retried after Retry-After, within a bounded budget. */
+ * an idempotent request is retried under the retry policy (util_retry.h), its budget capped
+ * by the config's timeout. */
 static int perform_plain(void *ud, const phc_request *req, phc_response **out, phc_errbuf *err)
 {
     phc_client *c = ud;
-    long budget = c->cfg->timeout < RETRY_BUDGET ? c->cfg->timeout : RETRY_BUDGET;
+    phc_retry retry;
+    phc__retry_init(&retry, c->cfg->timeout);
     int reopened = 0;
-    for (int attempt = 1;; attempt++) {
+    for (;;) {
         phc_gen *g = NULL;
         int rc = current(c, &g, err);
         if (rc != PHC_OK)
@@ -408,21 +388,15 @@ static int perform_plain(void *ud, const phc_request *req, phc_response **out, p
         }
         phc__gen_unref(g);
         long status = phc_response_status(*out);
-        if (rc != PHC_ERR_HTTP || (status != 429 && status != 503) || attempt >= RETRY_ATTEMPTS ||
-            !phc__request_idempotent(req))
-            return rc;
-        long wait = retry_delay(*out, budget);
-        if (wait < 0)
+        if (rc != PHC_ERR_HTTP || !phc__request_idempotent(req) ||
+            !phc__retry_next(&retry, status, phc_response_header(*out, "Retry-After")))
             return rc;
         phc__log(&c->log, PHC_LOG_WARN,
                  "server answered %ld for %s; retrying in %ld s (attempt %d of %d)", status,
-                 req->path, wait, attempt + 1, RETRY_ATTEMPTS);
-        budget -= wait;
+                 req->path, retry.wait_s, retry.attempt + 1, PHC_RETRY_ATTEMPTS);
         phc_response_free(*out);
         *out = NULL;
-        struct timespec ts = {.tv_sec = wait, .tv_nsec = 0};
-        while (nanosleep(&ts, &ts) != 0)
-            ;
+        phc__retry_wait(&retry);
     }
 }
 
@@ -439,19 +413,14 @@ int phc_client_request(phc_client *c, phc_response **out, const phc_request *req
     return perform_plain(c, req, out, err);
 }
 
-int phc_client_sign_test(phc_client *c, int n, double *seconds, phc_errbuf *err)
+int phc__client_gen(phc_client *c, phc_gen **out, phc_errbuf *err)
 {
-    *seconds = 0;
+    *out = NULL;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
     if (forked(c, err))
         return PHC_ERR_HSM;
-    phc_gen *g = NULL;
-    int rc = current(c, &g, err);
-    if (rc == PHC_OK)
-        rc = phc__gen_sign(g, n, seconds, err);
-    phc__gen_unref(g);
-    return rc;
+    return current(c, out, err);
 }
 
 void phc_client_free(phc_client *c)

@@ -63,7 +63,7 @@ const char *phc__config_path(const phc_config *cfg);
 /* A new config equal to base except for the trust keys - ca_file, ca_sha256, pinned_ips -
  * which are taken from src (unset there: unset). For a running client that re-reads its
  * trust. Validated as phc_config_validate; *out is the caller's. */
-int phc__config_with_trust(phc_config **out, const phc_config *base, const phc_config *src,
-                           phc_errbuf *err);
+PHC_WUR int phc__config_with_trust(phc_config **out, const phc_config *base, const phc_config *src,
+                                   phc_errbuf *err);
 
 #endif

@@ -1,6 +1,7 @@
 #include "csr.h"
 
 #include "err.h"
+#include "util_hex.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -17,17 +18,6 @@
 /* ------------------------------------------------------------------------------------ */
 /* Distinguished names */
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* One RDN "name=value" in [b, e): unescaped into name/value buffers. */
 static int rdn_split(const char *b, const char *e, char *name, size_t nlen, char *value,
                      size_t vlen, int rfc4514, size_t idx, phc_errbuf *err)
@@ -42,8 +32,10 @@ static int rdn_split(const char *b, const char *e, char *name, size_t nlen, char
             p++;
             ch = *p;
             /* RFC 4514 also escapes a byte as two hex digits. */
-            if (rfc4514 && p + 1 < e && hexv(p[0]) >= 0 && hexv(p[1]) >= 0) {
-                ch = (char)(hexv(p[0]) * 16 + hexv(p[1]));
+            if (rfc4514 && p + 1 < e && phc__hex_digit((unsigned char)p[0]) >= 0 &&
+                phc__hex_digit((unsigned char)p[1]) >= 0) {
+                ch = (char)(phc__hex_digit((unsigned char)p[0]) * 16 +
+                            phc__hex_digit((unsigned char)p[1]));
                 p++;
             }
         } else if (ch == '=' && !in_value) {

@@ -14,11 +14,11 @@
  * character. Attribute names are OpenSSL's short or long names or dotted OIDs; values are
  * UTF-8. *out belongs to the caller. PHC_ERR_CONFIG naming the problem (never the whole
  * value, which is not secret but may be long). */
-int phc__dn_parse(X509_NAME **out, const char *subject, phc_errbuf *err);
+PHC_WUR int phc__dn_parse(X509_NAME **out, const char *subject, phc_errbuf *err);
 
 /* A request for pub (the public half of token key priv on p) with subject; *pem_out is
  * OPENSSL_malloc'ed NUL-terminated PEM. */
-int phc__csr_make(char **pem_out, phc_p11 *p, CK_OBJECT_HANDLE priv, EVP_PKEY *pub,
-                  const X509_NAME *subject, phc_errbuf *err);
+PHC_WUR int phc__csr_make(char **pem_out, phc_p11 *p, CK_OBJECT_HANDLE priv, EVP_PKEY *pub,
+                          const X509_NAME *subject, phc_errbuf *err);
 
 #endif

@@ -19,11 +19,10 @@ static void vset(phc_errbuf *err, int code, const char *fmt, va_list ap)
 
 int phc__err(phc_errbuf *err, int code, const char *fmt, ...)
 {
-    if (!err)
-        return code;
     va_list ap;
     va_start(ap, fmt);
-    vset(err, code, fmt, ap);
+    if (err)
+        vset(err, code, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -49,6 +48,7 @@ int phc__err_ossl(phc_errbuf *err, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vset(err, code, fmt, ap);
     va_end(ap);
+    /* the reason after the caller's words */
     if (reason[0]) {
         size_t n = strlen(err->msg);
         snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", reason);

@@ -4,6 +4,7 @@
 #include "hsm.h"
 #include "sign_guard.h"
 #include "tls.h"
+#include "util_time.h"
 
 #include <curl/curl.h>
 #include <openssl/err.h>
@@ -206,8 +207,7 @@ int phc__gen_sign(phc_gen *g, int n, double *seconds, phc_errbuf *err)
     unsigned char msg[64] = "phconnect signing test";
     unsigned char sig[1024];
     int is_rsa = EVP_PKEY_get_base_id(g->key) == EVP_PKEY_RSA;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = phc__mono_seconds();
     for (int i = 0; i < n; i++) {
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         EVP_PKEY_CTX *pctx = NULL;
@@ -226,19 +226,13 @@ int phc__gen_sign(phc_gen *g, int n, double *seconds, phc_errbuf *err)
             return phc__err_ossl(err, PHC_ERR_HSM, "token '%s' did not sign (signature %d of %d)",
                                  phc__hsm_token_label(g->hsm), i + 1, n);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    *seconds = phc__mono_seconds() - t0;
     return PHC_OK;
 }
 
 int phc__gen_has_key(const phc_gen *g)
 {
     return g->key != NULL;
-}
-
-EVP_PKEY *phc__gen_key(const phc_gen *g)
-{
-    return g->key;
 }
 
 X509 *phc__gen_cert(const phc_gen *g)

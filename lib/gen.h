@@ -19,8 +19,8 @@ typedef struct phc_gen phc_gen;
  * client's: the generation's connections were made under these); log is copied. latch (may be
  * NULL) is the client's memory of a refused PIN, read and updated by the login (hsm.h). The
  * result holds one reference. */
-int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, const phc_log *log,
-                 long long now, phc_pin_latch *latch, phc_errbuf *err);
+PHC_WUR int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust,
+                         const phc_log *log, long long now, phc_pin_latch *latch, phc_errbuf *err);
 
 /* 1 when both generations present the same client certificate (or both none). */
 int phc__gen_same_identity(const phc_gen *a, const phc_gen *b);
@@ -33,19 +33,18 @@ void phc__gen_unref(phc_gen *g);
 
 /* One request on one of the generation's transfer handles. Contract of phc_client_request.
  * *unsent: as phc__xfer_unsent (1: the request provably never reached the server). */
-int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, int *unsent,
-                     phc_errbuf *err);
+PHC_WUR int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, int *unsent,
+                             phc_errbuf *err);
 
 /* Signs n test digests with the token key as a TLS 1.3 handshake would (RSA-PSS or ECDSA,
  * SHA-256); *seconds gets the elapsed time. PHC_ERR_HSM naming the token when it refuses:
  * this is also how a dead token session is told apart from a network failure. */
-int phc__gen_sign(phc_gen *g, int n, double *seconds, phc_errbuf *err);
+PHC_WUR int phc__gen_sign(phc_gen *g, int n, double *seconds, phc_errbuf *err);
 
 /* 1 when the generation has a token key. */
 int phc__gen_has_key(const phc_gen *g);
 
-/* The token key (borrowed, NULL without one) and client certificate (borrowed, NULL). */
-EVP_PKEY *phc__gen_key(const phc_gen *g);
+/* The client certificate (borrowed, NULL without one). */
 X509 *phc__gen_cert(const phc_gen *g);
 
 /* The trust store the generation's TLS settings were built from. Borrowed. */

@@ -2,6 +2,8 @@
 
 #include "alert.h"
 #include "err.h"
+#include "http_headers.h"
+#include "tls_describe.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +16,6 @@
 #include <sys/socket.h>
 
 #define MAX_HEADER_BYTES (64 * 1024)
-#define MAX_HEADERS 128
 
 struct phc_response {
     long status;
@@ -22,11 +23,7 @@ struct phc_response {
     size_t headers_len;
     char *body; /* NUL-terminated for convenience */
     size_t body_len;
-    /* Parsed copy of the header block: names and values point into fields. */
-    char *fields;
-    const char *names[MAX_HEADERS];
-    const char *values[MAX_HEADERS];
-    size_t nfields;
+    phc_http_fields fields; /* the header block, parsed */
 };
 
 struct pinned_addr {
@@ -70,6 +67,8 @@ struct phc_xfer {
     int unsent; /* see phc__xfer_unsent */
 };
 
+/* The receive buffers may hold an access token (the token endpoint's answer) or a cookie:
+ * the old block is wiped when it is replaced (libtls: wipe at the point of replacement). */
 static int grow(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
@@ -77,12 +76,24 @@ static int grow(char **buf, size_t *cap, size_t need)
     size_t n = *cap ? *cap : 1024;
     while (n < need)
         n *= 2;
-    char *p = realloc(*buf, n);
+    char *p = OPENSSL_clear_realloc(*buf, *cap, n);
     if (!p)
         return 0;
     *buf = p;
     *cap = n;
     return 1;
+}
+
+/* Appends n bytes of data to *buf (kept NUL-terminated); n, or 0 when out of memory (which
+ * makes libcurl end the transfer). */
+static size_t append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
+{
+    if (!grow(buf, cap, *len + n + 1))
+        return 0;
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return n;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -93,14 +104,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         x->st.too_large = 1;
         return 0;
     }
-    if (!grow(&x->st.body, &x->st.body_cap, x->st.body_len + n + 1))
-        return 0;
-    memcpy(x->st.body + x->st.body_len, data, n);
-    x->st.body_len += n;
-    x->st.body[x->st.body_len] = '\0';
-    return n;
+    return append(&x->st.body, &x->st.body_len, &x->st.body_cap, data, n);
 }
 
+/* The connection, once per transfer, for the -v log (tls_describe.c words it). */
 static void describe_connection(phc_xfer *x)
 {
     const phc_log *log = x->setup->log;
@@ -114,25 +121,11 @@ static void describe_connection(phc_xfer *x)
     curl_easy_getinfo(x->curl, CURLINFO_PRIMARY_PORT, &port);
     curl_easy_getinfo(x->curl, CURLINFO_NUM_CONNECTS, &connects);
     curl_easy_getinfo(x->curl, CURLINFO_TLS_SSL_PTR, &ti);
-    SSL *ssl = (ti && ti->backend == CURLSSLBACKEND_OPENSSL) ? ti->internals : NULL;
-    char subj[256] = "?", iss[256] = "?";
-    const char *version = "?", *cipher = "?";
-    int resumed = 0;
-    if (ssl) {
-        X509 *peer = SSL_get0_peer_certificate(ssl);
-        if (peer) {
-            phc__name_str(subj, sizeof(subj), X509_get_subject_name(peer));
-            phc__name_str(iss, sizeof(iss), X509_get_issuer_name(peer));
-        }
-        version = SSL_get_version(ssl);
-        cipher = SSL_get_cipher_name(ssl);
-        resumed = SSL_session_reused(ssl);
-    }
-    phc__log(log, PHC_LOG_INFO,
-             "%s connection to %s port %ld, %s %s, TLS session resumed: %s, server '%s' "
-             "issued by '%s', client certificate '%s'",
-             connects ? "new" : "reused", ip ? ip : "?", port, version, cipher,
-             resumed ? "yes" : "no", subj, iss, phc__tls_client_subject(x->setup->tls));
+    const SSL *ssl = (ti && ti->backend == CURLSSLBACKEND_OPENSSL) ? ti->internals : NULL;
+    char line[1024];
+    phc__tls_describe(line, sizeof(line), ssl, ip, port, connects != 0,
+                      phc__tls_client_subject(x->setup->tls));
+    phc__log(log, PHC_LOG_INFO, "%s", line);
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
@@ -147,12 +140,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
         x->st.headers_too_large = 1;
         return 0;
     }
-    if (!grow(&x->st.headers, &x->st.headers_cap, x->st.headers_len + n + 1))
-        return 0;
-    memcpy(x->st.headers + x->st.headers_len, data, n);
-    x->st.headers_len += n;
-    x->st.headers[x->st.headers_len] = '\0';
-    return n;
+    return append(&x->st.headers, &x->st.headers_len, &x->st.headers_cap, data, n);
 }
 
 static int addr_pinned(const phc_xfer *x, const struct sockaddr *sa, char *text, size_t textlen)
@@ -378,26 +366,6 @@ static void reset_state(struct xfer_state *st)
     phc__alert_reset(&st->alert);
 }
 
-static const char *header_value(const char *block, const char *name, size_t *vlen)
-{
-    size_t nlen = strlen(name);
-    for (const char *line = block; line && *line;) {
-        const char *eol = strstr(line, "\n");
-        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            const char *end = eol ? eol : v + strlen(v);
-            while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-                end--;
-            *vlen = (size_t)(end - v);
-            return v;
-        }
-        line = eol ? eol + 1 : NULL;
-    }
-    return NULL;
-}
-
 static const char *alert_word(int desc)
 {
     const char *name = phc__alert_name(desc);
@@ -472,7 +440,7 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     phc__alert_describe(why, sizeof(why), &x->st.alert);
     switch (cc) {
     case CURLE_UNSUPPORTED_PROTOCOL:
-        /* The URL is https by construction (config.c): this is the answer, not HTTP/1.x. */
+        /* The URL is https by construction (config_keys.c): this is the answer, not HTTP/1.x. */
         return phc__err(err, PHC_ERR_NETWORK, "%s did not answer with HTTP/1.x: %s", cfg->url,
                         detail);
     case CURLE_OPERATION_TIMEDOUT:
@@ -514,39 +482,14 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     }
 }
 
-/* Splits a copy of the header block into name/value pairs (after the status line). */
-static int parse_fields(phc_response *r)
-{
-    if (!(r->fields = strdup(r->headers)))
-        return 0;
-    char *save = NULL;
-    char *line = strtok_r(r->fields, "\r\n", &save);
-    for (line = line ? strtok_r(NULL, "\r\n", &save) : NULL; line && r->nfields < MAX_HEADERS;
-         line = strtok_r(NULL, "\r\n", &save)) {
-        char *colon = strchr(line, ':');
-        if (!colon)
-            continue;
-        *colon = '\0';
-        char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        char *end = v + strlen(v);
-        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-            *--end = '\0';
-        r->names[r->nfields] = line;
-        r->values[r->nfields++] = v;
-    }
-    return 1;
-}
-
 static int take_response(phc_xfer *x, phc_response **out, phc_errbuf *err)
 {
     phc_response *r = calloc(1, sizeof(*r));
     if (!r)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &r->status);
-    r->body = malloc(x->st.body_len + 1);
-    r->headers = malloc(x->st.headers_len + 1);
+    r->body = OPENSSL_malloc(x->st.body_len + 1);
+    r->headers = OPENSSL_malloc(x->st.headers_len + 1);
     if (!r->body || !r->headers) {
         phc_response_free(r);
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
@@ -559,9 +502,11 @@ static int take_response(phc_xfer *x, phc_response **out, phc_errbuf *err)
         memcpy(r->headers, x->st.headers, x->st.headers_len);
     r->headers[x->st.headers_len] = '\0';
     r->headers_len = x->st.headers_len;
-    if (!parse_fields(r)) {
+    phc_errbuf why = {0};
+    int rc = phc__http_fields_parse(&r->fields, r->headers, &why);
+    if (rc != PHC_OK) {
         phc_response_free(r);
-        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        return phc__err(err, rc, "response from %s refused: %s", x->setup->cfg->url, why.msg);
     }
     *out = r;
     return PHC_OK;
@@ -706,11 +651,17 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
     /* 304 Not Modified answers a conditional request: not a redirect, an ordinary non-2xx. */
     if (status >= 300 && status < 400 && status != 304) {
-        size_t vlen = 0;
-        const char *loc = header_value(x->st.headers, "Location", &vlen);
+        phc_http_fields f;
+        phc_errbuf why = {0};
+        if ((rc = phc__http_fields_parse(&f, x->st.headers, &why)) != PHC_OK) {
+            rc = phc__err(err, rc, "response from %s refused: %s", x->setup->cfg->url, why.msg);
+            goto out;
+        }
+        const char *loc = phc__http_fields_get(&f, "Location");
         rc = phc__err(err, PHC_ERR_POLICY,
-                      "server answered %ld redirecting to '%.*s'; redirects are never followed",
-                      status, loc ? (int)(vlen > 200 ? 200 : vlen) : 4, loc ? loc : "none");
+                      "server answered %ld redirecting to '%.200s'; redirects are never followed",
+                      status, loc ? loc : "none");
+        phc__http_fields_free(&f);
         goto out;
     }
     rc = take_response(x, out, err);
@@ -746,8 +697,8 @@ void phc__xfer_free(phc_xfer *x)
     if (x->tmpl)
         curl_easy_cleanup(x->tmpl);
     curl_slist_free_all(x->resolve);
-    free(x->st.body);
-    free(x->st.headers);
+    OPENSSL_clear_free(x->st.body, x->st.body_cap);
+    OPENSSL_clear_free(x->st.headers, x->st.headers_cap);
     free(x);
 }
 
@@ -772,20 +723,19 @@ const char *phc_response_headers(const phc_response *resp, size_t *len)
 
 const char *phc_response_header(const phc_response *resp, const char *name)
 {
-    if (!resp || !name)
-        return NULL;
-    for (size_t i = 0; i < resp->nfields; i++)
-        if (strcasecmp(resp->names[i], name) == 0)
-            return resp->values[i];
-    return NULL;
+    return resp ? phc__http_fields_get(&resp->fields, name) : NULL;
 }
 
 void phc_response_free(phc_response *resp)
 {
     if (!resp)
         return;
-    free(resp->body);
-    free(resp->headers);
-    free(resp->fields);
+    /* The body may be the token endpoint's answer (an access token), the headers may carry
+     * cookies: always wiped, whoever asked for the response. */
+    if (resp->body)
+        OPENSSL_clear_free(resp->body, resp->body_len + 1);
+    if (resp->headers)
+        OPENSSL_clear_free(resp->headers, resp->headers_len + 1);
+    phc__http_fields_free(&resp->fields);
     free(resp);
 }

@@ -21,10 +21,11 @@ typedef struct phc_http_setup {
 typedef struct phc_xfer phc_xfer;
 
 /* setup and everything it points to must outlive the handle. */
-int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err);
+PHC_WUR int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err);
 
 /* Performs req. On PHC_OK or PHC_ERR_HTTP *out holds the response (owned by the caller). */
-int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, phc_errbuf *err);
+PHC_WUR int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out,
+                              phc_errbuf *err);
 
 /* 1 when the last phc__xfer_perform on x failed on a new connection whose TLS handshake
  * never completed: no byte of the request can have reached the server, so it may be sent

@@ -3,11 +3,9 @@
 #ifndef PHC_NAMES_H
 #define PHC_NAMES_H
 
-#include <stddef.h>
+#include "util_hex.h"
 
-/* Lower-case hex of the n bytes at p. When out is too small the text ends in "..." so a cut
- * id never passes for a whole one. */
-void phc__hex(char *out, size_t outlen, const unsigned char *p, size_t n);
+#include <stddef.h>
 
 /* "<label_word>'client' (id 01)", "<label_word>'client'" (has_id 0) or "id 01" (no label).
  * label_word goes before a label: "label " where the kind of name needs saying, else "". */

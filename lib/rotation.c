@@ -1,5 +1,7 @@
 #include "rotation.h"
 
+#include "util_time.h"
+
 #include <openssl/err.h>
 
 #include <time.h>
@@ -29,6 +31,14 @@ int phc__cert_newer(const X509 *a, const X509 *b)
     if (c == 0)
         c = X509_cmp(a, b);
     return c > 0;
+}
+
+void phc__cert_dates(const X509 *c, long long now, long long *not_before, long long *not_after,
+                     long *days_left)
+{
+    *not_before = phc__asn1_time_epoch(X509_get0_notBefore(c));
+    *not_after = phc__asn1_time_epoch(X509_get0_notAfter(c));
+    *days_left = phc__days_until(*not_after, now);
 }
 
 long long phc__asn1_time_epoch(const ASN1_TIME *t)

@@ -25,4 +25,9 @@ int phc__cert_newer(const X509 *a, const X509 *b);
 /* notBefore/notAfter as seconds since the epoch; 0 when unreadable. */
 long long phc__asn1_time_epoch(const ASN1_TIME *t);
 
+/* c's notBefore and notAfter (as phc__asn1_time_epoch) and the whole days from now until
+ * notAfter (negative once passed), as `phc status` and `phc check` show them. */
+void phc__cert_dates(const X509 *c, long long now, long long *not_before, long long *not_after,
+                     long *days_left);
+
 #endif

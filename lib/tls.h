@@ -40,18 +40,20 @@ struct phc_log;
  * the client certificate, up-referenced; both NULL for a client without a certificate
  * (client credentials only). cfg: its host (checked against the server certificate) and
  * min_tls_version are copied. log: borrowed, may be NULL, must outlive the result. */
-int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cert,
-                 const struct phc_config *cfg, const struct phc_log *log, phc_errbuf *err);
+PHC_WUR int phc__tls_new(phc_tls **out, const phc_trust *trust, EVP_PKEY *key, X509 *cert,
+                         const struct phc_config *cfg, const struct phc_log *log, phc_errbuf *err);
 
 /* Runs the very verification a connection runs (the verify callback's) on leaf + untrusted,
  * filling report; at: 0 for now. Returns 1 accepted, 0 refused, -1 could not run. chain_out
  * as in phc__trust_check. */
-int phc__tls_verify_chain(const phc_tls *t, X509 *leaf, STACK_OF(X509) * untrusted, long long at,
-                          phc_tls_report *report, STACK_OF(X509) * *chain_out);
+PHC_WUR int phc__tls_verify_chain(const phc_tls *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                                  long long at, phc_tls_report *report,
+                                  STACK_OF(X509) * *chain_out);
 
 /* Configures a connection's SSL_CTX. report: borrowed until the handshake ends. Returns 0
  * or PHC_ERR_INTERNAL / PHC_ERR_HSM (key or certificate refused by OpenSSL). */
-int phc__tls_configure(const phc_tls *t, SSL_CTX *ctx, phc_tls_report *report, phc_errbuf *err);
+PHC_WUR int phc__tls_configure(const phc_tls *t, SSL_CTX *ctx, phc_tls_report *report,
+                               phc_errbuf *err);
 
 /* One-line description of a refusal into err (PHC_ERR_TRUST); returns PHC_ERR_TRUST. */
 int phc__tls_report_err(const phc_tls *t, const phc_tls_report *r, phc_errbuf *err);

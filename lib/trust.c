@@ -1,6 +1,7 @@
 #include "trust.h"
 
 #include "err.h"
+#include "util_hex.h"
 #include "x509_profile.h"
 
 #include <arpa/inet.h>
@@ -21,13 +22,6 @@ struct phc_trust {
     int has_int_pin; /* a pinned certificate is not self-issued: partial chains may end there */
     char int_pin[PHC_NAME_MAX];
 };
-
-static void hex_fingerprint(char *out, size_t outlen, const unsigned char *md, size_t mdlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < mdlen && o + 3 < outlen; i++)
-        o += (size_t)snprintf(out + o, outlen - o, "%02x", md[i]);
-}
 
 /* Keeps both ends of a long text: "CN=a very lo...,O=Org,C=DE". */
 static void shorten_into(char *out, size_t outlen, const char *text, size_t len)
@@ -131,7 +125,7 @@ static int check_pins(const phc_trust *t, const unsigned char (*pins)[32], size_
         if (idx < 0) {
             char subj[256], fp[80];
             phc__name_str(subj, sizeof(subj), X509_get_subject_name(c));
-            hex_fingerprint(fp, sizeof(fp), md, 32);
+            phc__hex(fp, sizeof(fp), md, 32);
             return phc__err(err, PHC_ERR_CONFIG,
                             "CA certificate '%s' in %s has SHA-256 %s, which is not listed "
                             "in ca_sha256",
@@ -142,7 +136,7 @@ static int check_pins(const phc_trust *t, const unsigned char (*pins)[32], size_
     for (size_t i = 0; i < npins; i++) {
         if (!found[i]) {
             char fp[80];
-            hex_fingerprint(fp, sizeof(fp), pins[i], 32);
+            phc__hex(fp, sizeof(fp), pins[i], 32);
             return phc__err(err, PHC_ERR_CONFIG,
                             "ca_sha256 fingerprint %s matches no certificate in %s", fp,
                             t->ca_file);

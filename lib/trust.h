@@ -15,8 +15,8 @@ typedef struct phc_trust phc_trust;
 /* Loads every certificate in ca_file (PEM). With pins (npins > 0), each certificate's
  * SHA-256 must be one of pins and each pin must be present, else PHC_ERR_CONFIG naming the
  * certificate and its fingerprint. An empty or unreadable file is PHC_ERR_CONFIG. */
-int phc__trust_load(phc_trust **out, const char *ca_file, const unsigned char (*pins)[32],
-                    size_t npins, phc_errbuf *err);
+PHC_WUR int phc__trust_load(phc_trust **out, const char *ca_file, const unsigned char (*pins)[32],
+                            size_t npins, phc_errbuf *err);
 
 /* The store holding only the pinned CAs. Borrowed: X509_STORE_up_ref it to keep it. */
 X509_STORE *phc__trust_store(const phc_trust *t);
@@ -36,8 +36,8 @@ long long phc__trust_earliest_expiry(const phc_trust *t);
 /* Verifies leaf (+ untrusted intermediates, may be NULL) against the pinned store for the
  * given purpose (X509_PURPOSE_SSL_CLIENT / _SSL_SERVER) at time now, by phc__trust_check
  * under the trust's profile. On failure: PHC_ERR_TRUST with the subject, issuer and reason. */
-int phc__trust_verify(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
-                      long long now, phc_errbuf *err);
+PHC_WUR int phc__trust_verify(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                              int purpose, long long now, phc_errbuf *err);
 
 /* Length of a certificate description in messages; longer names are shortened in the middle
  * so that three of them and the reason still fit one phc_errbuf line. */
@@ -64,9 +64,9 @@ typedef struct phc_verdict {
  * Returns 1 accepted, 0 refused (*v says why), -1 when verification could not run (out of
  * memory). chain_out (may be NULL) receives the verified chain on acceptance (caller frees
  * with sk_X509_pop_free). */
-int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted, int purpose,
-                     const char *host, long long at, int relax, phc_verdict *v,
-                     STACK_OF(X509) * *chain_out);
+PHC_WUR int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                             int purpose, const char *host, long long at, int relax, phc_verdict *v,
+                             STACK_OF(X509) * *chain_out);
 
 /* One-line refusal into err: "<what> '<subject>' issued by '<issuer>' <reason>"; returns
  * PHC_ERR_TRUST. host as given to phc__trust_check (NULL: none). */

@@ -13,6 +13,8 @@
 #ifndef PHC_X509_PROFILE_H
 #define PHC_X509_PROFILE_H
 
+#include <phconnect/phconnect.h>
+
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <stddef.h>
@@ -65,8 +67,8 @@ void phc__x509_profile_params(X509_VERIFY_PARAM *param, unsigned relax, int part
  * X509_PURPOSE_*: the server-leaf rules apply only to X509_PURPOSE_SSL_SERVER. Returns 0 or
  * a PHC_RULE_* code with *depth set to the certificate it concerns; detail (may be NULL)
  * receives the specifics (which SAN, which excluded subtree). */
-int phc__x509_profile_check(STACK_OF(X509) * chain, int purpose, unsigned relax, int *depth,
-                            char *detail, size_t detaillen);
+PHC_WUR int phc__x509_profile_check(STACK_OF(X509) * chain, int purpose, unsigned relax, int *depth,
+                                    char *detail, size_t detaillen);
 
 /* The relaxation that lifts the rule behind error (an X509_V_ERR_* or PHC_RULE_*), or 0 when
  * no relaxation exists (the pin, a broken signature: never lifted). */

@@ -2,6 +2,8 @@
  * resumed handshakes) and the token's own signing rate; plus the measuring helpers. */
 #include "phc_bench.h"
 
+#include <phconnect/bench.h>
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>

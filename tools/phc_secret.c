@@ -9,9 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define SECRET_MAX 4096
-
-/* Reads up to SECRET_MAX bytes; on a terminal one line without echo. Returns the length or -1
+/* Reads up to PHC_SECRET_MAX bytes; on a terminal one line without echo. Returns the length or -1
  * (buf is wiped by the caller in every case). */
 static long read_secret(char *buf, size_t cap)
 {
@@ -80,7 +78,7 @@ int phc_cmd_secret(const phc_globals *g, int argc, char **argv)
             where ? "a file: or env: source" : "not set",
             where ? " (or keep the secret in that file/variable yourself)" : "");
     }
-    char buf[SECRET_MAX + 2];
+    char buf[PHC_SECRET_MAX + 2];
     long n = read_secret(buf, sizeof(buf));
     phc_errbuf err = {0};
     if (n < 0) {
@@ -94,8 +92,8 @@ int phc_cmd_secret(const phc_globals *g, int argc, char **argv)
             len--;
         if (len == 0)
             rc = phc_tool_usage("no client secret on standard input");
-        else if (len > SECRET_MAX)
-            rc = phc_tool_usage("the client secret is longer than %d bytes", SECRET_MAX);
+        else if (len > PHC_SECRET_MAX)
+            rc = phc_tool_usage("the client secret is longer than %d bytes", PHC_SECRET_MAX);
         else if (phc_token_store_secret(cfg, buf, len, &err) != PHC_OK)
             rc = phc_tool_fail(&err);
         else

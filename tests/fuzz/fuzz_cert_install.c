@@ -1,4 +1,4 @@
-/* Certificate-install input: phc_token_check_cert (lib/token.c), the checks `phc install`
+/* Certificate-install input: phc_token_check_cert (lib/token_cert.c), the checks `phc install`
  * runs before it stores anything - PEM parsing, validity window, CA flag, key usages, chain
  * to the pinned CA, key strength and signature algorithm, match with a key on the token -
  * against a real SoftHSM token.

@@ -2,7 +2,8 @@
  * and per-key validation). Promises checked beyond memory safety:
  *  - a refusal is PHC_ERR_CONFIG with a one-line message and no config handed out;
  *  - an accepted file validates, and each raw value it reports passes phc_config_set on a
- *    fresh config (one validation path for files and programs, config.c's header says);
+ *    fresh config (one validation path for files and programs, config.c's header says; the file
+ * reader is config_file.c);
  *  - an accepted file means what it shows (issue 13): read line by line as grep would, with
  *    no knowledge of OpenSSL's syntax beyond "key = value", every key is on exactly one
  *    line, the connector's value for it is what OpenSSL reads from that line alone, and

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/auth_lib.sh"
 
 # --- refreshed before expiry ----------------------------------------------------------------
-# Lifetime 6 s: refreshed after 3 s (half-way; see phc__auth_schedule), sent until 5 s.
+# Lifetime 6 s: refreshed after 3 s (half-way; see phc__access_schedule), sent until 5 s.
 start_creds_mock short --token-lifetime 6
 write_creds_config "$TMP/short.cnf" "$MOCK_PORT"
 t0=$(now_ms)

@@ -1,271 +1,8 @@
-/* token unit: the key/certificate life cycle on real SoftHSM tokens through the public
- * token API - generation, requests, every install check with the token left unchanged on
- * refusal, the pair states (and their agreement with hsm.c's choice of identity), prune,
- * rollback, the client secret, CA and endpoint information - plus the subject parser. */
-#include "csr.h"
-#include "hsm.h"
-#include "p11.h"
-#include "secret.h"
-#include "testtoken.h"
-#include "testutil.h"
-
-#include <phconnect/phconnect.h>
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
-#include <limits.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-#define KEY_URI "pkcs11:token=phc-test;object=client;type=private"
-#define DAY 86400L
-
-static EVP_PKEY *g_ca_key, *g_other_key;
-static X509 *g_ca, *g_other;
-static char g_ca_file[PATH_MAX];
-static long g_serial = 100;
-
-/* ---------------------------------------------------------------------------------- */
-/* Fixtures: an empty token per case, a test CA, certificates made to order */
-
-/* An empty token (no key: the cases generate their own) in g_tmp/name. */
-static int tok_empty(tok *t, const char *name)
-{
-    tok_paths(t, name);
-    int rc = sh("mkdir -p '%s/tokens' && printf 'directories.tokendir = %s/tokens\\n"
-                "objectstore.backend = file\\nlog.level = ERROR\\n' >'%s/softhsm2.conf' && "
-                "printf 1234 >'%s/pin' && SOFTHSM2_CONF='%s/softhsm2.conf' softhsm2-util "
-                "--init-token --free --label phc-test --so-pin 12345678 --pin 1234 >/dev/null",
-                t->dir, t->dir, t->dir, t->dir, t->dir);
-    return tok_use(t, rc);
-}
-
-static phc_config *config_for(const tok *t, const char *key_uri, const char *extra_key,
-                              const char *extra_value)
-{
-    phc_config *c = NULL;
-    phc_errbuf e = {0};
-    int ok = phc_config_new(&c, &e) == PHC_OK &&
-             phc_config_set(c, "url", "https://api.powerhub.test:8443", &e) == PHC_OK &&
-             phc_config_set(c, "ca_file", g_ca_file, &e) == PHC_OK &&
-             phc_config_set(c, "pkcs11_module", MODULE, &e) == PHC_OK &&
-             phc_config_set(c, "key", key_uri ? key_uri : KEY_URI, &e) == PHC_OK &&
-             phc_config_set(c, "pin", t->pin, &e) == PHC_OK &&
-             (!extra_key || phc_config_set(c, extra_key, extra_value, &e) == PHC_OK);
-    if (!ok)
-        fprintf(stderr, "config: %s\n", e.msg);
-    CHECK(ok);
-    return c;
-}
-
-static phc_token *open_tok(phc_config *c)
-{
-    phc_token *t = NULL;
-    phc_errbuf e = {0};
-    int rc = phc_token_open(&t, c, NULL, &e);
-    if (rc)
-        fprintf(stderr, "phc_token_open: %s\n", e.msg);
-    CHECK(rc == 0 && t);
-    return t;
-}
-
-enum {
-    C_DEFAULT = 0,
-    C_SERVER_ONLY = 1, /* EKU serverAuth */
-    C_NO_DIGSIG = 2,   /* key usage keyEncipherment only */
-    C_CA = 4,          /* basicConstraints CA:TRUE */
-    C_OTHER_CA = 8,    /* issued by the unpinned CA */
-    C_SHA1 = 16,
-    C_NO_EKU = 32,
-};
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    CHECK(ext && X509_add_ext(x, ext, -1));
-    X509_EXTENSION_free(ext);
-}
-
-/* When set, issue() uses these absolute dates instead (certificates issued together). */
-static time_t g_fixed_nb, g_fixed_na;
-
-/* A PEM certificate for pub, valid from now+nb to now+na seconds. Caller frees. */
-static char *issue(EVP_PKEY *pub, const char *cn, long nb, long na, int flags)
-{
-    X509 *x = X509_new();
-    X509 *ca = flags & C_OTHER_CA ? g_other : g_ca;
-    EVP_PKEY *cakey = flags & C_OTHER_CA ? g_other_key : g_ca_key;
-    int ok = x && X509_set_version(x, 2) &&
-             ASN1_INTEGER_set(X509_get_serialNumber(x), g_serial++) &&
-             X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "O", MBSTRING_ASC,
-                                        (const unsigned char *)"Test Energy", -1, -1, 0) &&
-             X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                                        (const unsigned char *)cn, -1, -1, 0) &&
-             X509_set_issuer_name(x, X509_get_subject_name(ca)) &&
-             (g_fixed_nb ? ASN1_TIME_set(X509_getm_notBefore(x), g_fixed_nb) != NULL
-                         : X509_gmtime_adj(X509_getm_notBefore(x), nb) != NULL) &&
-             (g_fixed_na ? ASN1_TIME_set(X509_getm_notAfter(x), g_fixed_na) != NULL
-                         : X509_gmtime_adj(X509_getm_notAfter(x), na) != NULL) &&
-             X509_set_pubkey(x, pub);
-    add_ext(x, ca, NID_basic_constraints, flags & C_CA ? "critical,CA:TRUE" : "critical,CA:FALSE");
-    add_ext(x, ca, NID_key_usage,
-            flags & C_NO_DIGSIG ? "critical,keyEncipherment" : "critical,digitalSignature");
-    if (!(flags & C_NO_EKU))
-        add_ext(x, ca, NID_ext_key_usage, flags & C_SERVER_ONLY ? "serverAuth" : "clientAuth");
-    /* Key identifiers: the strict x509_profile requires them (RFC 5280 4.2.1.1/4.2.1.2). */
-    add_ext(x, ca, NID_subject_key_identifier, "hash");
-    add_ext(x, ca, NID_authority_key_identifier, "keyid:always");
-    ok = ok && X509_sign(x, cakey, flags & C_SHA1 ? EVP_sha1() : EVP_sha256()) > 0;
-    CHECK(ok);
-    BIO *b = BIO_new(BIO_s_mem());
-    char *out = NULL;
-    BUF_MEM *m = NULL;
-    if (b && PEM_write_bio_X509(b, x) && BIO_get_mem_ptr(b, &m) > 0 &&
-        (out = calloc(1, m->length + 1)))
-        memcpy(out, m->data, m->length);
-    BIO_free(b);
-    X509_free(x);
-    ERR_clear_error();
-    return out;
-}
-
-static X509 *self_signed(EVP_PKEY *k, const char *cn)
-{
-    X509 *x = X509_new();
-    int ok = x && X509_set_version(x, 2) && ASN1_INTEGER_set(X509_get_serialNumber(x), 1) &&
-             X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                                        (const unsigned char *)cn, -1, -1, 0) &&
-             X509_set_issuer_name(x, X509_get_subject_name(x)) &&
-             X509_gmtime_adj(X509_getm_notBefore(x), -DAY) &&
-             X509_gmtime_adj(X509_getm_notAfter(x), 3650 * DAY) && X509_set_pubkey(x, k);
-    add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
-    add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
-    add_ext(x, x, NID_subject_key_identifier, "hash");
-    ok = ok && X509_sign(x, k, EVP_sha256()) > 0;
-    CHECK(ok);
-    return x;
-}
-
-/* The public key a token key's request carries (the CSR is verified by the library). */
-static EVP_PKEY *csr_pub(const char *pem)
-{
-    BIO *b = BIO_new_mem_buf(pem, -1);
-    X509_REQ *r = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-    EVP_PKEY *k = r ? X509_REQ_get_pubkey(r) : NULL;
-    CHECK(r && k && X509_REQ_verify(r, k) == 1);
-    X509_REQ_free(r);
-    BIO_free(b);
-    return k;
-}
-
-static char *csr_subject(const char *pem)
-{
-    static char s[256];
-    BIO *b = BIO_new_mem_buf(pem, -1);
-    X509_REQ *r = b ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
-    s[0] = '\0';
-    if (r) {
-        BIO *o = BIO_new(BIO_s_mem());
-        X509_NAME_print_ex(o, X509_REQ_get_subject_name(r), 0, XN_FLAG_RFC2253);
-        int n = BIO_read(o, s, sizeof(s) - 1);
-        s[n > 0 ? n : 0] = '\0';
-        BIO_free(o);
-    }
-    X509_REQ_free(r);
-    BIO_free(b);
-    return s;
-}
-
-/* Pairs as a compact string "01:active 02:pending", for assertions. */
-static const char *states(phc_token *t, long long now)
-{
-    static char s[512];
-    phc_pair_info *p = NULL;
-    size_t n = 0;
-    phc_errbuf e = {0};
-    s[0] = '\0';
-    if (phc_token_pairs(t, now, &p, &n, &e) != 0) {
-        snprintf(s, sizeof(s), "error: %.400s", e.msg);
-        return s;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t o = strlen(s);
-        snprintf(s + o, sizeof(s) - o, "%s%s:%s", o ? " " : "", p[i].id_hex,
-                 phc_pair_state_name(p[i].state));
-    }
-    phc_free(p);
-    return s;
-}
-
-#define CHECK_STATES(t, want)                                                                      \
-    do {                                                                                           \
-        const char *got_ = states((t), 0);                                                         \
-        if (strcmp(got_, (want)) != 0)                                                             \
-            fprintf(stderr, "%s:%d: states '%s', wanted '%s'\n", __FILE__, __LINE__, got_,         \
-                    (want));                                                                       \
-        CHECK(strcmp(got_, (want)) == 0);                                                          \
-    } while (0)
-
-/* ---------------------------------------------------------------------------------- */
-
-static void test_dn(void)
-{
-    X509_NAME *a = NULL, *b = NULL;
-    phc_errbuf e = {0};
-    char s[256];
-    CHECK(phc__dn_parse(&a, "/O=Test Energy/CN=client 1", &e) == 0);
-    CHECK(phc__dn_parse(&b, "  CN=client 1, O=Test Energy ", &e) == 0);
-    CHECK(a && b && X509_NAME_cmp(a, b) == 0);
-    if (a) {
-        BIO *o = BIO_new(BIO_s_mem());
-        X509_NAME_print_ex(o, a, 0, XN_FLAG_RFC2253);
-        int n = BIO_read(o, s, sizeof(s) - 1);
-        s[n > 0 ? n : 0] = '\0';
-        BIO_free(o);
-        CHECK(strcmp(s, "CN=client 1,O=Test Energy") == 0);
-    }
-    X509_NAME_free(a);
-    X509_NAME_free(b);
-    a = NULL;
-    CHECK(phc__dn_parse(&a, "CN=a\\,b,O=x\\2by,C=DE", &e) == 0);
-    if (a) {
-        CHECK(X509_NAME_entry_count(a) == 3);
-        X509_NAME_ENTRY *cn = X509_NAME_get_entry(a, 2);
-        ASN1_STRING *v = X509_NAME_ENTRY_get_data(cn);
-        CHECK(v && ASN1_STRING_length(v) == 3 && memcmp(ASN1_STRING_get0_data(v), "a,b", 3) == 0);
-        ASN1_STRING *o = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(a, 1));
-        CHECK(o && memcmp(ASN1_STRING_get0_data(o), "x+y", 3) == 0);
-    }
-    X509_NAME_free(a);
-    a = NULL;
-    CHECK(phc__dn_parse(&a, "/CN=a\\/b/2.5.4.10=OID Org", &e) == 0);
-    X509_NAME_free(a);
-    a = NULL;
-
-    int rc = phc__dn_parse(&a, "", &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "the subject is empty");
-    rc = phc__dn_parse(&a, "/CN=x/XX=y", &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "subject component 2: unknown attribute 'XX'");
-    rc = phc__dn_parse(&a, "/CN=", &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "subject component 1 ('CN') has an empty value");
-    rc = phc__dn_parse(&a, "/CN=x//O=y", &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "subject component 2 is not NAME=value");
-    rc = phc__dn_parse(&a, "client", &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "subject component 1 is not NAME=value");
-    rc = phc__dn_parse(&a, "/C=Germany", &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "subject component 1: value not acceptable for 'C'");
-    rc = phc__dn_parse(&a, "CN=a+OU=b", &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "multi-valued RDNs");
-    CHECK(a == NULL);
-}
+/* token unit (lib/token.c): the key/certificate life cycle on real SoftHSM tokens through
+ * the public token API - opening, generation, requests, install, renewal, prune, rollback -,
+ * the pair states (and their agreement with hsm.c's choice of identity, ties included), the
+ * client secret on the token, CA and endpoint information. */
+#include "tokentest.h"
 
 /* enrol, request, install, renewal with a new key, prune, rollback: the whole life cycle. */
 static void test_life_cycle(const char *name, const char *key_type, const char *desc)
@@ -390,80 +127,6 @@ static void test_life_cycle(const char *name, const char *key_type, const char *
     EVP_PKEY_free(pub1);
     EVP_PKEY_free(pub2);
 out:
-    phc_token_free(t);
-    phc_config_free(cfg);
-    ERR_clear_error();
-}
-
-/* Every check of install, each leaving the token as it was. */
-static void test_install_refusals(void)
-{
-    tok tk;
-    phc_errbuf e = {0};
-    if (tok_empty(&tk, "refusals"))
-        return;
-    phc_config *cfg = config_for(&tk, NULL, "min_rsa_bits", "3072");
-    phc_token *t = open_tok(cfg);
-    char *csr = NULL, id[PHC_ID_HEX_MAX];
-    EVP_PKEY *pub = NULL, *stray = EVP_EC_gen("P-256"), *rsa2k = EVP_RSA_gen(2048);
-    if (!t)
-        goto out;
-    CHECK(phc_token_generate(t, "ec:P-256", 0, id, &e) == 0);
-    CHECK(phc_token_csr(t, NULL, "/CN=refusals", &csr, &e) == 0 && csr);
-    pub = csr ? csr_pub(csr) : NULL;
-    phc_free(csr);
-    if (!pub)
-        goto out;
-
-    struct {
-        EVP_PKEY *key;
-        long nb, na;
-        int flags;
-        int code;
-        const char *want;
-    } cases[] = {
-        {pub, -10 * DAY, -DAY, 0, PHC_ERR_TRUST, "expired on "},
-        {pub, DAY, 10 * DAY, 0, PHC_ERR_TRUST, "is not valid before"},
-        {pub, -60, DAY, C_OTHER_CA, PHC_ERR_TRUST,
-         "issued by 'CN=Unpinned Test CA' is not "
-         "trusted"},
-        {pub, -60, DAY, C_SERVER_ONLY, PHC_ERR_TRUST, "lacks clientAuth"},
-        {pub, -60, DAY, C_NO_DIGSIG, PHC_ERR_TRUST, "does not allow digitalSignature"},
-        {pub, -60, DAY, C_CA, PHC_ERR_TRUST, "is a CA certificate"},
-        {pub, -60, DAY, C_SHA1, PHC_ERR_TRUST,
-         "signature too weak for security level 2 (SHA-1 or MD5)"},
-        {stray, -60, DAY, 0, PHC_ERR_TRUST, "is for a key that is not on token 'phc-test'"},
-        {rsa2k, -60, DAY, 0, PHC_ERR_TRUST, "RSA 2048 key, weaker than min_rsa_bits 3072"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *pem = issue(cases[i].key, "refused", cases[i].nb, cases[i].na, cases[i].flags);
-        int already = -1;
-        int rc = phc_token_install_cert(t, pem, pem ? strlen(pem) : 0, 0, NULL, &already, &e);
-        CHECK_ERR(rc, e, cases[i].code, cases[i].want);
-        CHECK(strstr(e.msg, "not installed") != NULL);
-        CHECK(strstr(e.msg, "'CN=refused,O=Test Energy'") != NULL);
-        CHECK_STATES(t, "01:pending");
-        free(pem);
-    }
-    int rc = phc_token_install_cert(t, "garbage", 7, 0, NULL, NULL, &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "no PEM certificate found");
-    rc = phc_token_install_cert(t, "", 0, 0, NULL, NULL, &e);
-    CHECK_ERR(rc, e, PHC_ERR_CONFIG, "no certificate given");
-    CHECK_STATES(t, "01:pending");
-
-    /* No extended key usage at all is "any purpose" (RFC 5280): accepted. Within the clock
-     * skew a certificate is accepted and waits as not-yet-valid. */
-    char *pem = issue(pub, "soon", 120, 30 * DAY, C_NO_EKU);
-    phc_pair_info pi;
-    CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, NULL, &e) == 0);
-    CHECK(pi.state == PHC_PAIR_NOT_YET_VALID);
-    CHECK_STATES(t, "01:not-yet-valid");
-    CHECK(strcmp(states(t, (long long)time(NULL) + 300), "01:active") == 0);
-    free(pem);
-out:
-    EVP_PKEY_free(pub);
-    EVP_PKEY_free(stray);
-    EVP_PKEY_free(rsa2k);
     phc_token_free(t);
     phc_config_free(cfg);
     ERR_clear_error();
@@ -623,71 +286,6 @@ static void test_tie(void)
     phc_config_free(cfg);
 }
 
-static void test_generate_rules(void)
-{
-    tok tk;
-    phc_errbuf e = {0};
-    char id[PHC_ID_HEX_MAX];
-    if (tok_empty(&tk, "genrules"))
-        return;
-    /* A key URI that pins an id: enrol uses it; a new key is refused. */
-    phc_config *cfg = config_for(&tk, "pkcs11:token=phc-test;object=client;id=%2a", NULL, NULL);
-    phc_token *t = open_tok(cfg);
-    if (t) {
-        int rc = phc_token_generate(t, "rsa:1024", 0, id, &e);
-        CHECK_ERR(rc, e, PHC_ERR_CONFIG, "key type 'rsa:1024' is not one of rsa:2048");
-        rc = phc_token_generate(t, NULL, 1, id, &e);
-        CHECK_ERR(rc, e, PHC_ERR_CONFIG, "pins the id (label 'client' (id 2a))");
-        CHECK(phc_token_generate(t, "EC:p-384", 0, id, &e) == 0 && strcmp(id, "2a") == 0);
-        CHECK_STATES(t, "2a:pending");
-    }
-    phc_token_free(t);
-    phc_config_free(cfg);
-
-    /* Another label: its objects' ids are skipped; its keys are not the client's. */
-    cfg = config_for(&tk, "pkcs11:token=phc-test;object=other", NULL, NULL);
-    t = open_tok(cfg);
-    if (t) {
-        CHECK_STATES(t, "");
-        int rc = phc_token_generate(t, NULL, 1, id, &e);
-        CHECK_ERR(rc, e, PHC_ERR_HSM, "no key with label 'other' on token 'phc-test' to renew");
-        CHECK(phc_token_generate(t, NULL, 0, id, &e) == 0 && strcmp(id, "01") == 0);
-        char *csr = NULL;
-        rc = phc_token_csr(t, "01", "/CN=x", &csr, &e);
-        CHECK(rc == 0 && csr);
-        phc_free(csr);
-    }
-    phc_token_free(t);
-    phc_config_free(cfg);
-
-    /* Without object= no key can be made. */
-    cfg = config_for(&tk, "pkcs11:token=phc-test;id=%2a", NULL, NULL);
-    t = open_tok(cfg);
-    if (t) {
-        int rc = phc_token_generate(t, NULL, 0, id, &e);
-        CHECK_ERR(rc, e, PHC_ERR_CONFIG, "names no object=");
-        CHECK_STATES(t, "2a:pending");
-    }
-    phc_token_free(t);
-    phc_config_free(cfg);
-
-    /* The key generated on the token cannot leave it. */
-    phc_p11 *p = NULL;
-    CK_OBJECT_HANDLE *h = NULL;
-    size_t n = 0;
-    phc_p11_match m = {CKO_PRIVATE_KEY, "other", NULL, 0, 0};
-    CHECK(phc__p11_open(&p, MODULE, KEY_URI, tk.pin, NULL, &e) == 0);
-    CHECK(p && phc__p11_find(p, &m, &h, &n, &e) == 0 && n == 1);
-    if (n == 1) {
-        int b = -1;
-        CHECK(phc__p11_attr_bool(p, h[0], CKA_SENSITIVE, &b, &e) == 0 && b == 1);
-        CHECK(phc__p11_attr_bool(p, h[0], CKA_EXTRACTABLE, &b, &e) == 0 && b == 0);
-        CHECK(phc__p11_attr_bool(p, h[0], CKA_NEVER_EXTRACTABLE, &b, &e) == 0 && b == 1);
-    }
-    OPENSSL_free(h);
-    phc__p11_close(p);
-}
-
 static void test_open_refusals(void)
 {
     tok tk;
@@ -739,6 +337,13 @@ static void test_secret_and_info(void)
           phc_config_set(c, "client_secret", uri, &e) == 0 &&
           phc_config_set(c, "pinned_ips", "192.0.2.1, 2001:db8::1", &e) == 0 &&
           phc_config_set(c, "credential_expires", "2030-01-02", &e) == 0);
+    static char big[PHC_SECRET_MAX + 1];
+    memset(big, 's', sizeof(big));
+    CHECK_ERR(phc_token_store_secret(c, big, sizeof(big), &e), e, PHC_ERR_CONFIG,
+              "the client secret is too long (at most 4096 bytes)");
+    CHECK_ERR(phc_token_store_secret(c, big, 0, &e), e, PHC_ERR_CONFIG,
+              "the client secret is empty (at most 4096 bytes)");
+    CHECK(phc_token_store_secret(c, big, PHC_SECRET_MAX, &e) == 0);
     CHECK(phc_token_store_secret(c, "top secret", 10, &e) == 0);
     char *v = NULL;
     size_t n = 0;
@@ -770,39 +375,15 @@ static void test_secret_and_info(void)
 
 int main(void)
 {
-    if (tt_begin("token"))
+    if (token_test_begin("token"))
         return 1;
-    g_ca_key = EVP_EC_gen("P-256");
-    g_other_key = EVP_EC_gen("P-256");
-    g_ca = self_signed(g_ca_key, "Pinned Test CA");
-    g_other = self_signed(g_other_key, "Unpinned Test CA");
-    /* ca_file holds the pinned CA twice over: itself and a second CA of the same name
-     * family would be a transition; one extra certificate shows every one is listed. */
-    snprintf(g_ca_file, sizeof(g_ca_file), "%s/ca.pem", g_tmp);
-    EVP_PKEY *k2 = EVP_EC_gen("P-256");
-    X509 *ca2 = self_signed(k2, "Second Pinned Test CA");
-    FILE *f = fopen(g_ca_file, "w");
-    CHECK(f && PEM_write_X509(f, g_ca) && PEM_write_X509(f, ca2));
-    if (f)
-        fclose(f);
-    X509_free(ca2);
-    EVP_PKEY_free(k2);
-
-    test_dn();
     test_open_refusals();
     test_life_cycle("life-rsa", "rsa:2048", "RSA 2048");
     test_life_cycle("life-p256", "ec:P-256", "EC P-256");
     test_life_cycle("life-p384", "ec:P-384", "EC P-384");
-    test_install_refusals();
     test_states_agree_with_hsm();
     test_tie();
-    test_generate_rules();
     test_secret_and_info();
-
-    X509_free(g_ca);
-    X509_free(g_other);
-    EVP_PKEY_free(g_ca_key);
-    EVP_PKEY_free(g_other_key);
-    tt_end();
+    token_test_end();
     TEST_MAIN_END();
 }

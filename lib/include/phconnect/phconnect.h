@@ -20,16 +20,16 @@
  * libcurl's allocators: phc_global_init calls curl_global_init, which keeps whatever
  * allocators an earlier curl_global_init_mem installed (libcurl is initialised once and
  * counts the calls). An application that wants libcurl's buffers (request and response
- * headers: bearer tokens, Basic credentials) wiped when freed calls curl_global_init_mem with
+ * headers: access tokens, Basic credentials) wiped when freed calls curl_global_init_mem with
  * wiping allocators before phc_global_init, and curl_global_cleanup once more at the end;
  * the phc tool does exactly that.
  *
  * Secrets in memory, and what the library does not control: the PIN and the client secret
  * are read from their source when needed (login, a re-login after a token outage, every
- * token request) into buffers wiped right after use. libp11 keeps its own copy of the PIN
+ * access token request) into buffers wiped right after use. libp11 keeps its own copy of the PIN
  * (PKCS11_login strdup's it to log in again after a fork) until the slot is released, when it
  * wipes it - for a client, as long as the client lives; the PKCS#11 module may keep one too;
- * OpenSSL's TLS buffers hold bearer tokens in transit. So a process holding a client is as secret
+ * OpenSSL's TLS buffers hold access tokens in transit. So a process holding a client is as secret
  * as its PIN: run it non-dumpable (prctl(PR_SET_DUMPABLE, 0): no core file, no same-user ptrace or
  * /proc/PID/mem) as phc does. The library never changes process state (limits, dumpable,
  * environment) by itself.
@@ -63,11 +63,15 @@ typedef enum phc_err {
     PHC_ERR_TRUST = -5,    /* certificate not trusted (server or to-be-installed) */
     PHC_ERR_POLICY = -6,   /* address, redirect, proxy or scheme refused by policy */
     PHC_ERR_NETWORK = -7,  /* refused, reset, timeout, TLS protocol failure */
-    PHC_ERR_AUTH = -8,     /* client-credential token refused */
+    PHC_ERR_AUTH = -8,     /* client credential refused by the token endpoint */
     PHC_ERR_INTERNAL = -9, /* out of memory or a bug */
 } phc_err;
 
 #define PHC_ERRMSG_MAX 512
+
+/* The longest secret (PIN, client secret) phconnect reads from a source, sends or stores on
+ * the token, in bytes. */
+#define PHC_SECRET_MAX 4096
 
 /* Caller-owned error buffer. */
 typedef struct phc_errbuf {
@@ -97,7 +101,7 @@ PHC_API const char *phc_version_libs(void);
 
 /* ---------------------------------------------------------------------------------- */
 /* Logging: the library reports through this callback only. Messages are redacted
- * before the callback sees them (no PIN, secret or token ever reaches it). */
+ * before the callback sees them (no PIN, secret or access token ever reaches it). */
 
 typedef enum phc_log_level {
     PHC_LOG_ERROR = 0,
@@ -247,11 +251,8 @@ PHC_API void phc_response_free(phc_response *resp);
  * CKF_USER_PIN_LOCKED: requests fail with PHC_ERR_PIN naming the token. */
 PHC_API PHC_WUR int phc_client_reload(phc_client *client, int *changed, phc_errbuf *err);
 
-/* Signs n test digests with the client's token key, as a TLS handshake would (RSA-PSS or
- * ECDSA with SHA-256); *seconds receives the elapsed wall time. For benchmarks and health
- * checks: it measures the token's raw signing rate. */
-PHC_API PHC_WUR int phc_client_sign_test(phc_client *client, int n, double *seconds,
-                                         phc_errbuf *err);
+/* phc_client_sign_test (the token's signing rate, for `phc bench`) is in phconnect/bench.h:
+ * unstable, not part of this API. */
 
 #ifdef __cplusplus
 }

@@ -171,7 +171,8 @@ PHC_API PHC_WUR int phc_token_rollback(phc_token *t, long long now, int dry_run,
 /* Stores secret (len bytes of text) as the data object that cfg's client_secret names (a
  * "pkcs11:" URI; otherwise PHC_ERR_CONFIG), on its token, with cfg's module and PIN. An
  * existing object is replaced (new one created first, then the old one deleted). The secret
- * is borrowed and not kept; wiping it is the caller's. */
+ * is borrowed and not kept; wiping it is the caller's. len: 1 to PHC_SECRET_MAX (else
+ * PHC_ERR_CONFIG). */
 PHC_API PHC_WUR int phc_token_store_secret(phc_config *cfg, const void *secret, size_t len,
                                            phc_errbuf *err);
 

@@ -1,8 +1,8 @@
-/* The token endpoint's answer (lib/auth.c: phc__auth_parse_token, JSON through jansson) and
- * the Retry-After value it may come with (phc__auth_retry_after), on the same bytes.
+/* The token endpoint's answer (lib/auth.c: phc__access_parse, JSON through jansson) and
+ * the Retry-After value it may come with (phc__retry_after), on the same bytes.
  * Promises checked beyond memory safety:
  *  - an accepted token is printable ASCII without spaces, NUL-terminated, at most
- *    PHC_AUTH_MAX_TOKEN bytes, with a lifetime in [0, PHC_AUTH_MAX_LIFETIME];
+ *    PHC_ACCESS_MAX_LEN bytes, with a lifetime in [0, PHC_ACCESS_MAX_LIFETIME];
  *  - a refusal is PHC_ERR_AUTH with a one-line message that never quotes the token the
  *    body carried (checked by planting a recognisable token in the same body);
  *  - a Retry-After wait is within [0, 86400] seconds. */
@@ -10,6 +10,7 @@
 #include "fuzz.h"
 
 #include "auth_internal.h"
+#include "util_retry.h"
 #include "secret.h"
 
 #include <jansson.h>
@@ -41,7 +42,7 @@ static void check_marked(const uint8_t *data, size_t size, const char *value)
     size_t token_len = 0;
     long long lifetime = 0;
     phc_errbuf err = {0};
-    int rc = phc__auth_parse_token(&token, &token_len, &lifetime, text, strlen(text), &err);
+    int rc = phc__access_parse(&token, &token_len, &lifetime, text, strlen(text), &err);
     if (rc == PHC_OK)
         phc__secret_free(token, token_len);
     else if (strstr(err.msg, MARK)) {
@@ -57,14 +58,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t token_len = 0;
     long long lifetime = -1;
     phc_errbuf err = {0};
-    int rc = phc__auth_parse_token(&token, &token_len, &lifetime, (const char *)data, size, &err);
+    int rc = phc__access_parse(&token, &token_len, &lifetime, (const char *)data, size, &err);
     fuzz_check_err(rc, &err);
     if (rc == PHC_OK) {
         FUZZ_CHECK(token && token[token_len] == '\0' && strlen(token) == token_len);
-        FUZZ_CHECK(token_len > 0 && token_len <= PHC_AUTH_MAX_TOKEN);
+        FUZZ_CHECK(token_len > 0 && token_len <= PHC_ACCESS_MAX_LEN);
         for (size_t i = 0; i < token_len; i++)
             FUZZ_CHECK(token[i] > ' ' && token[i] < 0x7f);
-        FUZZ_CHECK(lifetime >= 0 && lifetime <= PHC_AUTH_MAX_LIFETIME);
+        FUZZ_CHECK(lifetime >= 0 && lifetime <= PHC_ACCESS_MAX_LIFETIME);
         phc__secret_free(token, token_len);
     } else {
         FUZZ_CHECK(rc == PHC_ERR_AUTH);
@@ -75,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     char *value = fuzz_strdup(data, size);
-    long wait = phc__auth_retry_after(value);
+    long wait = phc__retry_after(value);
     FUZZ_CHECK(wait >= 0 && wait <= 86400);
     free(value);
     return 0;

@@ -1,0 +1,15 @@
+/* The client's internals that other units reach: the bench unit (bench.c) signs with the
+ * client's current generation, as a request would. */
+#ifndef PHC_CLIENT_H
+#define PHC_CLIENT_H
+
+#include "gen.h"
+
+#include <phconnect/phconnect.h>
+
+/* A reference on the client's current generation (release with phc__gen_unref), after the
+ * checks every call makes: a client (PHC_ERR_CONFIG when NULL) used in the process that made
+ * it (PHC_ERR_HSM after fork()), with the token available (else its reason). */
+PHC_WUR int phc__client_gen(phc_client *c, phc_gen **out, phc_errbuf *err);
+
+#endif

@@ -1,0 +1,107 @@
+/* What the token administration units share (token.c: the handle and the inventory;
+ * token_keygen.c: key generation and requests; token_cert.c: certificate checks, install,
+ * prune, rollback). Nothing outside token*.c includes this header. */
+#ifndef PHC_TOKEN_IMPL_H
+#define PHC_TOKEN_IMPL_H
+
+#include <phconnect/token.h>
+
+#include "config.h"
+#include "log.h"
+#include "p11.h"
+#include "rotation.h"
+#include "trust.h"
+
+#include <openssl/x509.h>
+#include <stddef.h>
+
+#define ID_MAX 64
+
+struct phc_token {
+    phc_config *cfg; /* reference */
+    phc_log log;
+    phc_p11 *p11;
+    char *want_label; /* the key URI's object=; NULL: any label */
+    unsigned char want_id[ID_MAX];
+    size_t want_id_len;
+    int has_id;
+};
+
+/* One of the client's keys. */
+typedef struct tkey {
+    CK_OBJECT_HANDLE priv;
+    unsigned char id[ID_MAX];
+    size_t id_len;
+    char label[128];
+    EVP_PKEY *pub; /* NULL when the token does not show the public half */
+    char desc[32];
+    int supported;
+} tkey;
+
+/* A certificate object that belongs to one of the keys (same CKA_ID). */
+typedef struct tcert {
+    CK_OBJECT_HANDLE h;
+    X509 *x;
+    size_t key; /* index into keys */
+} tcert;
+
+/* What the token holds for the client, read afresh for each operation. */
+typedef struct inventory {
+    tkey *keys;
+    size_t nkeys;
+    tcert *certs;
+    size_t ncerts;
+    phc_trust *trust; /* the pinned CAs, for the chain rule; NULL when ca_file cannot be read */
+} inventory;
+
+/* now, or the current time when now is 0. */
+long long phc__token_now_or(long long now);
+
+/* "RSA 2048", "EC P-256", ... into desc; *supported: whether phconnect uses such a key. */
+void phc__token_describe_pub(EVP_PKEY *pub, char *desc, size_t len, int *supported);
+
+/* The certificate half of a pair's description (subject, issuer, serial, SHA-256, dates). */
+void phc__token_cert_fill(phc_pair_info *pi, X509 *x, long long now);
+
+/* The key half of a pair's description (id, label, type). */
+void phc__token_key_fill(phc_pair_info *pi, const tkey *k);
+
+/* "'CN=x' (serial 0A)": how a certificate is named in messages. */
+void phc__token_cert_words(char *out, size_t len, X509 *x);
+
+/* "YYYY-MM-DD HH:MM:SS UTC", or "(unreadable time)". */
+void phc__token_time_words(char *out, size_t len, long long t);
+
+/* "label 'client' (id 01)"-style words for the keys the config's key URI selects. */
+void phc__token_wanted_words(const phc_token *t, char *out, size_t len);
+
+/* Reads the client's keys and their certificates from the token into inv (zeroed first);
+ * release with phc__token_inventory_free. On failure inv holds nothing. */
+PHC_WUR int phc__token_inventory_load(phc_token *t, inventory *inv, phc_errbuf *err);
+void phc__token_inventory_free(inventory *inv);
+
+/* The inventory at *now (0: the current time, written back) and the index of its active
+ * certificate (or -1): what every change to the token starts from. PHC_ERR_INTERNAL without
+ * a handle; on failure there is nothing to free. */
+PHC_WUR int phc__token_inventory_at(phc_token *t, long long *now, inventory *inv, long *active,
+                                    phc_errbuf *err);
+
+/* The CKA_ID of object h into id (at most ID_MAX bytes). */
+PHC_WUR int phc__token_object_id(phc_p11 *p, CK_OBJECT_HANDLE h, unsigned char *id, size_t *id_len,
+                                 phc_errbuf *err);
+
+/* Index of the active certificate (the rotation rule, rotation.h) in inv->certs, or -1. */
+long phc__token_active_cert(const inventory *inv, long long now);
+
+/* The state of certificate i, given the active one. */
+phc_pair_state phc__token_cert_state(const inventory *inv, size_t i, long active, long long now);
+
+/* How many certificates belong to key. */
+size_t phc__token_key_ncerts(const inventory *inv, size_t key);
+
+/* The pair description of certificate i, or of a key without a certificate. */
+void phc__token_pair_of_cert(phc_pair_info *pi, const inventory *inv, size_t i, long active,
+                             long long now);
+void phc__token_pair_of_key(phc_pair_info *pi, const inventory *inv, size_t key);
+
+#endif
