@@ -425,7 +425,7 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
     int requests = 200, threads = 1, json = 0, timeout = 300, signatures = -1, no_curl = 0, c;
     const char *curl_prog = "curl";
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:n:t:jh", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "m:n:t:jh", longopts)) != -1) {
         switch (c) {
         case 'm':
             if (parse_modes(optarg, &modes) != 0)
@@ -469,7 +469,7 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
                    "measurement stops after --timeout\nseconds (default 300).\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc bench --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc - 1)

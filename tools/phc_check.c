@@ -314,7 +314,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     const char *prom = NULL, *chain = NULL;
     int opt, bad = 0, trust_only = 0, allow_unpinned = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "w:c:p:h", longopts, NULL)) != -1) {
+    while ((opt = phc_tool_getopt(g, argc, argv, "w:c:p:h", longopts)) != -1) {
         switch (opt) {
         case 'w':
             c.warn = days_arg("--warn-days", optarg, &bad);
@@ -345,7 +345,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
                    "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugin codes)\n");
             return 0;
         default:
-            bad = phc_tool_usage("see 'phc check --help'");
+            bad = 1; /* phc_tool_getopt said why */
         }
         if (bad)
             return UNKNOWN;

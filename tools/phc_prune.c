@@ -29,7 +29,7 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
     int yes = 0, c;
     unsigned flags = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "yph", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "yph", longopts)) != -1) {
         switch (c) {
         case 'y':
             yes = 1;
@@ -43,7 +43,7 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
                    "  it only lists them. --pending also deletes keys that have no certificate\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc prune --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)
