@@ -343,6 +343,31 @@ out:
     return rc;
 }
 
+int phc_engine_conf_uris(const char *path, char **key, char **cert)
+{
+    FILE *f = fopen(path, "re");
+    char line[4096];
+    *key = *cert = NULL;
+    if (!f)
+        return -1;
+    /* The header comes first; it ends at the first line that is not a comment. */
+    while (fgets(line, sizeof(line), f) && line[0] == '#') {
+        line[strcspn(line, "\n")] = '\0';
+        char **slot = strncmp(line, "# Key: ", 7) == 0    ? key
+                      : strncmp(line, "# Cert: ", 8) == 0 ? cert
+                                                          : NULL;
+        if (slot && !*slot)
+            *slot = strdup(line + 7 + strspn(line + 7, " "));
+    }
+    fclose(f);
+    if (*key && *cert)
+        return 0;
+    free(*key);
+    free(*cert);
+    *key = *cert = NULL;
+    return -1;
+}
+
 static int render_header(struct buf *b, const char *config_path, const phc_config *cfg,
                          const char *key, const char *cert, int cert_is_file)
 {

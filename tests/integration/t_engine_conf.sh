@@ -106,6 +106,18 @@ check "curl got the sites JSON with the new pair" grep -q STE-0001 "$TMP/out"
 check "the mock saw the new certificate's serial" \
     grep -q "client_serial=$(cert_serial "$TMP/new.pem") client_subject=CN=phc-rotated-client" "$TMP/good.log"
 check "... and not the old one's" bash -c "! grep -q 'client_serial=$(cert_serial "$TMP/client.pem") ' '$TMP/good.log'"
+# phc bench's curl baseline takes the same URIs from the file it renders.
+: >"$TMP/good.log"
+mkdir -p "$TMP/benchtmp"
+expect 0 "" "phc bench with its curl baseline after the rotation" -- \
+    env TMPDIR="$TMP/benchtmp" "$PHC_BIN" --config "$CFG" bench --json --mode keepalive --requests 2 /v2/asset/sites
+check "... curl's line has no failures" python3 -c "
+import json
+lines = [json.loads(l) for l in open('$TMP/out')]
+curl = [l for l in lines if l['mode'] == 'curl-keepalive']
+assert len(curl) == 1 and curl[0]['failures'] == 0, lines"
+check "... every request the mock saw carried the new certificate" bash -c \
+    "test \$(grep -c 'GET /v2/asset/sites' '$TMP/good.log') -ge 4 && ! grep 'GET /v2/asset/sites' '$TMP/good.log' | grep -vq 'client_serial=$(cert_serial "$TMP/new.pem") '"
 
 # --- a PIN that OpenSSL's config parser would misread unquoted ----------------------------
 # shellcheck disable=SC2016 # a literal $ is the point
