@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     static char help_flag[] = "--help";
     char *help_argv[3] = {NULL, help_flag, NULL};
     if (strcmp(argv[i], "help") == 0) {
-        if (i + 1 >= argc) {
+        if (i + 1 >= argc || strcmp(argv[i + 1], "help") == 0) {
             usage(stdout);
             return 0;
         }

@@ -35,6 +35,8 @@ cp "$TMP/out" "$TMP/help.txt"
 expect 0 "" "phc --help" -- phc --help
 check "phc help prints what phc --help prints" cmp -s "$TMP/help.txt" "$TMP/out"
 check "phc --help lists help SUBCOMMAND" grep -q '^  help ' "$TMP/out"
+expect 0 "" "phc help help" -- phc help help
+check "... is phc --help too" cmp -s "$TMP/help.txt" "$TMP/out"
 for sub in $SUBS; do
     phc help "$sub" >"$TMP/h1" 2>"$TMP/h1.err"
     r1=$?

@@ -157,8 +157,16 @@ expect 4 "no-such-pin does not exist (engine-conf reads the token to name the ac
 set_key "$CFG" key "$URI;id=%01"
 expect 0 "" "a key URI with its own id: the token is not read, nor the PIN source" -- phc engine-conf
 check "... and that URI is written as it is" grep -qx "# Key:  $URI;id=%01" "$TMP/out"
-expect 2 "no arguments" "stray argument refused" -- phc engine-conf extra
+expect 2 "phc: engine-conf takes no arguments besides its options: 'extra'" "stray argument refused" -- phc engine-conf extra
 expect 2 "phc: engine-conf: unknown option '--bogus' (see 'phc help engine-conf')" \
     "unknown option refused" -- phc engine-conf --bogus
+
+# A token without an active pair (a key, no certificate yet): no id to name, and it says so.
+rm -rf "$TMP/tok"
+NOCERT=1 make_token
+write_config "$CFG" "$GOOD_PORT"
+expect 0 "phc: [warning] no active pair on token 'phc-test': the URIs name no id and match whichever of its 1 key the engine finds first; render again after 'phc install'" \
+    "no active pair: rendered with a warning" -- phc engine-conf
+check "... the URIs as configured, without id" grep -qx "# Key:  $URI" "$TMP/out"
 
 finish
