@@ -56,10 +56,10 @@ flags() {
     {
         grep -ohE '\{"[A-Za-z0-9][A-Za-z0-9-]*", *(no|required|optional)_argument' "$@" |
             sed -E 's/^\{"([^"]+)".*/--\1/'
-        grep -ohE 'getopt(_long)?\([^,]+,[^,]+, *"[^"]*"' "$@" |
+        grep -ohE '(getopt(_long)?\([^,]+,[^,]+|phc_tool_getopt\([^,]+,[^,]+,[^,]+), *"[^"]*"' "$@" |
             sed -E 's/.*"([^"]*)"$/\1/' | tr -d ':+' | grep -o '[A-Za-z0-9]' | sed 's/^/-/'
         grep -ohE 'str(n)?cmp\([^,()]+, *"-{1,2}[A-Za-z][^"]*"' "$@" | sed -E 's/.*"(-[^"=]*)=?"$/\1/'
-        grep -ohE 'strcmp\(argv\[[0-9]+\], *"[a-z][a-z0-9-]*"\)' "$@" |
+        grep -ohE 'strcmp\(argv\[([0-9]+|optind)\], *"[a-z][a-z0-9-]*"\)' "$@" |
             sed -E 's/.*"([^"]+)".*/\1/'
         grep -hE '"usage: phc' "$@" | grep -oE '\[-{1,2}[A-Za-z][A-Za-z0-9-]*' | tr -d '['
     } | sort -u

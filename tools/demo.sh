@@ -3,18 +3,45 @@
 # demo PKI and an empty SoftHSM token in ./demo, starts a mock Powerhub on 127.0.0.1, then
 # runs the operator's life cycle with phc alone: enrol (key generated ON the token, CSR out),
 # the demo CA issues the certificate, install --probe, one real mutually-authenticated
-# request, status.
+# request, status. It ends with the commands to paste to go on by hand.
+#
+#   ./tools/demo.sh          the mock Powerhub stops when the demo ends
+#   ./tools/demo.sh --keep   the mock keeps running for your own requests (the demo prints
+#                            how to stop it)
+# Environment: PHC_DEMO_DIR (default ./demo), PHC_DEMO_BUILD (an existing build directory to
+# use as it is, instead of building ./build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DEMO=$ROOT/demo
+DEMO=${PHC_DEMO_DIR:-$ROOT/demo}
 FIX=$ROOT/tests/fixtures
+KEEP=0
+for a in "$@"; do
+    case $a in
+    --keep) KEEP=1 ;;
+    -h | --help)
+        sed -n '8,12s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "demo.sh: unknown option '$a' (--keep, --help)" >&2
+        exit 2
+        ;;
+    esac
+done
 
-bash tools/install-deps.sh
-echo "== building"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
-PHC=$ROOT/build/tools/phc
+# Only what the demo needs; tests/run.sh installs the rest (nginx, clang, valgrind, ...).
+bash tools/install-deps.sh --demo
+if [ -n "${PHC_DEMO_BUILD:-}" ]; then
+    BUILD=$PHC_DEMO_BUILD
+    echo "== using the build in $BUILD"
+else
+    BUILD=$ROOT/build
+    echo "== building phc and the mock Powerhub"
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$BUILD" -j"$(nproc)" --target phc mock_powerhub >/dev/null
+fi
+PHC=$BUILD/tools/phc
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
@@ -33,11 +60,14 @@ export SOFTHSM2_CONF=$DEMO/token/softhsm2.conf
 softhsm2-util --init-token --free --label phc-test --so-pin "$(openssl rand -hex 8)" \
     --pin "$(cat "$DEMO/token/pin")" >/dev/null
 echo "== mock Powerhub on 127.0.0.1 (mutual TLS, client certificates from the demo CA only)"
-"$ROOT/build/tests/mock_powerhub" --cert "$DEMO/pki/server.pem" --key "$DEMO/pki/server.key" \
+"$BUILD/tests/mock_powerhub" --cert "$DEMO/pki/server.pem" --key "$DEMO/pki/server.key" \
     --client-ca "$DEMO/pki/ca.pem" --port 0 --port-file "$DEMO/mock.port" \
     --sites "$FIX/sites.json" >"$DEMO/mock.log" 2>&1 &
 MOCK=$!
-trap 'kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null' EXIT
+echo "$MOCK" >"$DEMO/mock.pid"
+# Stopped when the demo ends, unless --keep (then also on a failure: nothing is left behind
+# that the user was not told about).
+trap 'if [ $KEEP = 0 ] || [ "${DONE:-0}" = 0 ]; then kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null; rm -f "$DEMO/mock.pid"; fi' EXIT
 for _ in $(seq 1 100); do [ -s "$DEMO/mock.port" ] && break; sleep 0.05; done
 PORT=$(cat "$DEMO/mock.port")
 
@@ -67,3 +97,28 @@ echo
 echo "== phc status"
 "$PHC" status
 echo "== done: the private key never left the token."
+DONE=1
+# The next commands, exactly as they are to be pasted (quoted for the shell when a path needs
+# it); demo-next.sh holds the same lines.
+q() { printf '%q' "$1"; }
+{
+    echo "export SOFTHSM2_CONF=$(q "$SOFTHSM2_CONF")"
+    echo "export PHC_CONFIG=$(q "$PHC_CONFIG")"
+    echo "export PATH=$(q "$BUILD/tools"):\$PATH"
+    echo "phc status"
+    echo "phc check"
+    if [ $KEEP = 1 ]; then
+        echo "phc -v request /v2/asset/sites"
+        echo "phc request -i /v2/asset/sites"
+    fi
+    echo "man $(q "$ROOT/docs/man/phc.1")"
+} >"$DEMO/demo-next.sh"
+echo
+if [ $KEEP = 1 ]; then
+    echo "== the mock Powerhub keeps running (pid $MOCK, https://api.powerhub.test:$PORT on 127.0.0.1)"
+    echo "   stop it with:  kill $MOCK"
+else
+    echo "== the mock Powerhub has stopped; ./tools/demo.sh --keep leaves it running for requests"
+fi
+echo "== next: paste these commands into your shell"
+sed 's/^/    /' "$DEMO/demo-next.sh"

@@ -40,9 +40,38 @@ static void usage(FILE *f)
                 *p = '-';
         fprintf(f, "  %-12s %s\n", shown, subcommands[i].summary);
     }
+    fprintf(f, "  %-12s %s\n", "help", "help SUBCOMMAND: the same text as phc SUBCOMMAND --help");
     fprintf(f, "\nconfig: --config FILE, else $PHC_CONFIG, else /etc/phconnect/phconnect.cnf\n"
                "exit codes: 0 ok, 1 http, 2 usage/config, 3 hsm, 4 pin, 5 trust, 6 policy,\n"
                "            7 network, 8 auth, 9 internal\n");
+}
+
+static const struct subcommand *find_subcommand(const char *arg)
+{
+    for (size_t k = 0; k < sizeof(subcommands) / sizeof(subcommands[0]); k++)
+        if (name_matches(arg, subcommands[k].name))
+            return &subcommands[k];
+    return NULL;
+}
+
+/* "phc: unknown subcommand 'reqest' (did you mean 'request'?)": one line, exit 2. */
+static int unknown_subcommand(const char *arg)
+{
+    const char *names[sizeof(subcommands) / sizeof(subcommands[0]) + 1];
+    char shown[sizeof(names) / sizeof(names[0])][32];
+    size_t n = 0;
+    for (; n < sizeof(subcommands) / sizeof(subcommands[0]); n++) {
+        snprintf(shown[n], sizeof(shown[n]), "%s", subcommands[n].name);
+        for (char *p = shown[n]; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        names[n] = shown[n];
+    }
+    names[n++] = "help";
+    const char *best = phc_tool_suggest(arg, names, n);
+    if (best)
+        return phc_tool_usage("unknown subcommand '%s' (did you mean '%s'?)", arg, best);
+    return phc_tool_usage("unknown subcommand '%s' (see phc --help)", arg);
 }
 
 int main(int argc, char **argv)
@@ -79,9 +108,24 @@ int main(int argc, char **argv)
             return phc_tool_usage("unknown option '%s' (see phc --help)", a);
         }
     }
-    if (i >= argc) {
-        usage(stderr);
-        return 2;
+    if (i >= argc)
+        return phc_tool_usage("no subcommand given (see phc --help)");
+    /* phc help SUB runs SUB --help: one text per subcommand, printed by both. */
+    static char help_flag[] = "--help";
+    char *help_argv[3] = {NULL, help_flag, NULL};
+    if (strcmp(argv[i], "help") == 0) {
+        if (i + 1 >= argc || strcmp(argv[i + 1], "help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 2 < argc)
+            return phc_tool_usage("help takes one subcommand name: '%s'", argv[i + 2]);
+        if (!find_subcommand(argv[i + 1]))
+            return unknown_subcommand(argv[i + 1]);
+        help_argv[0] = argv[i + 1];
+        argv = help_argv;
+        argc = 2;
+        i = 0;
     }
     if (!g.config_path)
         g.config_path = phc_config_default_path();
@@ -102,5 +146,5 @@ int main(int argc, char **argv)
             return rc;
         }
     }
-    return phc_tool_usage("unknown subcommand '%s' (see phc --help)", argv[i]);
+    return unknown_subcommand(argv[i]);
 }

@@ -5,6 +5,7 @@
 
 #include <phconnect/phconnect.h>
 
+#include <getopt.h>
 #include <sys/types.h>
 
 typedef struct phc_globals {
@@ -18,6 +19,22 @@ int phc_tool_fail(const phc_errbuf *err);
 
 /* Prints "phc: <formatted>" and returns 2 (usage). */
 int phc_tool_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* getopt_long for a subcommand, with what every subcommand shares: -v, -vv and --verbose are
+ * accepted after the subcommand's name too (phc request -v PATH, as curl users type it) and
+ * raise the same level as before it; getopt's own messages are off (opterr = 0) and each
+ * mistake is reported here as exactly one line, "phc: SUB: unknown option '--x' (see 'phc
+ * help SUB')" and the like. Returns the option, -1 at the end, or '?' once the line is
+ * printed: the caller then exits with its usage status. shortopts must not contain 'v' or
+ * start with ':'; longopts hold at most 47 entries. The caller sets optind = 1 before the first
+ * call. */
+#define PHC_GETOPT_ERROR '?'
+int phc_tool_getopt(const phc_globals *g, int argc, char **argv, const char *shortopts,
+                    const struct option *longopts);
+
+/* The name of the known word closest to word (edit distance at most 2, case-insensitive),
+ * for "did you mean"; NULL when none is that close. names: n entries. */
+const char *phc_tool_suggest(const char *word, const char *const *names, size_t n);
 
 /* Loads the configuration named by g. On failure prints and returns the exit status. */
 int phc_tool_load_config(const phc_globals *g, phc_config **out);
@@ -47,6 +64,11 @@ int phc_tool_output_kind(const char *path);
  * Returns 0, or -1 with errno set (ENOMEM when nothing was tried). */
 int phc_tool_write_output(const char *path, const void *a, size_t alen, const void *b, size_t blen,
                           mode_t mode);
+
+/* phc_tool_write_output for what is no secret by default (request -o): a new file gets
+ * 0666 less the umask, as curl -o creates it; a regular file that is replaced keeps its mode. */
+int phc_tool_write_output_umask(const char *path, const void *a, size_t alen, const void *b,
+                                size_t blen);
 
 /* libcurl with allocators that wipe every block before freeing it (tools/phc_wipe.c).
  * Called before phc_global_init: libcurl keeps the first caller's allocators. 0 or -1. */

@@ -167,9 +167,16 @@ static int build_curl(bench_env *env, const phc_config *cfg, const char *engine_
     if (env->url)
         snprintf(env->url, ulen, "%s%s", base, env->path);
     free(base);
-    char *cert = own(cs, phc_engine_conf_cert_ref(cfg, &is_file));
+    /* The URIs engine-conf wrote (with the active pair's id): the config's key URI alone
+     * matches every pair of the client after a rotation, and curl would take any. */
+    char *key = NULL, *cert = NULL;
+    free(phc_engine_conf_cert_ref(cfg, &is_file)); /* only is_file is needed */
+    if (phc_engine_conf_uris(engine_conf, &key, &cert) == 0) {
+        key = own(cs, key);
+        cert = own(cs, cert);
+    }
     char *timeout = own(cs, malloc(32));
-    if (!env->url || !cert || !timeout) {
+    if (!env->url || !key || !cert || !timeout) {
         free(host);
         return -1;
     }
@@ -177,8 +184,7 @@ static int build_curl(bench_env *env, const phc_config *cfg, const char *engine_
     /* -q first: no ~/.curlrc. No URL globbing: PATH is literal. HTTP/1.1 as phconnect
      * speaks it; no proxy, as phconnect. */
     char *fixed[] = {"-q", "-sS", "--globoff", "--http1.1", "--noproxy", "*", "--max-time", timeout,
-                     "--engine", "pkcs11", "--key-type", "ENG", "--key",
-                     (char *)phc_config_get(cfg, "key"), "--cacert",
+                     "--engine", "pkcs11", "--key-type", "ENG", "--key", key, "--cacert",
                      (char *)phc_config_get(cfg, "ca_file"),
                      /* Debian's curl adds /etc/ssl/certs to --cacert unless a CA path is
                       * given: an empty one leaves the pinned CA as the only anchor. */
@@ -425,7 +431,7 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
     int requests = 200, threads = 1, json = 0, timeout = 300, signatures = -1, no_curl = 0, c;
     const char *curl_prog = "curl";
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:n:t:jh", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "m:n:t:jh", longopts)) != -1) {
         switch (c) {
         case 'm':
             if (parse_modes(optarg, &modes) != 0)
@@ -469,7 +475,7 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
                    "measurement stops after --timeout\nseconds (default 300).\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc bench --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc - 1)

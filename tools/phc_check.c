@@ -1,8 +1,10 @@
-/* phc check [--warn-days N] [--crit-days N] [--prometheus FILE] [--trust [--chain FILE]]: a
- * monitoring plugin. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with one summary line (and
- * performance data) on stdout; --prometheus also writes node_exporter textfile metrics,
- * atomically. --trust runs only the offline trust self-test, one line per finding after the
- * summary; without it the self-test's decoy still runs and a failure is CRITICAL. */
+/* phc check [-w|--warn-days N] [-c|--crit-days N] [--prometheus FILE] [--json]
+ * [--trust [--chain FILE]]: a monitoring plugin. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
+ * with one summary line (and performance data) on stdout, or with --json one JSON object
+ * holding the same; --prometheus also writes node_exporter textfile metrics, atomically, and
+ * when it cannot the summary says so (UNKNOWN unless the result is worse already). --trust
+ * runs only the offline trust self-test, one line per finding after the summary; without it
+ * the self-test's decoy still runs and a failure is CRITICAL. */
 #include "phc_admin.h"
 #include "phc_trust.h"
 
@@ -283,6 +285,59 @@ static void judge_trust(check *c, int full)
     }
 }
 
+/* perf ("name=value;warn;crit ...") as a JSON object {"name":{"value":V,"warn":W,"crit":C}}. */
+static void json_perf(FILE *f, const char *perf)
+{
+    fputc('{', f);
+    int first = 1;
+    for (const char *p = perf; *p;) {
+        size_t len = strcspn(p, " ");
+        char item[128], name[64];
+        long v, w, cr;
+        snprintf(item, sizeof(item), "%.*s", (int)len, p);
+        if (sscanf(item, "%63[^=]=%ld;%ld;%ld", name, &v, &w, &cr) == 4) {
+            fputs(first ? "" : ",", f);
+            phc_admin_json_str(f, name);
+            fprintf(f, ":{\"value\":%ld,\"warn\":%ld,\"crit\":%ld}", v, w, cr);
+            first = 0;
+        }
+        p += len;
+        p += strspn(p, " ");
+    }
+    fputc('}', f);
+}
+
+/* The result as one JSON object on stdout (docs/contract.md lists the fields). */
+static void print_json(const check *c, const char *prom, int prom_ok)
+{
+    FILE *f = stdout;
+    fputs("{\"state\":", f);
+    phc_admin_json_str(f, state_names[c->state]);
+    fprintf(f, ",\"exit_code\":%d,\"summary\":", c->state);
+    phc_admin_json_str(f, c->text);
+    fputs(",\"perfdata\":", f);
+    json_perf(f, c->perf);
+    fputs(",\"findings\":[", f);
+    for (size_t i = 0; c->trust && i < c->trust->n; i++) {
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        phc_admin_json_str(f, c->trust->findings[i].name);
+        fputs(",\"result\":", f);
+        phc_admin_json_str(f, phc_trust_result_name(c->trust->findings[i].result));
+        fputs(",\"detail\":", f);
+        phc_admin_json_str(f, c->trust->findings[i].detail);
+        fputc('}', f);
+    }
+    fputs("],\"prometheus\":", f);
+    if (prom) {
+        fputs("{\"file\":", f);
+        phc_admin_json_str(f, prom);
+        fprintf(f, ",\"written\":%s}", prom_ok ? "true" : "false");
+    } else {
+        fputs("null", f);
+    }
+    fputs("}\n", f);
+}
+
 static long days_arg(const char *opt, const char *v, int *bad)
 {
     char *end;
@@ -304,6 +359,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         {"trust", no_argument, NULL, 't'},
         {"chain", required_argument, NULL, 'C'},
         {"allow-unpinned", no_argument, NULL, 'U'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -312,9 +368,9 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     c.warn = 30;
     c.crit = 7;
     const char *prom = NULL, *chain = NULL;
-    int opt, bad = 0, trust_only = 0, allow_unpinned = 0;
+    int opt, bad = 0, trust_only = 0, allow_unpinned = 0, json = 0, prom_ok = 1;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "w:c:p:h", longopts, NULL)) != -1) {
+    while ((opt = phc_tool_getopt(g, argc, argv, "w:c:p:h", longopts)) != -1) {
         switch (opt) {
         case 'w':
             c.warn = days_arg("--warn-days", optarg, &bad);
@@ -335,9 +391,17 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         case 'U':
             allow_unpinned = 1;
             break;
+        case 'j':
+            json = 1;
+            break;
         case 'h':
-            printf("usage: phc check [--warn-days N (30)] [--crit-days N (7)] [--prometheus "
-                   "FILE] [--allow-unpinned] [--trust [--chain SERVER-CHAIN.pem]]\n"
+            printf("usage: phc check [-w|--warn-days N (30)] [-c|--crit-days N (7)] [--json] "
+                   "[--prometheus FILE] [--allow-unpinned] [--trust [--chain SERVER-CHAIN.pem]]\n"
+                   "  -w, -c    WARNING / CRITICAL when something expires within N days\n"
+                   "  --json    one JSON object (state, exit_code, summary, perfdata, findings,\n"
+                   "            prometheus) instead of the plugin line\n"
+                   "  --prometheus  also node_exporter textfile metrics; a file that cannot be\n"
+                   "            written makes an OK result UNKNOWN and is named in the summary\n"
                    "  --trust   only the offline trust self-test: a decoy CA must be refused, "
                    "ca_file must match ca_sha256, the CA must not expire within the window\n"
                    "  --chain   also judge a server chain (leaf first) rule by rule\n"
@@ -345,7 +409,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
                    "exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugin codes)\n");
             return 0;
         default:
-            bad = phc_tool_usage("see 'phc check --help'");
+            bad = 1; /* phc_tool_getopt said why */
         }
         if (bad)
             return UNKNOWN;
@@ -403,22 +467,32 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         judge_trust(&c, 0);
     check_pinning(&c, allow_unpinned);
 report:
+    /* The metrics first: a file that cannot be written is part of the result the summary
+     * (and the exit status) reports, not a line beside it. */
+    if (prom && write_metrics(&c, prom) != 0) {
+        int saved = errno;
+        prom_ok = 0;
+        if (c.state == OK)
+            c.state = UNKNOWN;
+        add(c.text, sizeof(c.text), "%scannot write metrics to %s: %s", c.text[0] ? "; " : "", prom,
+            strerror(saved));
+    }
     if (c.state == UNKNOWN)
         fprintf(stderr, "phc: %s\n", c.text);
-    printf("PHC %s - %s", state_names[c.state], c.text);
-    if (c.perf[0]) {
+    if (c.perf[0])
         c.perf[strlen(c.perf) - 1] = '\0';
-        printf(" | %s", c.perf);
+    if (json) {
+        print_json(&c, prom, prom_ok);
+        goto out;
     }
+    printf("PHC %s - %s", state_names[c.state], c.text);
+    if (c.perf[0])
+        printf(" | %s", c.perf);
     printf("\n");
     for (size_t i = 0; trust_only && c.trust && i < c.trust->n; i++)
         printf("%s: %s - %s\n", c.trust->findings[i].name,
                phc_trust_result_name(c.trust->findings[i].result), c.trust->findings[i].detail);
-    if (prom && write_metrics(&c, prom) != 0) {
-        fprintf(stderr, "phc: cannot write metrics to %s: %s\n", prom, strerror(errno));
-        if (c.state == OK)
-            c.state = UNKNOWN;
-    }
+out:
     phc_free(c.pairs);
     phc_free(c.ca);
     phc_trust_report_free(c.trust);

@@ -27,6 +27,139 @@ int phc_tool_usage(const char *fmt, ...)
     return phc_err_exit_code(PHC_ERR_CONFIG);
 }
 
+/* The subcommand as the user should type it: engine-conf, not engine_conf. */
+static void shown_name(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s", name);
+    for (char *p = buf; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}
+
+/* The long option argv[optind - 1] names ("--name" or "--name=value"), for a message. */
+static const char *long_name(int argc, char **argv, char *buf, size_t len)
+{
+    const char *a = optind - 1 < argc && optind >= 1 ? argv[optind - 1] : NULL;
+    if (!a || strncmp(a, "--", 2) != 0)
+        return NULL;
+    snprintf(buf, len, "%.*s", (int)strcspn(a, "="), a);
+    return buf;
+}
+
+/* How many long options start with prefix (getopt_long takes unambiguous abbreviations);
+ * *one is the last of them. */
+static size_t long_matches(const struct option *lo, const char *prefix, const struct option **one)
+{
+    size_t n = 0, plen = strlen(prefix);
+    for (; lo->name; lo++)
+        if (strncmp(lo->name, prefix, plen) == 0) {
+            n++;
+            *one = lo;
+        }
+    return n;
+}
+
+/* One line for what getopt_long refused ('?' or ':'). */
+static void getopt_error(int c, int argc, char **argv, const char *sub,
+                         const struct option *longopts)
+{
+    char name[64], lname[64];
+    shown_name(name, sizeof(name), sub);
+    const char *ln = long_name(argc, argv, lname, sizeof(lname));
+    const struct option *one = NULL;
+    size_t matches = ln ? long_matches(longopts, ln + 2, &one) : 0;
+    if (c == ':') {
+        if (ln)
+            fprintf(stderr, "phc: %s: option '%s' needs a value (see 'phc help %s')\n", name, ln,
+                    name);
+        else
+            fprintf(stderr, "phc: %s: option '-%c' needs a value (see 'phc help %s')\n", name,
+                    optopt, name);
+    } else if (ln && strchr(argv[optind - 1], '=') && matches == 1 && one->has_arg == no_argument &&
+               one->val == optopt) {
+        /* getopt_long's '?' for a known option: a value given to a flag that takes none. */
+        fprintf(stderr, "phc: %s: option '%s' takes no value (see 'phc help %s')\n", name, ln,
+                name);
+    } else if (ln && optopt == 0 && matches > 1) {
+        fprintf(stderr, "phc: %s: option '%s' is ambiguous (see 'phc help %s')\n", name, ln, name);
+    } else if (ln && optopt == 0) {
+        fprintf(stderr, "phc: %s: unknown option '%s' (see 'phc help %s')\n", name, ln, name);
+    } else {
+        fprintf(stderr, "phc: %s: unknown option '-%c' (see 'phc help %s')\n", name, optopt, name);
+    }
+}
+
+int phc_tool_getopt(const phc_globals *g, int argc, char **argv, const char *shortopts,
+                    const struct option *longopts)
+{
+    /* shortopts and longopts with -v/--verbose added; ':' first so that a missing value is
+     * told apart from an unknown option. */
+    char so[128];
+    struct option lo[48];
+    size_t n = 0;
+    snprintf(so, sizeof(so), ":%sv", shortopts);
+    for (; longopts[n].name && n < sizeof(lo) / sizeof(lo[0]) - 2; n++)
+        lo[n] = longopts[n];
+    lo[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+    lo[n] = (struct option){NULL, 0, NULL, 0};
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, so, lo, NULL);
+        if (c == 'v') {
+            /* phc.c's globals are a plain (non-const) object that every subcommand reads
+             * through a const pointer: -v after the subcommand raises the one level. */
+            ((phc_globals *)g)->verbose++;
+            continue;
+        }
+        if (c == '?' || c == ':') {
+            getopt_error(c, argc, argv, argv[0], longopts);
+            return PHC_GETOPT_ERROR;
+        }
+        return c;
+    }
+}
+
+/* Levenshtein distance, case-insensitive, of short words; large when too long. (The same
+ * measure as the config's "unknown key" suggestion, which the library keeps to itself.) */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 32 || lb > 32)
+        return (size_t)-1;
+    size_t row[33];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + ((a[i - 1] | 0x20) == (b[j - 1] | 0x20) ? 0 : 1);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *phc_tool_suggest(const char *word, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t bestd = 3; /* suggest only within distance 2 */
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, names[i]);
+        if (d < bestd) {
+            bestd = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
 static void log_to_stderr(void *ud, phc_log_level level, const char *msg)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
@@ -159,6 +292,21 @@ int phc_tool_output_kind(const char *path)
     if (lstat(path, &st) != 0)
         return errno == ENOENT && !in_special_dir(path) ? PHC_OUT_REPLACE : PHC_OUT_IN_PLACE;
     return S_ISREG(st.st_mode) && !in_special_dir(path) ? PHC_OUT_REPLACE : PHC_OUT_IN_PLACE;
+}
+
+int phc_tool_write_output_umask(const char *path, const void *a, size_t alen, const void *b,
+                                size_t blen)
+{
+    /* The mode open(2) would give a new file (0666 less the umask), or the mode of the
+     * regular file being replaced: what curl -o leaves, since curl truncates in place. The
+     * umask is read by setting it back at once (phc is one thread here). */
+    mode_t um = umask(077);
+    umask(um);
+    mode_t mode = 0666 & ~um;
+    struct stat st;
+    if (strcmp(path, "-") != 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+        mode = st.st_mode & 07777;
+    return phc_tool_write_output(path, a, alen, b, blen, mode);
 }
 
 int phc_tool_write_output(const char *path, const void *a, size_t alen, const void *b, size_t blen,

@@ -20,7 +20,7 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
     const char *subject = NULL, *key_type = NULL, *out = NULL, *key_id = NULL;
     int new_key = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:nt:i:o:h", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "s:nt:i:o:h", longopts)) != -1) {
         switch (c) {
         case 's':
             subject = optarg;
@@ -45,7 +45,7 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
                    "  DN defaults to the subject of the key's newest certificate\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc csr --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)

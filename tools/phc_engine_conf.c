@@ -1,4 +1,4 @@
-/* phc engine_conf [-o FILE] [--with-pin] [--engine-path SO] [--template FILE]
+/* phc engine-conf [-o FILE] [--with-pin] [--engine-path SO] [--template FILE]
  *
  * Renders engine_conf/pkcs11.cnf.in for the current configuration: an OpenSSL config that
  * loads the libp11 engine with the configured PKCS#11 module, for the stock openssl and curl
@@ -251,14 +251,127 @@ char *phc_engine_conf_cert_ref(const phc_config *cfg, int *is_file)
     return uri;
 }
 
-static int render_header(struct buf *b, const char *config_path, const phc_config *cfg)
+/* Whether a pkcs11: URI's path (before any ?query) has an id attribute. */
+static int uri_has_id(const char *uri)
 {
-    const char *key = phc_config_get(cfg, "key");
-    int cert_is_file = 0;
-    char *cert = phc_engine_conf_cert_ref(cfg, &cert_is_file);
-    if (!cert)
+    size_t plen = strcspn(uri, "?");
+    for (const char *p = uri + 7; p < uri + plen; p += strcspn(p, ";"), p += *p == ';')
+        if (strncmp(p, "id=", 3) == 0)
+            return 1;
+    return 0;
+}
+
+/* uri with ";id=%01%02..." (id_hex percent-encoded byte by byte, RFC 7512) added to its path
+ * attributes. malloc'd; NULL when out of memory. */
+static char *uri_with_id(const char *uri, const char *id_hex)
+{
+    size_t plen = strcspn(uri, "?"), ilen = strlen(id_hex);
+    char *out = malloc(strlen(uri) + 5 + ilen + ilen / 2 + 1);
+    if (!out)
+        return NULL;
+    char *o = out + plen;
+    memcpy(out, uri, plen);
+    o += sprintf(o, "%sid=", plen > 7 && uri[plen - 1] != ';' ? ";" : "");
+    for (size_t i = 0; i + 1 < ilen; i += 2)
+        o += sprintf(o, "%%%c%c", id_hex[i], id_hex[i + 1]);
+    strcpy(o, uri + plen);
+    return out;
+}
+
+/* The key and certificate URIs the rendered file names. Every key of the config's label is
+ * a key of the client (token.h: pairs are told apart by CKA_ID), and libp11 takes the first
+ * object a URI matches: after a rotation that may be the old pair. So unless the config's key
+ * already names an id, the URIs get the id of the pair phconnect uses now (the active one),
+ * read from the token. Returns an exit status; *key and *cert are malloc'd. */
+static int pick_uris(const phc_globals *g, phc_config *cfg, char **key, char **cert,
+                     int *cert_is_file)
+{
+    const char *cfg_key = phc_config_get(cfg, "key");
+    char *c = phc_engine_conf_cert_ref(cfg, cert_is_file);
+    *key = *cert = NULL;
+    if (!c)
+        return 9;
+    if (uri_has_id(cfg_key)) {
+        *key = strdup(cfg_key);
+        *cert = c;
+        return *key ? 0 : 9;
+    }
+    phc_client_opts o = phc_tool_log_opts(g);
+    phc_token *t = NULL;
+    phc_pair_info *p = NULL;
+    size_t n = 0;
+    phc_errbuf err = {0};
+    int rc = 0;
+    if (phc_token_open(&t, cfg, &o, &err) != PHC_OK ||
+        phc_token_pairs(t, 0, &p, &n, &err) != PHC_OK) {
+        fprintf(stderr, "phc: %s (engine-conf reads the token to name the active pair's id)\n",
+                err.msg);
+        rc = phc_err_exit_code(err.code);
+        goto out;
+    }
+    const phc_pair_info *active = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (p[i].state == PHC_PAIR_ACTIVE)
+            active = &p[i];
+    if (!active) {
+        fprintf(stderr,
+                "phc: [warning] no active pair on token '%s': the URIs name no id and match "
+                "whichever of its %zu key%s the engine finds first; render again after 'phc "
+                "install'\n",
+                phc_token_label(t), n, n == 1 ? "" : "s");
+        *key = strdup(cfg_key);
+    } else {
+        *key = uri_with_id(cfg_key, active->id_hex);
+        if (!*cert_is_file && !uri_has_id(c)) {
+            char *withid = uri_with_id(c, active->id_hex);
+            free(c);
+            c = withid;
+        }
+    }
+    if (!*key || !c)
+        rc = 9;
+out:
+    phc_free(p);
+    phc_token_free(t);
+    if (rc == 0) {
+        *cert = c;
+    } else {
+        free(c);
+        free(*key);
+        *key = NULL;
+    }
+    return rc;
+}
+
+int phc_engine_conf_uris(const char *path, char **key, char **cert)
+{
+    FILE *f = fopen(path, "re");
+    char line[4096];
+    *key = *cert = NULL;
+    if (!f)
         return -1;
-    int bad = buf_str(b, "# Rendered by `phc engine_conf` from ") || add_oneline(b, config_path) ||
+    /* The header comes first; it ends at the first line that is not a comment. */
+    while (fgets(line, sizeof(line), f) && line[0] == '#') {
+        line[strcspn(line, "\n")] = '\0';
+        char **slot = strncmp(line, "# Key: ", 7) == 0    ? key
+                      : strncmp(line, "# Cert: ", 8) == 0 ? cert
+                                                          : NULL;
+        if (slot && !*slot)
+            *slot = strdup(line + 7 + strspn(line + 7, " "));
+    }
+    fclose(f);
+    if (*key && *cert)
+        return 0;
+    free(*key);
+    free(*cert);
+    *key = *cert = NULL;
+    return -1;
+}
+
+static int render_header(struct buf *b, const char *config_path, const phc_config *cfg,
+                         const char *key, const char *cert, int cert_is_file)
+{
+    int bad = buf_str(b, "# Rendered by `phc engine-conf` from ") || add_oneline(b, config_path) ||
               buf_str(b, "\n# Key:  ") || add_oneline(b, key) || buf_str(b, "\n# Cert: ") ||
               add_oneline(b, cert) ||
               buf_str(b, "\n# openssl: OPENSSL_CONF=THIS openssl req -new -engine pkcs11 "
@@ -271,7 +384,6 @@ static int render_header(struct buf *b, const char *config_path, const phc_confi
               add_oneline(b, cert) || buf_str(b, "' --cacert '") ||
               add_oneline(b, phc_config_get(cfg, "ca_file")) ||
               buf_str(b, "' --capath EMPTY_DIR URL\n");
-    free(cert);
     return bad ? -1 : 0;
 }
 
@@ -344,7 +456,7 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
     const char *output = NULL, *engine_arg = NULL, *template_arg = NULL;
     int with_pin = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "o:h", longopts)) != -1) {
         switch (c) {
         case 'o':
             output = optarg;
@@ -359,7 +471,7 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
             template_arg = optarg;
             break;
         case 'h':
-            printf("usage: phc engine_conf [-o FILE] [--with-pin] [--engine-path SO] "
+            printf("usage: phc engine-conf [-o FILE] [--with-pin] [--engine-path SO] "
                    "[--template FILE]\n"
                    "OpenSSL config loading the libp11 engine with the configured PKCS#11 "
                    "module,\nfor the stock openssl/curl tools (OPENSSL_CONF=FILE). Without "
@@ -367,11 +479,12 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
                    "the file is mode 0600).\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc engine_conf --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)
-        return phc_tool_usage("engine_conf takes no arguments besides its options");
+        return phc_tool_usage("engine-conf takes no arguments besides its options: '%s'",
+                              argv[optind]);
     if (with_pin && (!output || phc_tool_output_kind(output) != PHC_OUT_REPLACE))
         return phc_tool_usage("--with-pin writes the PIN into the file: give -o FILE, a regular "
                               "file (created mode 0600), never standard output, a device or a "
@@ -384,6 +497,8 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
     size_t tpl_len = 0;
     char pin[PIN_MAX + 1] = "";
     struct buf header = {0}, pinline = {0}, out = {0};
+    char *key_uri = NULL, *cert_uri = NULL;
+    int cert_is_file = 0;
     int rc = phc_tool_load_config(g, &cfg);
     if (rc != 0)
         return rc;
@@ -430,11 +545,13 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
             goto out;
         }
     } else if (buf_str(&pinline, "# No PIN here: the engine prompts for it (render with "
-                                 "`phc engine_conf --with-pin -o FILE`\n# to store it in a "
+                                 "`phc engine-conf --with-pin -o FILE`\n# to store it in a "
                                  "0600 file for automation).") != 0) {
         rc = 9;
         goto out;
     }
+    if ((rc = pick_uris(g, cfg, &key_uri, &cert_uri, &cert_is_file)) != 0)
+        goto out;
     /* The PIN is read (or not wanted): an env: variable holding it leaves the environment
      * now, as in every other subcommand (phc_tool_load_config does it there). */
     phc_errbuf terr = {0};
@@ -442,7 +559,7 @@ int phc_cmd_engine_conf(const phc_globals *g, int argc, char **argv)
         rc = phc_tool_fail(&terr);
         goto out;
     }
-    if (render_header(&header, g->config_path, cfg) != 0) {
+    if (render_header(&header, g->config_path, cfg, key_uri, cert_uri, cert_is_file) != 0) {
         rc = 9;
         goto out;
     }
@@ -467,6 +584,8 @@ out:
     buf_wipe(&out);
     buf_wipe(&header);
     free(tpl);
+    free(key_uri);
+    free(cert_uri);
     phc_config_free(cfg);
     return rc;
 }

@@ -11,4 +11,10 @@
  * memory or the config has no key. */
 char *phc_engine_conf_cert_ref(const phc_config *cfg, int *is_file);
 
+/* The key and certificate the stock tools are to use, as a file that phc engine-conf rendered
+ * names them in its header ("# Key:" and "# Cert:" lines): URIs with the active pair's id, so
+ * that they select one object after a rotation too. *key and *cert are malloc'd. 0, or -1
+ * when the file cannot be read or lacks either line. */
+int phc_engine_conf_uris(const char *path, char **key, char **cert);
+
 #endif

@@ -46,7 +46,7 @@ int phc_cmd_enrol(const phc_globals *g, int argc, char **argv)
     const char *subject = NULL, *key_type = "rsa:2048", *out = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:t:o:h", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "s:t:o:h", longopts)) != -1) {
         switch (c) {
         case 's':
             subject = optarg;
@@ -63,7 +63,7 @@ int phc_cmd_enrol(const phc_globals *g, int argc, char **argv)
                    "  DN: '/O=Energy Co/CN=client' or 'CN=client,O=Energy Co'\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc enrol --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)

@@ -101,7 +101,7 @@ int phc_cmd_firewall(const phc_globals *g, int argc, char **argv)
     const char *format = "nft", *chain = "output", *src = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "f:c:s:h", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "f:c:s:h", longopts)) != -1) {
         switch (c) {
         case 'f':
             format = optarg;
@@ -119,7 +119,7 @@ int phc_cmd_firewall(const phc_globals *g, int argc, char **argv)
                    "  source_address; a forward chain on a perimeter firewall needs one)\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc firewall --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)

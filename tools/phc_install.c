@@ -99,7 +99,7 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
     const char *probe_path = "/v2/asset/sites";
     int do_probe = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "pP:h", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "pP:h", longopts)) != -1) {
         switch (c) {
         case 'p':
             do_probe = 1;
@@ -115,7 +115,7 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
                    "  (GET PATH, default /v2/asset/sites) with exactly this certificate\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc install --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc - 1)

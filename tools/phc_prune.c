@@ -1,8 +1,11 @@
 /* phc prune [--yes] [--pending]: delete expired and retired pairs, never the active one.
- * Without --yes it only lists what it would delete. */
+ * Without --yes it only lists what it would delete. Either way it names each private key
+ * that goes with them: a deleted key cannot be brought back, unlike a certificate. */
 #include "phc_admin.h"
 
 #include <getopt.h>
+#include <string.h>
+#include <time.h>
 
 static void list(const char *what, const phc_pair_info *p, size_t n)
 {
@@ -18,6 +21,33 @@ static void list(const char *what, const phc_pair_info *p, size_t n)
     }
 }
 
+/* The private keys the prune removes: the library deletes a key once no certificate of it is
+ * left, so a key goes when every pair with its id (before the prune) is in the list. One
+ * line per key; returns how many. */
+static size_t list_keys(const char *what, const phc_pair_info *gone, size_t ngone,
+                        const phc_pair_info *all, size_t nall)
+{
+    size_t keys = 0;
+    for (size_t i = 0; i < ngone; i++) {
+        int first = 1;
+        size_t had = 0, going = 0;
+        for (size_t j = 0; j < i; j++)
+            first &= strcmp(gone[j].id_hex, gone[i].id_hex) != 0;
+        if (!first)
+            continue;
+        for (size_t j = 0; j < nall; j++)
+            had += strcmp(all[j].id_hex, gone[i].id_hex) == 0;
+        for (size_t j = 0; j < ngone; j++)
+            going += strcmp(gone[j].id_hex, gone[i].id_hex) == 0;
+        if (going < had)
+            continue;
+        printf("%s: private key id %s, label '%s', type %s\n", what, gone[i].id_hex, gone[i].label,
+               gone[i].key_type);
+        keys++;
+    }
+    return keys;
+}
+
 int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -29,7 +59,7 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
     int yes = 0, c;
     unsigned flags = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "yph", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "yph", longopts)) != -1) {
         switch (c) {
         case 'y':
             yes = 1;
@@ -38,12 +68,14 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
             flags |= PHC_PRUNE_PENDING;
             break;
         case 'h':
-            printf("usage: phc prune [--yes] [--pending]\n"
-                   "  deletes expired and retired pairs (never the active one); without --yes\n"
-                   "  it only lists them. --pending also deletes keys that have no certificate\n");
+            printf("usage: phc prune [-y|--yes] [-p|--pending]\n"
+                   "  deletes expired and retired pairs (never the active one) and each private\n"
+                   "  key none of whose certificates is left; it lists every pair and private key\n"
+                   "  it deletes, and without --yes it only lists them. --pending also deletes\n"
+                   "  keys that have no certificate\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc prune --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)
@@ -55,18 +87,30 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
     int rc = phc_admin_open(g, &cfg, &t);
     if (rc)
         return rc;
-    phc_pair_info *p = NULL;
-    size_t n = 0;
+    phc_pair_info *p = NULL, *all = NULL;
+    size_t n = 0, nall = 0, keys = 0;
     phc_errbuf err = {0};
-    int prc = phc_token_prune(t, 0, flags, &p, &n, &err);
+    long long now = (long long)time(NULL);
+    /* Every pair before the prune, with the same now: which keys lose their last certificate. */
+    if (phc_token_pairs(t, now, &all, &nall, &err) != PHC_OK) {
+        rc = phc_tool_fail(&err);
+        goto out;
+    }
+    int prc = phc_token_prune(t, now, flags, &p, &n, &err);
     list(yes ? "deleted" : "would delete", p, n);
+    keys = list_keys(yes ? "deleted" : "would delete", p, n, all, nall);
     if (prc != PHC_OK)
         rc = phc_tool_fail(&err);
     else if (!n)
         printf("nothing to prune on token '%s'\n", phc_token_label(t));
     else if (!yes)
-        printf("nothing deleted: run 'phc prune --yes%s' to delete %s\n",
-               flags & PHC_PRUNE_PENDING ? " --pending" : "", n == 1 ? "it" : "them");
+        printf("nothing deleted: run 'phc prune --yes%s' to delete %s%s\n",
+               flags & PHC_PRUNE_PENDING ? " --pending" : "", n == 1 ? "it" : "them",
+               keys == 0   ? " (no private key among them)"
+               : keys == 1 ? " (and the private key above, for good)"
+                           : " (and the private keys above, for good)");
+out:
+    phc_free(all);
     phc_free(p);
     phc_token_free(t);
     phc_config_free(cfg);

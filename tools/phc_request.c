@@ -78,9 +78,10 @@ static int write_output(const char *path, const char *head, size_t hlen, const c
         }
         return 0;
     }
-    /* 0600: a response may carry what only its caller may read. Out of memory is 9 here as
-     * everywhere in this tool. */
-    if (phc_tool_write_output(path, head, hlen, body, blen, 0600) == 0)
+    /* A response body is no secret by default: the file gets the user's umask, as with curl
+     * (umask 077, or -o into a private directory, keeps one private). Out of memory is 9 here
+     * as everywhere in this tool. */
+    if (phc_tool_write_output_umask(path, head, hlen, body, blen) == 0)
         return 0;
     if (errno == ENOMEM)
         return 9;
@@ -104,7 +105,7 @@ int phc_cmd_request(const phc_globals *g, int argc, char **argv)
     size_t nheaders = 0;
     int include = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "X:H:d:o:ih", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "X:H:d:o:ih", longopts)) != -1) {
         switch (c) {
         case 'X':
             method = optarg;
@@ -128,7 +129,7 @@ int phc_cmd_request(const phc_globals *g, int argc, char **argv)
                    "[-o FILE] [-i] PATH\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc request --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc - 1)

@@ -14,7 +14,7 @@ int phc_cmd_rollback(const phc_globals *g, int argc, char **argv)
     };
     int yes = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "yh", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "yh", longopts)) != -1) {
         switch (c) {
         case 'y':
             yes = 1;
@@ -25,7 +25,7 @@ int phc_cmd_rollback(const phc_globals *g, int argc, char **argv)
                    "  serves again; without --yes it only says what would happen\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc rollback --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)

@@ -4,6 +4,7 @@
 #include "phc_admin.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <string.h>
 #include <strings.h>
 #include <termios.h>
@@ -56,15 +57,23 @@ static long read_secret(char *buf, size_t cap)
 
 int phc_cmd_secret(const phc_globals *g, int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = phc_tool_getopt(g, argc, argv, "h", longopts)) != -1) {
+        if (c != 'h')
+            return 2; /* phc_tool_getopt said why */
         printf("usage: phc secret store < SECRET\n"
                "  stores the client secret from standard input (no echo on a terminal) in the\n"
                "  token data object that client_secret names (a pkcs11: URI)\n");
         return 0;
     }
-    if (argc != 2 || strcmp(argv[1], "store") != 0)
-        return phc_tool_usage("usage: phc secret store (the secret comes from standard input, "
-                              "never from the command line)");
+    if (optind != argc - 1 || strcmp(argv[optind], "store") != 0)
+        return phc_tool_usage("secret needs the word 'store' (phc secret store; the secret comes "
+                              "from standard input, never from the command line)");
     phc_config *cfg = NULL;
     int rc = phc_tool_load_config(g, &cfg);
     if (rc)

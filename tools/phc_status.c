@@ -198,7 +198,7 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
     };
     int json = 0, c, rc;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "jh", longopts)) != -1) {
         switch (c) {
         case 'j':
             json = 1;
@@ -207,7 +207,7 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
             printf("usage: phc status [--json]\n");
             return 0;
         default:
-            return phc_tool_usage("see 'phc status --help'");
+            return 2; /* phc_tool_getopt said why */
         }
     }
     if (optind != argc)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every file phc writes (request -o, enrol/csr --csr-out, check --prometheus, engine_conf -o)
+# Every file phc writes (request -o, enrol/csr --csr-out, check --prometheus, engine-conf -o)
 # follows one rule: a regular file (or a name that does not exist yet) is replaced atomically
 # through a temporary file; a character device, a FIFO, a symbolic link or /proc/self/fd/N is
 # opened and written where it is, as curl does. `phc request -o /dev/null` as root once turned
@@ -56,9 +56,20 @@ device_and_fifo() {
 
 # --- request -o ------------------------------------------------------------------------
 device_and_fifo "request -o" 0 "STE-0001" phc request /v2/asset/sites -o
-expect 0 "" "request -o a new regular file" -- phc request -o "$TMP/new.json" /v2/asset/sites
+# A response body is no secret by default: -o FILE gets the user's umask, as curl's does.
+expect 0 "" "request -o a new regular file (umask 022)" -- \
+    bash -c "umask 022; exec '$PHC_BIN' --config '$CFG' request -o '$TMP/new.json' /v2/asset/sites"
 check "the new file holds the body" grep -q STE-0001 "$TMP/new.json"
-check "the new file is mode 0600" test "$(stat -c %a "$TMP/new.json")" = 600
+check "the new file is mode 0644 under umask 022 (like curl -o)" test "$(stat -c %a "$TMP/new.json")" = 644
+expect 0 "" "request -o a new regular file (umask 077)" -- \
+    bash -c "umask 077; exec '$PHC_BIN' --config '$CFG' request -o '$TMP/private.json' /v2/asset/sites"
+check "the new file is mode 0600 under umask 077" test "$(stat -c %a "$TMP/private.json")" = 600
+echo old >"$TMP/kept.json"
+chmod 640 "$TMP/kept.json"
+expect 0 "" "request -o an existing 0640 file (umask 022)" -- \
+    bash -c "umask 022; exec '$PHC_BIN' --config '$CFG' request -o '$TMP/kept.json' /v2/asset/sites"
+check "the replaced file keeps its mode 0640" test "$(stat -c %a "$TMP/kept.json")" = 640
+check "... and holds the body" grep -q STE-0001 "$TMP/kept.json"
 echo old >"$TMP/old.json"
 ino=$(stat -c %i "$TMP/old.json")
 expect 0 "" "request -o an existing regular file" -- phc request -o "$TMP/old.json" /v2/asset/sites
@@ -78,19 +89,29 @@ expect 2 "cannot write the response to $TMP/nodir/x.json" "a missing directory i
 # --- csr --csr-out (current key) --------------------------------------------------------
 device_and_fifo "csr --csr-out" 0 "BEGIN CERTIFICATE REQUEST" phc csr --subject "/CN=phc-output" --csr-out
 
+# Certificate requests keep their mode 0644 whatever the umask (nothing secret; the vendor's
+# portal and the operator read them).
+expect 0 "" "csr --csr-out under umask 077" -- \
+    bash -c "umask 077; exec '$PHC_BIN' --config '$CFG' csr --subject /CN=phc-output --csr-out '$TMP/mode.csr'"
+check "the CSR is mode 0644 under umask 077" test "$(stat -c %a "$TMP/mode.csr")" = 644
+
 # --- check --prometheus -----------------------------------------------------------------
 device_and_fifo "check --prometheus" 0 "phc_certificate_not_after_seconds" phc check --prometheus
 
-# --- engine_conf -o ---------------------------------------------------------------------
-device_and_fifo "engine_conf -o" 0 "MODULE_PATH" phc engine_conf -o
-expect 0 "" "engine_conf -o - writes to standard output" -- phc engine_conf -o -
-check "engine_conf -o -: the config is on standard output" grep -q MODULE_PATH "$TMP/out"
+# --- engine-conf -o ---------------------------------------------------------------------
+device_and_fifo "engine-conf -o" 0 "MODULE_PATH" phc engine-conf -o
+expect 0 "" "engine-conf -o - writes to standard output" -- phc engine-conf -o -
+check "engine-conf -o -: the config is on standard output" grep -q MODULE_PATH "$TMP/out"
 # The PIN goes only into a regular 0600 file: never a device, a FIFO or standard output.
 for target in "$D/null" "$D/fifo" -; do
     expect 2 "--with-pin writes the PIN into the file: give -o FILE, a regular file" \
-        "engine_conf --with-pin -o $target refused" -- phc engine_conf --with-pin -o "$target"
+        "engine-conf --with-pin -o $target refused" -- phc engine-conf --with-pin -o "$target"
 done
 check "--with-pin refusals left the device and the FIFO alone" test -c "$D/null" -a -p "$D/fifo"
+# With the PIN the file is 0600 whatever the umask says.
+expect 0 "" "engine-conf --with-pin -o FILE under umask 000" -- \
+    bash -c "umask 000; exec '$PHC_BIN' --config '$CFG' engine-conf --with-pin -o '$TMP/pin-umask.cnf'"
+check "the PIN file is mode 0600 under umask 000" test "$(stat -c %a "$TMP/pin-umask.cnf")" = 600
 
 # --- enrol --csr-out (an empty token: enrol makes the first key) ------------------------
 make_empty_token

@@ -45,21 +45,34 @@ phc status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print([
 expect 0 "" "prune without --yes" -- phc prune
 check "lists the retired pair" grep -q "^would delete: id 01 (retired) 'CN=phc-prune,O=Test Energy'" "$TMP/out"
 check "lists the expired pair" grep -q "^would delete: id 02 (expired)" "$TMP/out"
-check "lists nothing else" test "$(grep -c '^would delete' "$TMP/out")" -eq 2
-check "says how to delete" grep -q "^nothing deleted: run 'phc prune --yes' to delete them" "$TMP/out"
+check "lists no other pair" test "$(grep -c '^would delete: id' "$TMP/out")" -eq 2
+# The private keys that go with them are named too, in the dry run as for real.
+check "dry run: names the private key of 01 (id, label, type)" \
+    grep -qx "would delete: private key id 01, label 'client', type RSA 2048" "$TMP/out"
+check "dry run: names the private key of 02" \
+    grep -qx "would delete: private key id 02, label 'client', type RSA 2048" "$TMP/out"
+check "dry run: no other private key (not the active, future or pending ones)" \
+    test "$(grep -c '^would delete: private key' "$TMP/out")" -eq 2
+check "says how to delete, and that the keys go for good" grep -qx \
+    "nothing deleted: run 'phc prune --yes' to delete them (and the private keys above, for good)" "$TMP/out"
 phc status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print([(p["id"], p["state"], p["serial"]) for p in s["pairs"]])' >"$TMP/after.json"
 check "without --yes nothing was deleted" cmp -s "$TMP/before.json" "$TMP/after.json"
 
 expect 0 "" "prune --yes" -- phc prune --yes
 check "reports what it deleted" test "$(grep -c '^deleted: id 0[12] ' "$TMP/out")" -eq 2
+check "reports the private keys it deleted" test "$(grep -c "^deleted: private key id 0[12], label 'client', type RSA 2048\$" "$TMP/out")" -eq 2
 check "the active, future and pending pairs remain" test "$(pair_states "$CFG")" = "03:not-yet-valid 04:active 05:pending"
 check "no object of 01 is left (certificate, private and public key)" test "$(objects 01)" -eq 0
 check "no object of 02 is left" test "$(objects 02)" -eq 0
 check "the active pair keeps its certificate and both key halves" test "$(objects 04)" -eq 3
 check "requests use the active pair after prune" serial_seen "$TMP/04.pem"
 
-expect 0 "" "prune --yes --pending" -- phc prune --yes --pending
+expect 0 "" "prune --pending (dry run)" -- phc prune --pending
+check "dry run names the pending private key" grep -qx "would delete: private key id 05, label 'client', type RSA 2048" "$TMP/out"
+check "... and says to add --yes" grep -q "^nothing deleted: run 'phc prune --yes --pending' to delete it (and the private key above, for good)" "$TMP/out"
+expect 0 "" "prune -y -p (short forms)" -- phc prune -y -p
 check "deletes the pending key" grep -q "^deleted: id 05 (pending key" "$TMP/out"
+check "... naming its private key" grep -qx "deleted: private key id 05, label 'client', type RSA 2048" "$TMP/out"
 check "and nothing else" test "$(pair_states "$CFG")" = "03:not-yet-valid 04:active"
 check "no object of 05 is left" test "$(objects 05)" -eq 0
 
@@ -71,7 +84,12 @@ sleep 1 # a later notBefore than the first certificate of key 04
 sign_csr "$TMP/04b.csr" "$TMP/04b.pem" 730
 phc install "$TMP/04b.pem" >/dev/null
 check "same key, two certificates: the newer is active" test "$(pair_states "$CFG")" = "03:not-yet-valid 04:retired 04:active"
+expect 0 "" "prune after a same-key renewal (dry run)" -- phc prune
+check "lists the old certificate" grep -q "^would delete: id 04 (retired)" "$TMP/out"
+check "... and no private key: the active certificate still needs it" bash -c "! grep -q '^would delete: private key' '$TMP/out'"
+check "... and says so" grep -qx "nothing deleted: run 'phc prune --yes' to delete it (no private key among them)" "$TMP/out"
 expect 0 "" "prune after a same-key renewal" -- phc prune --yes
+check "... deletes no private key" bash -c "! grep -q 'private key' '$TMP/out'"
 check "only the old certificate went" test "$(pair_states "$CFG")" = "03:not-yet-valid 04:active"
 check "key 04 keeps both halves and one certificate" test "$(objects 04)" -eq 3
 check "requests use the renewed certificate" serial_seen "$TMP/04b.pem"

@@ -36,7 +36,7 @@ count() {
 
 expect 2 "never from the command line" "a secret on the command line is refused" -- phc secret store "$SECRET"
 check "... and not echoed" bash -c "! grep -qF -- '$SECRET' '$TMP/err'"
-expect 2 "usage: phc secret store" "phc secret without store" -- phc secret
+expect 2 "phc: secret needs the word 'store' (phc secret store;" "phc secret without store" -- phc secret
 expect 2 "no client secret on standard input" "empty standard input" -- bash -c "phc() { '$PHC_BIN' --config '$CFG' \"\$@\"; }; phc secret store </dev/null"
 check "nothing stored for empty input" test "$(count)" -eq 0
 

@@ -106,6 +106,56 @@ if command -v promtool >/dev/null; then
     check "promtool accepts the metrics" promtool check metrics <"$TMP/phc.prom"
 fi
 expect 3 "cannot write metrics to $TMP/no/dir/x.prom" "an unwritable metrics path is UNKNOWN" -- phc check --prometheus "$TMP/no/dir/x.prom"
+check "... and the summary line says UNKNOWN and why (not OK)" grep -Eq "^PHC UNKNOWN - certificate .*; cannot write metrics to $TMP/no/dir/x.prom: No such file or directory( \||\$)" "$TMP/out"
+check "... one line on stderr" test "$(wc -l <"$TMP/err")" -eq 1 -a "$(cut -c1-5 "$TMP/err")" = "phc: "
+expect 2 "" "a CRITICAL result stays CRITICAL when the metrics cannot be written" -- \
+    phc check -w 3700 -c 3700 --prometheus "$TMP/no/dir/x.prom"
+check "... and its summary names the metrics file too" grep -q "^PHC CRITICAL - .*; cannot write metrics to $TMP/no/dir/x.prom" "$TMP/out"
+
+# --- -w / -c, the plugin convention's short forms ----------------------------------------------
+expect 2 "" "check -w 3700 -c 3700: CRITICAL" -- phc check -w 3700 -c 3700
+check "... the thresholds in the performance data" grep -q "cert_days=[0-9]*;3700;3700" "$TMP/out"
+expect 1 "" "check -w 3700 -c 1: WARNING" -- phc check -w 3700 -c 1
+expect 3 "phc: --crit-days (40) must not exceed --warn-days (30)" "check -c 40 -w 30 refused (UNKNOWN)" -- phc check -c 40 -w 30
+expect 3 "phc: --warn-days must be a number of days from 0 to 36500: 'x'" "check -w x refused" -- phc check -w x
+
+# --- --json -----------------------------------------------------------------------------------
+expect 0 "" "check --json" -- phc check --json
+check "check --json: one JSON object with every field" python3 -c "
+import json, sys
+text = open('$TMP/out').read()
+assert text.count('\n') == 1, text
+c = json.loads(text)
+assert set(c) == {'state', 'exit_code', 'summary', 'perfdata', 'findings', 'prometheus'}, c.keys()
+assert c['state'] == 'OK' and c['exit_code'] == 0, c
+assert c['summary'].startswith(\"certificate 'CN=phc-status,O=Test Energy' (id 02) expires in\"), c
+assert set(c['perfdata']) == {'cert_days', 'ca_days', 'credential_days'}, c['perfdata']
+assert c['perfdata']['cert_days']['warn'] == 30 and c['perfdata']['cert_days']['crit'] == 7, c
+assert c['perfdata']['cert_days']['value'] in (89, 90), c
+assert any(f['name'] == 'decoy' and f['result'] == 'pass' and f['detail'] for f in c['findings']), c
+assert c['prometheus'] is None, c"
+expect 2 "" "check --json -w 3700 -c 3700: CRITICAL" -- phc check --json -w 3700 -c 3700
+check "... state CRITICAL, exit_code 2" python3 -c "import json; c=json.load(open('$TMP/out')); assert (c['state'], c['exit_code']) == ('CRITICAL', 2), c"
+expect 3 "cannot write metrics" "check --json --prometheus unwritable" -- phc check --json --prometheus "$TMP/no/dir/x.prom"
+check "... state UNKNOWN, the reason in the summary, written false" python3 -c "
+import json; c = json.load(open('$TMP/out'))
+assert (c['state'], c['exit_code']) == ('UNKNOWN', 3), c
+assert 'cannot write metrics to $TMP/no/dir/x.prom' in c['summary'], c
+assert c['prometheus'] == {'file': '$TMP/no/dir/x.prom', 'written': False}, c"
+expect 0 "" "check --json --prometheus FILE" -- phc check --json --prometheus "$TMP/j.prom"
+check "... written true" python3 -c "
+import json; c = json.load(open('$TMP/out'))
+assert c['prometheus'] == {'file': '$TMP/j.prom', 'written': True}, c"
+check "... and the file holds the metrics" grep -qx "phc_check_status 0" "$TMP/j.prom"
+expect 0 "" "check --json --trust" -- phc check --json --trust
+check "... every finding of the self-test" python3 -c "
+import json; c = json.load(open('$TMP/out'))
+names = [f['name'] for f in c['findings']]
+assert {'ca_sha256', 'decoy', 'ca_expiry'} <= set(names), names"
+expect 3 "" "check --json with a wrong PIN: UNKNOWN as JSON" -- "$PHC_BIN" --config "$TMP/wrongpin.cnf" check --json
+check "... state UNKNOWN and the reason" python3 -c "
+import json; c = json.load(open('$TMP/out'))
+assert c['state'] == 'UNKNOWN' and c['exit_code'] == 3 and c['summary'], c"
 
 # --- status without a token (client credentials only) -------------------------------------------
 cat >"$TMP/cred-only.cnf" <<EOF
