@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The man pages say what the code does: every subcommand of tools/subcommands.def has its
 # section in phc(1) and every flag its tools/phc_<name>.c parses is in that section; every
-# key of the key table in lib/config.c is an item of the KEYS list of phconnect.cnf(5);
+# key of the key table in lib/config_keys.c is an item of the KEYS list of phconnect.cnf(5);
 # every symbol of docs/abi.txt is in the SYNOPSIS and the DESCRIPTION of phconnect(3). And
 # each page passes `mandoc -T lint -W warning`.
 #
@@ -74,7 +74,7 @@ sub_files() {
 }
 
 config_keys() {
-    grep -oE '^[[:space:]]*\[K_[A-Z0-9_]+\] = "[a-z0-9_]+"' "$SRC/lib/config.c" |
+    grep -oE '^[[:space:]]*\[K_[A-Z0-9_]+\] = "[a-z0-9_]+"' "$SRC/lib/config_keys.c" |
         sed -E 's/.*"([^"]+)"/\1/'
 }
 
@@ -164,7 +164,7 @@ check_pages() {
         section "$out.cnf" sh KEYS >"$out.keys"
         for key in $(config_keys); do
             grep -qE "^ +$key( |\$)" "$out.keys" ||
-                echo "phconnect.cnf.5: the key '$key' (lib/config.c key table) is not in KEYS: add '.It Cm $key' with its type, whether required, its default and its meaning to the KEYS list in docs/man/phconnect.cnf.5"
+                echo "phconnect.cnf.5: the key '$key' (lib/config_keys.c key table) is not in KEYS: add '.It Cm $key' with its type, whether required, its default and its meaning to the KEYS list in docs/man/phconnect.cnf.5"
         done
     fi
 
@@ -202,7 +202,7 @@ expect_in "global options of tools/phc.c" "$(flags "$SRC/tools/phc.c")" --config
 expect_in "flags of tools/phc_request.c" "$(flags "$SRC/tools/phc_request.c")" --header -H --data -d --include -i
 expect_in "flags of tools/phc_engine_conf.c" "$(flags "$SRC/tools/phc_engine_conf.c")" --with-pin --engine-path --template -o
 expect_in "words of tools/phc_secret.c" "$(flags "$SRC/tools/phc_secret.c")" store --help -h
-expect_in "keys of lib/config.c" "$(config_keys)" url ca_file pin reload_interval
+expect_in "keys of lib/config_keys.c" "$(config_keys)" url ca_file pin reload_interval
 expect_in "symbols of docs/abi.txt" "$(abi_symbols)" phc_global_init phc_client_request phc_token_rollback
 
 # ---- the pages --------------------------------------------------------------------------------
