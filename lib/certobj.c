@@ -1,9 +1,7 @@
 #include "certobj.h"
 
 #include "err.h"
-#include "module.h"
 
-#include <dlfcn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <p11-kit/pkcs11.h>
@@ -11,19 +9,6 @@
 #include <string.h>
 
 #define MAX_CERTS 256
-
-/* The module's function list, from the copy of the library libp11 already loaded: with
- * RTLD_NOLOAD nothing new is loaded or initialised here. */
-static CK_FUNCTION_LIST_PTR functions(const char *module)
-{
-    void *dl = NULL;
-    CK_FUNCTION_LIST_PTR f = NULL;
-    if (phc__module_open(module, RTLD_NOW | RTLD_NOLOAD, &dl, &f, NULL) != PHC_OK)
-        return NULL;
-    /* The reference taken here is dropped; libp11's own keeps the library loaded. */
-    dlclose(dl);
-    return f;
-}
 
 /* One attribute's value, allocated (NUL-terminated for convenience). */
 static unsigned char *attr(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
@@ -44,14 +29,11 @@ static unsigned char *attr(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJEC
     return v;
 }
 
-int phc__certobj_list(phc_certobj **out, size_t *n, const char *module, unsigned long slot_id,
+int phc__certobj_list(phc_certobj **out, size_t *n, CK_FUNCTION_LIST *f, unsigned long slot_id,
                       const char *token, phc_errbuf *err)
 {
     *out = NULL;
     *n = 0;
-    CK_FUNCTION_LIST_PTR f = functions(module);
-    if (!f)
-        return phc__err(err, PHC_ERR_HSM, "PKCS#11 module '%s' is not loaded", module);
     CK_SESSION_HANDLE s;
     CK_RV rv = f->C_OpenSession(slot_id, CKF_SERIAL_SESSION, NULL, NULL, &s);
     if (rv != CKR_OK)

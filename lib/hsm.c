@@ -2,9 +2,9 @@
  *
  * libp11 behaviours this file works around or relies on (0.4.12, checked against its source
  * and SoftHSM 2.6):
- *  - C_LoadModule prints dlerror() to stderr and loses it. The module is therefore dlopen'ed
- *    here first, so a file that is not a PKCS#11 library is refused with the loader's reason
- *    and libp11 never gets to print.
+ *  - Loading, C_Initialize, the slot list and C_Finalize belong to the one module layer
+ *    (p11_module.h), shared with the raw calls: this file only borrows its libp11 context
+ *    and slots, and the certificate reader uses the same initialised function list.
  *  - A failing PKCS#11 call pushes the CK_RV as the reason of an OpenSSL error whose library
  *    is ERR_get_CKR_code() (libp11's ERR_LIB_PKCS11); translated in ckr_last(). libp11 also
  *    clears the thread's whole error queue after each successful call.
@@ -19,14 +19,11 @@
  *  - Private-key EVP_PKEYs refer back to the slot: every reference must be dropped before the
  *    slots are released (phc__hsm_free does this; callers must drop theirs, e.g. an SSL_CTX
  *    holding the key, before phc__hsm_free).
- *  - PKCS#11 state is per process, not per PKCS11_CTX: a second C_Initialize of a module is
- *    CKR_CRYPTOKI_ALREADY_INITIALIZED, releasing a slot calls C_CloseAllSessions and
- *    unloading calls C_Finalize, so one handle's phc__hsm_free would kill every other
- *    handle's sessions and login on that module (seen: "Cryptoki not initialized"). Handles
- *    therefore share one loaded module (context, slots, login) per library file, counted
- *    and guarded by g_lock; the last phc__hsm_free logs out and unloads it. A consequence:
- *    a second handle on a token this process is already logged in to reuses that login; its
- *    PIN source is still read (it must be there) but PKCS#11 cannot re-verify the value.
+ *  - PKCS#11 state is per process (per module instance), not per handle: releasing a slot
+ *    calls C_CloseAllSessions and unloading calls C_Finalize, so the module layer does both
+ *    only when its last user (libp11 or raw) is gone. A consequence: a second handle on a
+ *    token this process is already logged in to reuses that login; its PIN source is still
+ *    read (it must be there) but PKCS#11 cannot re-verify the value.
  *  - Signing needs no lock here: libp11 gives each concurrent operation its own session from
  *    a per-slot pool (up to 16, then callers wait). 0.4.12 puts a session back into the
  *    pool even when it died (token reset or removed), so after that every operation fails
@@ -34,7 +31,8 @@
  */
 #include "hsm.h"
 #include "certobj.h"
-#include "module.h"
+#include "p11_module.h"
+#include "p11_rv.h"
 #include "rotation.h"
 #include "trust.h"
 
@@ -51,7 +49,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -61,23 +58,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* A loaded PKCS#11 library, shared by every handle that uses it (see above). */
-typedef struct hsm_module {
-    struct hsm_module *next;
-    dev_t dev; /* identity of the library file: the dynamic loader shares by it too */
-    ino_t ino;
-    PKCS11_CTX *ctx;
-    PKCS11_SLOT *slots;
-    unsigned int nslots;
-    unsigned char *logged_in; /* per slot */
-    unsigned int refs;
-    int loaded;
-} hsm_module;
-
-/* Guards the module list and every libp11 call that touches a shared context, slot list or
- * object cache (open, identity, free). Key operations do not take it. */
+/* Guards every libp11 call that touches a module's shared context, slot list or object cache
+ * (open, identity, free). Key operations do not take it. Taken before the module layer's. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static hsm_module *g_modules;
 
 /* One private key on the token that the key URI names. libp11's PKCS11_KEY is only used
  * while enumerating: its array may move when the slot's cache grows. */
@@ -92,8 +75,9 @@ typedef struct hsm_key {
 } hsm_key;
 
 struct phc_hsm {
-    hsm_module *mod;
-    PKCS11_SLOT *slot; /* the token in use, inside mod->slots */
+    phc_p11_module *mod; /* one reference on the process's module (p11_module.h) */
+    phc_p11_slots *lp;   /* libp11's slots of it, borrowed from mod */
+    PKCS11_SLOT *slot;   /* the token in use, inside lp->slots */
     unsigned int slot_index;
     hsm_key *keys;
     unsigned int nkeys;
@@ -108,89 +92,10 @@ struct phc_hsm {
 /* ------------------------------------------------------------------------------------ */
 /* Small helpers */
 
-static const char *ckr_name(unsigned long rv)
-{
-    switch (rv) {
-    case CKR_OK:
-        return "CKR_OK";
-    case CKR_HOST_MEMORY:
-        return "CKR_HOST_MEMORY";
-    case CKR_SLOT_ID_INVALID:
-        return "CKR_SLOT_ID_INVALID";
-    case CKR_GENERAL_ERROR:
-        return "CKR_GENERAL_ERROR";
-    case CKR_FUNCTION_FAILED:
-        return "CKR_FUNCTION_FAILED";
-    case CKR_ARGUMENTS_BAD:
-        return "CKR_ARGUMENTS_BAD";
-    case CKR_ATTRIBUTE_SENSITIVE:
-        return "CKR_ATTRIBUTE_SENSITIVE";
-    case CKR_DEVICE_ERROR:
-        return "CKR_DEVICE_ERROR";
-    case CKR_DEVICE_MEMORY:
-        return "CKR_DEVICE_MEMORY";
-    case CKR_DEVICE_REMOVED:
-        return "CKR_DEVICE_REMOVED";
-    case CKR_FUNCTION_NOT_SUPPORTED:
-        return "CKR_FUNCTION_NOT_SUPPORTED";
-    case CKR_KEY_HANDLE_INVALID:
-        return "CKR_KEY_HANDLE_INVALID";
-    case CKR_MECHANISM_INVALID:
-        return "CKR_MECHANISM_INVALID";
-    case CKR_OBJECT_HANDLE_INVALID:
-        return "CKR_OBJECT_HANDLE_INVALID";
-    case CKR_PIN_INCORRECT:
-        return "CKR_PIN_INCORRECT";
-    case CKR_PIN_INVALID:
-        return "CKR_PIN_INVALID";
-    case CKR_PIN_LEN_RANGE:
-        return "CKR_PIN_LEN_RANGE";
-    case CKR_PIN_EXPIRED:
-        return "CKR_PIN_EXPIRED";
-    case CKR_PIN_LOCKED:
-        return "CKR_PIN_LOCKED";
-    case CKR_SESSION_CLOSED:
-        return "CKR_SESSION_CLOSED";
-    case CKR_SESSION_COUNT:
-        return "CKR_SESSION_COUNT";
-    case CKR_SESSION_HANDLE_INVALID:
-        return "CKR_SESSION_HANDLE_INVALID";
-    case CKR_TOKEN_NOT_PRESENT:
-        return "CKR_TOKEN_NOT_PRESENT";
-    case CKR_TOKEN_NOT_RECOGNIZED:
-        return "CKR_TOKEN_NOT_RECOGNIZED";
-    case CKR_USER_NOT_LOGGED_IN:
-        return "CKR_USER_NOT_LOGGED_IN";
-    case CKR_USER_PIN_NOT_INITIALIZED:
-        return "CKR_USER_PIN_NOT_INITIALIZED";
-    case CKR_USER_TYPE_INVALID:
-        return "CKR_USER_TYPE_INVALID";
-    case CKR_USER_ANOTHER_ALREADY_LOGGED_IN:
-        return "CKR_USER_ANOTHER_ALREADY_LOGGED_IN";
-    case CKR_CRYPTOKI_NOT_INITIALIZED:
-        return "CKR_CRYPTOKI_NOT_INITIALIZED";
-    default:
-        return NULL;
-    }
-}
-
-/* The CK_RV libp11 left on the error queue (0 if none), as a printable name in buf. Clears
- * the queue: this is the CK_RV boundary. */
+/* The CK_RV libp11 left on the error queue, in words (p11_rv.c). */
 static unsigned long ckr_last(char *buf, size_t len)
 {
-    unsigned long e, rv = 0;
-    int lib = ERR_get_CKR_code();
-    while ((e = ERR_get_error()) != 0)
-        if (ERR_GET_LIB(e) == lib)
-            rv = ERR_GET_REASON(e);
-    const char *name = ckr_name(rv);
-    if (!rv)
-        snprintf(buf, len, "no PKCS#11 error code");
-    else if (name)
-        snprintf(buf, len, "%s", name);
-    else
-        snprintf(buf, len, "CK_RV 0x%lx", rv);
-    return rv;
+    return phc__p11_rv_last(buf, len);
 }
 
 static void hsm_key_name(char *out, size_t len, const hsm_key *k)
@@ -389,104 +294,12 @@ static int obj_matches(const char *label, const unsigned char *id, size_t id_len
 /* ------------------------------------------------------------------------------------ */
 /* Opening */
 
-/* A module that is not there or not a PKCS#11 library is refused with the loader's reason
- * (libp11 would print that to stderr and report only "Unable to load"). On success *dl holds
- * the library open until libp11 has loaded it too, so its constructors run once. */
-/* Drops a reference; the last one logs out, releases the slots and unloads. g_lock held. */
-static void module_release(hsm_module *m)
-{
-    if (!m || --m->refs > 0)
-        return;
-    for (hsm_module **pp = &g_modules; *pp; pp = &(*pp)->next)
-        if (*pp == m) {
-            *pp = m->next;
-            break;
-        }
-    for (unsigned int i = 0; i < m->nslots; i++)
-        if (m->logged_in && m->logged_in[i])
-            PKCS11_logout(&m->slots[i]);
-    if (m->slots)
-        PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
-    if (m->ctx) {
-        if (m->loaded)
-            PKCS11_CTX_unload(m->ctx);
-        PKCS11_CTX_free(m->ctx);
-    }
-    OPENSSL_free(m->logged_in);
-    OPENSSL_free(m);
-    ERR_clear_error();
-}
-
-/* The loaded module for this library file, loading it (and listing its slots) on first use.
- * g_lock held. */
-static int module_acquire(hsm_module **out, const char *module, const phc_log *log, phc_errbuf *err)
-{
-    struct stat st;
-    char ckr[64];
-    void *dl = NULL;
-    int rc;
-    *out = NULL;
-    if ((rc = phc__module_stat(module, &st, err)) != PHC_OK)
-        return rc;
-    for (hsm_module *m = g_modules; m; m = m->next)
-        if (m->dev == st.st_dev && m->ino == st.st_ino) {
-            m->refs++;
-            *out = m;
-            phc__log(log, PHC_LOG_DEBUG, "PKCS#11 module '%s' already loaded", module);
-            return 0;
-        }
-    /* Opened here first so that a file that is no PKCS#11 library gets the loader's own
-     * reason (libp11 would print it to stderr and say less). */
-    CK_FUNCTION_LIST_PTR fn = NULL;
-    if ((rc = phc__module_open(module, RTLD_LAZY, &dl, &fn, err)))
-        return rc;
-    hsm_module *m = OPENSSL_zalloc(sizeof(*m));
-    if (!m || !(m->ctx = PKCS11_CTX_new())) {
-        OPENSSL_free(m);
-        dlclose(dl);
-        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    }
-    m->dev = st.st_dev;
-    m->ino = st.st_ino;
-    m->refs = 1;
-    m->next = g_modules;
-    g_modules = m;
-    ERR_clear_error();
-    int loaded = PKCS11_CTX_load(m->ctx, module) == 0;
-    dlclose(dl);
-    if (!loaded) {
-        ckr_last(ckr, sizeof(ckr));
-        rc = phc__err(err, PHC_ERR_HSM,
-                      "cannot load PKCS#11 module '%s': initialisation failed (%s)", module, ckr);
-        goto fail;
-    }
-    m->loaded = 1;
-    phc__log(log, PHC_LOG_INFO, "PKCS#11 module '%s' loaded (%s, %s)", module,
-             m->ctx->manufacturer ? m->ctx->manufacturer : "?",
-             m->ctx->description ? m->ctx->description : "?");
-    if (PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots)) {
-        ckr_last(ckr, sizeof(ckr));
-        rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)", module,
-                      ckr);
-        goto fail;
-    }
-    if (!(m->logged_in = OPENSSL_zalloc(m->nslots ? m->nslots : 1))) {
-        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-        goto fail;
-    }
-    *out = m;
-    return 0;
-fail:
-    module_release(m);
-    return rc;
-}
-
 static void list_tokens(const phc_hsm *h, char *out, size_t len)
 {
     size_t o = 0;
     out[0] = '\0';
-    for (unsigned int i = 0; i < h->mod->nslots && o < len; i++) {
-        const PKCS11_TOKEN *t = h->mod->slots[i].token;
+    for (unsigned int i = 0; i < h->lp->n && o < len; i++) {
+        const PKCS11_TOKEN *t = h->lp->slots[i].token;
         if (!t || !t->initialized)
             continue;
         int n = snprintf(out + o, len - o, "%s'%s'", o ? ", " : "", t->label);
@@ -504,8 +317,8 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
     unsigned int ntokens = 0, nmatch = 0;
     token_wanted(u, want, sizeof(want));
     list_tokens(h, present, sizeof(present));
-    for (unsigned int i = 0; i < h->mod->nslots; i++) {
-        PKCS11_SLOT *s = &h->mod->slots[i];
+    for (unsigned int i = 0; i < h->lp->n; i++) {
+        PKCS11_SLOT *s = &h->lp->slots[i];
         if (!s->token || !s->token->initialized)
             continue; /* e.g. SoftHSM's spare uninitialised slot */
         ntokens++;
@@ -547,12 +360,8 @@ static CK_FLAGS pin_flags(const phc_hsm *h)
     CK_FLAGS f = (t->userPinLocked ? CKF_USER_PIN_LOCKED : 0) |
                  (t->userPinFinalTry ? CKF_USER_PIN_FINAL_TRY : 0) |
                  (t->userPinCountLow ? CKF_USER_PIN_COUNT_LOW : 0);
-    void *dl = NULL;
-    CK_FUNCTION_LIST_PTR fn = NULL;
+    CK_FUNCTION_LIST *fn = phc__p11_module_fn(h->mod);
     CK_TOKEN_INFO ti;
-    if (phc__module_open(h->module, RTLD_NOW | RTLD_NOLOAD, &dl, &fn, NULL) != PHC_OK)
-        return f;
-    dlclose(dl); /* libp11's reference keeps the library loaded */
     if (fn->C_GetTokenInfo(PKCS11_get_slotid_from_slot(h->slot), &ti) == CKR_OK)
         f = ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW);
     return f;
@@ -579,7 +388,7 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
     int rc = phc__secret_read(&pin, &pin_len, pin_source, "PIN", PHC_ERR_PIN, err);
     if (rc)
         return rc;
-    if (h->mod->logged_in[h->slot_index]) {
+    if (h->lp->logged_in[h->slot_index]) {
         /* Another handle of this process logged in already: PKCS#11 login state is per
          * process, and C_Login would only answer CKR_USER_ALREADY_LOGGED_IN. */
         phc__secret_free(pin, pin_len);
@@ -628,7 +437,7 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
     pin = NULL;
     if (r == 0) {
         ERR_clear_error();
-        h->mod->logged_in[h->slot_index] = 1;
+        h->lp->logged_in[h->slot_index] = 1;
         phc__log(h->log, PHC_LOG_INFO, "logged in to token '%s'", t->label);
         return 0;
     }
@@ -786,7 +595,8 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
 
     pthread_mutex_lock(&g_lock);
     locked = 1;
-    if ((rc = module_acquire(&h->mod, module, log, err)))
+    if ((rc = phc__p11_module_get(&h->mod, module, log, err)) ||
+        (rc = phc__p11_module_slots(h->mod, &h->lp, module, err)))
         goto out;
     if ((rc = select_token(h, u, err)))
         goto out;
@@ -873,7 +683,7 @@ static int pub_eq(const hsm_key *k, X509 *c)
 /* Read afresh on every call (certobj.c says why libp11's cached list will not do). */
 static int token_certs(phc_hsm *h, phc_certobj **certs, size_t *n, phc_errbuf *err)
 {
-    return phc__certobj_list(certs, n, h->module,
+    return phc__certobj_list(certs, n, phc__p11_module_fn(h->mod),
                              PKCS11_get_slotid_from_slot((PKCS11_SLOT *)h->slot),
                              phc__hsm_token_label(h), err);
 }
@@ -1208,7 +1018,7 @@ void phc__hsm_free(phc_hsm *h)
         OPENSSL_free(h->keys[i].label);
     }
     OPENSSL_free(h->keys);
-    module_release(h->mod);
+    phc__p11_module_put(h->mod);
     pthread_mutex_unlock(&g_lock);
     OPENSSL_free(h->module);
     OPENSSL_free(h->want_label);

@@ -1,9 +1,9 @@
-/* Direct PKCS#11 access (see p11.h for the contract and for how this unit shares a module
- * with libp11). The module is dlopen'ed here rather than through p11-kit's module loader:
- * p11-kit would read its own configuration files and report failures on stderr, and a
- * library must do neither. */
+/* Direct PKCS#11 access (see p11.h for the contract). The module comes from the one module
+ * layer (p11_module.c), shared with libp11: the same initialised function list, finalised
+ * when its last user is gone. */
 #include "p11.h"
-#include "module.h"
+#include "p11_module.h"
+#include "p11_rv.h"
 
 #include "err.h"
 #include "log.h"
@@ -20,13 +20,11 @@
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Longest data object value accepted (the client secret; same bound as secret.c). */
 #define DATA_MAX 4096
@@ -34,24 +32,8 @@
 #define APP "phconnect"
 #define APP_REPLACED "phconnect-replaced"
 
-/* ------------------------------------------------------------------------------------ */
-/* Modules: one entry per library file, shared by every handle of this unit. */
-
-typedef struct p11_module {
-    struct p11_module *next;
-    dev_t dev; /* identity of the library file: the dynamic loader shares by it too */
-    ino_t ino;
-    void *dl;
-    CK_FUNCTION_LIST *fn;
-    unsigned int refs;
-    int initialised_here; /* C_Initialize returned CKR_OK for us: we finalise */
-} p11_module;
-
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static p11_module *g_modules;
-
 struct phc_p11 {
-    p11_module *mod;
+    phc_p11_module *mod; /* one reference on the process's module (p11_module.h) */
     CK_FUNCTION_LIST *fn;
     CK_SLOT_ID slot;
     CK_SESSION_HANDLE session;
@@ -64,66 +46,6 @@ struct phc_p11 {
 /* ------------------------------------------------------------------------------------ */
 /* CK_RV: the one translation into phc_err */
 
-const char *phc__p11_rv_name(CK_RV rv)
-{
-    switch (rv) {
-#define N(x)                                                                                       \
-    case x:                                                                                        \
-        return #x;
-        N(CKR_OK)
-        N(CKR_HOST_MEMORY)
-        N(CKR_SLOT_ID_INVALID)
-        N(CKR_GENERAL_ERROR)
-        N(CKR_FUNCTION_FAILED)
-        N(CKR_ARGUMENTS_BAD)
-        N(CKR_ATTRIBUTE_READ_ONLY)
-        N(CKR_ATTRIBUTE_SENSITIVE)
-        N(CKR_ATTRIBUTE_TYPE_INVALID)
-        N(CKR_ATTRIBUTE_VALUE_INVALID)
-        N(CKR_ACTION_PROHIBITED)
-        N(CKR_DATA_INVALID)
-        N(CKR_DATA_LEN_RANGE)
-        N(CKR_DEVICE_ERROR)
-        N(CKR_DEVICE_MEMORY)
-        N(CKR_DEVICE_REMOVED)
-        N(CKR_FUNCTION_NOT_SUPPORTED)
-        N(CKR_KEY_HANDLE_INVALID)
-        N(CKR_KEY_SIZE_RANGE)
-        N(CKR_KEY_TYPE_INCONSISTENT)
-        N(CKR_KEY_FUNCTION_NOT_PERMITTED)
-        N(CKR_MECHANISM_INVALID)
-        N(CKR_MECHANISM_PARAM_INVALID)
-        N(CKR_OBJECT_HANDLE_INVALID)
-        N(CKR_OPERATION_ACTIVE)
-        N(CKR_OPERATION_NOT_INITIALIZED)
-        N(CKR_PIN_INCORRECT)
-        N(CKR_PIN_INVALID)
-        N(CKR_PIN_LEN_RANGE)
-        N(CKR_PIN_EXPIRED)
-        N(CKR_PIN_LOCKED)
-        N(CKR_SESSION_CLOSED)
-        N(CKR_SESSION_COUNT)
-        N(CKR_SESSION_HANDLE_INVALID)
-        N(CKR_SESSION_READ_ONLY)
-        N(CKR_TEMPLATE_INCOMPLETE)
-        N(CKR_TEMPLATE_INCONSISTENT)
-        N(CKR_TOKEN_NOT_PRESENT)
-        N(CKR_TOKEN_NOT_RECOGNIZED)
-        N(CKR_TOKEN_WRITE_PROTECTED)
-        N(CKR_USER_ALREADY_LOGGED_IN)
-        N(CKR_USER_NOT_LOGGED_IN)
-        N(CKR_USER_PIN_NOT_INITIALIZED)
-        N(CKR_USER_TYPE_INVALID)
-        N(CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
-        N(CKR_BUFFER_TOO_SMALL)
-        N(CKR_CRYPTOKI_NOT_INITIALIZED)
-        N(CKR_CRYPTOKI_ALREADY_INITIALIZED)
-#undef N
-    default:
-        return NULL;
-    }
-}
-
 /* "<what> on token 'T' failed (CKR_X)" as PHC_ERR_HSM, or the PIN / token-gone wording for
  * the CK_RVs an operator acts on differently. token may be "" (before one is chosen). */
 static int p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt, ...)
@@ -132,11 +54,7 @@ static int p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fm
 static int p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt, ...)
 {
     char what[256], name[40];
-    const char *n = phc__p11_rv_name(rv);
-    if (n)
-        snprintf(name, sizeof(name), "%s", n);
-    else
-        snprintf(name, sizeof(name), "CK_RV 0x%lx", (unsigned long)rv);
+    phc__p11_rv_str(name, sizeof(name), rv);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
@@ -179,74 +97,6 @@ static void padded(char *out, size_t outlen, const unsigned char *field, size_t 
         n = outlen - 1;
     memcpy(out, field, n);
     out[n] = '\0';
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Loading */
-
-/* Drops a reference; the last one finalises (only a module we initialised) and unloads.
- * g_lock held. */
-static void module_release(p11_module *m)
-{
-    if (!m || --m->refs > 0)
-        return;
-    for (p11_module **pp = &g_modules; *pp; pp = &(*pp)->next)
-        if (*pp == m) {
-            *pp = m->next;
-            break;
-        }
-    if (m->initialised_here)
-        m->fn->C_Finalize(NULL);
-    dlclose(m->dl);
-    OPENSSL_free(m);
-}
-
-/* g_lock held. */
-static int module_acquire(p11_module **out, const char *module, const phc_log *log, phc_errbuf *err)
-{
-    struct stat st;
-    int rc;
-    *out = NULL;
-    if ((rc = phc__module_stat(module, &st, err)) != PHC_OK)
-        return rc;
-    for (p11_module *m = g_modules; m; m = m->next)
-        if (m->dev == st.st_dev && m->ino == st.st_ino) {
-            m->refs++;
-            *out = m;
-            return 0;
-        }
-    void *dl = NULL;
-    CK_FUNCTION_LIST *fn = NULL;
-    if ((rc = phc__module_open(module, RTLD_NOW, &dl, &fn, err)) != PHC_OK)
-        return rc;
-    CK_C_INITIALIZE_ARGS args;
-    memset(&args, 0, sizeof(args));
-    args.flags = CKF_OS_LOCKING_OK;
-    CK_RV rv = fn->C_Initialize(&args);
-    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-        dlclose(dl);
-        return p11_fail(err, "", rv, "initialising PKCS#11 module '%s'", module);
-    }
-    p11_module *m = OPENSSL_zalloc(sizeof(*m));
-    if (!m) {
-        if (rv == CKR_OK)
-            fn->C_Finalize(NULL);
-        dlclose(dl);
-        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    }
-    m->dev = st.st_dev;
-    m->ino = st.st_ino;
-    m->dl = dl;
-    m->fn = fn;
-    m->refs = 1;
-    /* Already initialised: libp11 (hsm.c) or the application owns it; it finalises. */
-    m->initialised_here = rv == CKR_OK;
-    m->next = g_modules;
-    g_modules = m;
-    phc__log(log, PHC_LOG_DEBUG, "PKCS#11 module '%s' loaded for token administration%s", module,
-             m->initialised_here ? "" : " (already initialised in this process)");
-    *out = m;
-    return 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -433,12 +283,9 @@ int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char
         goto out;
     }
     p->log = log;
-    pthread_mutex_lock(&g_lock);
-    rc = module_acquire(&p->mod, module, log, err);
-    pthread_mutex_unlock(&g_lock);
-    if (rc)
+    if ((rc = phc__p11_module_get(&p->mod, module, log, err)))
         goto out;
-    p->fn = p->mod->fn;
+    p->fn = phc__p11_module_fn(p->mod);
     if ((rc = select_token(p, u, module, err)))
         goto out;
     CK_RV rv =
@@ -464,9 +311,7 @@ void phc__p11_close(phc_p11 *p)
         return;
     if (p->has_session)
         p->fn->C_CloseSession(p->session);
-    pthread_mutex_lock(&g_lock);
-    module_release(p->mod);
-    pthread_mutex_unlock(&g_lock);
+    phc__p11_module_put(p->mod);
     OPENSSL_free(p);
 }
 
