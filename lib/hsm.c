@@ -33,6 +33,7 @@
 #include "certobj.h"
 #include "p11_module.h"
 #include "p11_rv.h"
+#include "p11_uri.h"
 #include "rotation.h"
 #include "trust.h"
 
@@ -213,71 +214,40 @@ static void token_wanted(P11KitUri *u, char *out, size_t len)
     }
 }
 
-/* Parses and vets a key or certificate URI. want_class: CKO_PRIVATE_KEY or CKO_CERTIFICATE.
- * On success *out is the parsed URI (caller frees with p11_kit_uri_free). */
-static int uri_parse(P11KitUri **out, const char *uri, const char *what, CK_OBJECT_CLASS want_class,
-                     phc_errbuf *err)
+/* Parses and vets a key or certificate URI (p11_uri.c, the one parser), in this unit's
+ * words. want_class: CKO_PRIVATE_KEY or CKO_CERTIFICATE. */
+static int uri_parse(phc_p11_uri *out, const char *uri, const char *what,
+                     CK_OBJECT_CLASS want_class, phc_errbuf *err)
 {
-    *out = NULL;
+    const char *why = NULL;
     if (!uri || !*uri)
         return phc__err(err, PHC_ERR_CONFIG, "no %s URI given", what);
-    P11KitUri *u = p11_kit_uri_new();
-    if (!u)
-        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    /* The URI itself is never echoed: it could carry a pin-value. */
-    int r = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u);
-    if (r != P11_KIT_URI_OK) {
-        p11_kit_uri_free(u);
+    switch (phc__p11_uri_parse(out, uri, want_class, &why)) {
+    case PHC_P11_URI_OK:
+        return 0;
+    case PHC_P11_URI_CASE:
+        return phc__err(err, PHC_ERR_CONFIG, "%s URI: write its scheme 'pkcs11:' in lower case",
+                        what);
+    case PHC_P11_URI_NOT_URI:
+    case PHC_P11_URI_MALFORMED:
         return phc__err(err, PHC_ERR_CONFIG, "%s URI is not a valid PKCS#11 URI: %s", what,
-                        p11_kit_uri_message(r));
+                        why ? why : "?");
+    case PHC_P11_URI_PIN:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "%s URI must not carry a PIN (pin-value/pin-source); set 'pin' instead",
+                        what);
+    case PHC_P11_URI_UNKNOWN:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "%s URI has an attribute phconnect does not understand (a typo?)", what);
+    case PHC_P11_URI_WRONG_CLASS:
+        return phc__err(err, PHC_ERR_CONFIG, "%s URI has type= other than '%s'", what,
+                        phc__p11_uri_class_word(want_class));
+    case PHC_P11_URI_NO_OBJECT:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "%s URI names no object: add object= and/or id=", what);
+    default:
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     }
-    int rc = 0;
-    CK_ATTRIBUTE *cls = p11_kit_uri_get_attribute(u, CKA_CLASS);
-    if (p11_kit_uri_get_pin_value(u) || p11_kit_uri_get_pin_source(u))
-        rc =
-            phc__err(err, PHC_ERR_CONFIG,
-                     "%s URI must not carry a PIN (pin-value/pin-source); set 'pin' instead", what);
-    else if (p11_kit_uri_any_unrecognized(u))
-        rc = phc__err(err, PHC_ERR_CONFIG,
-                      "%s URI has an attribute phconnect does not understand (a typo?)", what);
-    else if (cls && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
-                     *(CK_OBJECT_CLASS *)cls->pValue != want_class))
-        rc = phc__err(err, PHC_ERR_CONFIG, "%s URI has type= other than '%s'", what,
-                      want_class == CKO_PRIVATE_KEY ? "private" : "cert");
-    else if (!p11_kit_uri_get_attribute(u, CKA_LABEL) && !p11_kit_uri_get_attribute(u, CKA_ID))
-        rc = phc__err(err, PHC_ERR_CONFIG, "%s URI names no object: add object= and/or id=", what);
-    if (rc) {
-        p11_kit_uri_free(u);
-        return rc;
-    }
-    *out = u;
-    return 0;
-}
-
-/* Copies the URI's object=/id= into NUL-terminated / byte buffers. */
-static int uri_object(P11KitUri *u, char **label, unsigned char **id, size_t *id_len, int *has_id)
-{
-    CK_ATTRIBUTE *a = p11_kit_uri_get_attribute(u, CKA_LABEL);
-    *label = NULL;
-    *id = NULL;
-    *id_len = 0;
-    *has_id = 0;
-    if (a) {
-        *label = OPENSSL_zalloc(a->ulValueLen + 1);
-        if (!*label)
-            return -1;
-        memcpy(*label, a->pValue, a->ulValueLen);
-    }
-    a = p11_kit_uri_get_attribute(u, CKA_ID);
-    if (a) {
-        *has_id = 1;
-        *id_len = a->ulValueLen;
-        *id = OPENSSL_malloc(a->ulValueLen ? a->ulValueLen : 1);
-        if (!*id)
-            return -1;
-        memcpy(*id, a->pValue, a->ulValueLen);
-    }
-    return 0;
 }
 
 static int obj_matches(const char *label, const unsigned char *id, size_t id_len,
@@ -578,7 +548,7 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
                           const char *pin_source, const phc_log *log, phc_pin_latch *latch,
                           phc_errbuf *err)
 {
-    P11KitUri *u = NULL;
+    phc_p11_uri u;
     phc_hsm *h = NULL;
     int rc, locked = 0;
 
@@ -586,11 +556,17 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
     if ((rc = uri_parse(&u, key_uri, "key", CKO_PRIVATE_KEY, err)))
         return rc;
     h = OPENSSL_zalloc(sizeof(*h));
-    if (!h || !(h->module = OPENSSL_strdup(module ? module : "")) ||
-        uri_object(u, &h->want_label, &h->want_id, &h->want_id_len, &h->has_id)) {
+    if (!h || !(h->module = OPENSSL_strdup(module ? module : ""))) {
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    /* The object the key URI names moves into the handle. */
+    h->want_label = u.label;
+    h->want_id = u.id;
+    h->want_id_len = u.id_len;
+    h->has_id = u.has_id;
+    u.label = NULL;
+    u.id = NULL;
     h->log = log;
 
     pthread_mutex_lock(&g_lock);
@@ -598,7 +574,7 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
     if ((rc = phc__p11_module_get(&h->mod, module, log, err)) ||
         (rc = phc__p11_module_slots(h->mod, &h->lp, module, err)))
         goto out;
-    if ((rc = select_token(h, u, err)))
+    if ((rc = select_token(h, u.kit, err)))
         goto out;
     const PKCS11_TOKEN *t = h->slot->token;
     phc__log(log, PHC_LOG_INFO, "token '%s' (serial %s, %s %s) in slot %lu", t->label, t->serialnr,
@@ -615,7 +591,7 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
 out:
     if (locked)
         pthread_mutex_unlock(&g_lock);
-    p11_kit_uri_free(u);
+    phc__p11_uri_clear(&u);
     phc__hsm_free(h);
     ERR_clear_error();
     return rc;
@@ -877,11 +853,8 @@ static int pair_with_key(phc_hsm *h, X509 *c, time_t now, const hsm_key **kout, 
 static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trust *trust,
                          X509 **cout, phc_errbuf *err)
 {
-    P11KitUri *u = NULL;
-    char *label = NULL, want[200];
-    unsigned char *id = NULL;
-    size_t id_len = 0;
-    int has_id = 0;
+    phc_p11_uri u;
+    char want[200];
     phc_certobj *certs = NULL;
     size_t n = 0;
     X509 *best = NULL, *any = NULL;
@@ -889,15 +862,11 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
     int rc = uri_parse(&u, ref, "certificate", CKO_CERTIFICATE, err);
     if (rc)
         return rc;
-    token_wanted(u, want, sizeof(want));
-    if (want[0] && !token_matches(u, h->slot)) {
+    token_wanted(u.kit, want, sizeof(want));
+    if (want[0] && !token_matches(u.kit, h->slot)) {
         rc = phc__err(err, PHC_ERR_CONFIG,
                       "certificate URI names a token with %s, but the key is on token '%s'", want,
                       phc__hsm_token_label(h));
-        goto out;
-    }
-    if (uri_object(u, &label, &id, &id_len, &has_id)) {
-        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
     if ((rc = token_certs(h, &certs, &n, err)))
@@ -906,7 +875,8 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
     for (size_t j = 0; j < n; j++) {
         X509 *c = certs[j].x509;
         if (!c ||
-            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, label, id, id_len, has_id) ||
+            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, u.label, u.id, u.id_len,
+                         u.has_id) ||
             !usable(h, c, NULL, trust, now, &sk))
             continue;
         if (!any || cert_newer(c, any))
@@ -919,9 +889,9 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
         goto out;
     }
     if (!any) {
-        phc__key_name(want, sizeof(want), "", label, id, id_len, has_id);
+        phc__key_name(want, sizeof(want), "", u.label, u.id, u.id_len, u.has_id);
         rc = phc__err(err, PHC_ERR_HSM, "no certificate with %s%s on token '%s'",
-                      label ? "label " : "", want, phc__hsm_token_label(h));
+                      u.label ? "label " : "", want, phc__hsm_token_label(h));
         goto out;
     }
     /* An expired one is reported by pair_with_key. */
@@ -929,9 +899,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
 out:
     phc__certobj_free(certs, n);
-    OPENSSL_free(label);
-    OPENSSL_free(id);
-    p11_kit_uri_free(u);
+    phc__p11_uri_clear(&u);
     return rc;
 }
 
@@ -973,7 +941,7 @@ int phc__hsm_identity_pinned(phc_hsm *h, const char *cert_ref, long long now,
     if (!cert_ref) {
         rc = pick_by_key(h, t, trust, &k, &c, err);
     } else {
-        if (!strncmp(cert_ref, "pkcs11:", 7))
+        if (phc__p11_uri_scheme(cert_ref) != 0) /* "PKCS11:" too: refused by the case rule */
             rc = cert_from_uri(h, cert_ref, t, trust, &c, err);
         else
             rc = cert_from_file(cert_ref, &c, err);

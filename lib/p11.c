@@ -4,6 +4,7 @@
 #include "p11.h"
 #include "p11_module.h"
 #include "p11_rv.h"
+#include "p11_uri.h"
 
 #include "err.h"
 #include "log.h"
@@ -102,33 +103,36 @@ static void padded(char *out, size_t outlen, const unsigned char *field, size_t 
 /* ------------------------------------------------------------------------------------ */
 /* URI and token */
 
-/* Parses uri and refuses what no caller may pass: a PIN inside, or an attribute p11-kit does
- * not know (a typo would silently widen the match). */
-static int uri_parse(P11KitUri **out, const char *uri, phc_errbuf *err)
+/* Parses uri with the one parser (p11_uri.c) and words its refusals. want: CKO_DATA for a
+ * data object URI, PHC_P11_NO_OBJECT when only its token is used. The URI itself is never
+ * quoted: a mistyped one may carry a PIN. */
+static int uri_parse(phc_p11_uri *out, const char *uri, CK_OBJECT_CLASS want, phc_errbuf *err)
 {
-    *out = NULL;
-    if (!uri || strncmp(uri, "pkcs11:", 7) != 0)
+    const char *why = NULL;
+    switch (phc__p11_uri_parse(out, uri, want, &why)) {
+    case PHC_P11_URI_OK:
+        return 0;
+    case PHC_P11_URI_NOT_URI:
         return phc__err(err, PHC_ERR_CONFIG, "not a PKCS#11 URI (pkcs11:token=...;object=...)");
-    P11KitUri *u = p11_kit_uri_new();
-    if (!u)
+    case PHC_P11_URI_CASE:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "PKCS#11 URI: write its scheme 'pkcs11:' in lower case");
+    case PHC_P11_URI_MALFORMED:
+        return phc__err(err, PHC_ERR_CONFIG, "not a valid PKCS#11 URI: %s", why ? why : "?");
+    case PHC_P11_URI_PIN:
+        return phc__err(
+            err, PHC_ERR_CONFIG,
+            "PKCS#11 URI must not carry a PIN (pin-value/pin-source); set 'pin' instead");
+    case PHC_P11_URI_UNKNOWN:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "PKCS#11 URI has an attribute phconnect does not understand (a typo?)");
+    case PHC_P11_URI_WRONG_CLASS:
+        return phc__err(err, PHC_ERR_CONFIG, "data object URI has type= other than 'data'");
+    case PHC_P11_URI_NO_OBJECT:
+        return phc__err(err, PHC_ERR_CONFIG, "data object URI names no object: add object=");
+    default:
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    /* The URI itself is never quoted: a mistyped one may carry a PIN. */
-    int r = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u);
-    int rc = 0;
-    if (r != P11_KIT_URI_OK)
-        rc = phc__err(err, PHC_ERR_CONFIG, "not a valid PKCS#11 URI: %s", p11_kit_uri_message(r));
-    else if (p11_kit_uri_get_pin_value(u) || p11_kit_uri_get_pin_source(u))
-        rc = phc__err(err, PHC_ERR_CONFIG,
-                      "PKCS#11 URI must not carry a PIN (pin-value/pin-source); set 'pin' instead");
-    else if (p11_kit_uri_any_unrecognized(u))
-        rc = phc__err(err, PHC_ERR_CONFIG,
-                      "PKCS#11 URI has an attribute phconnect does not understand (a typo?)");
-    if (rc) {
-        p11_kit_uri_free(u);
-        return rc;
     }
-    *out = u;
-    return 0;
 }
 
 /* "label 'x', serial 'y'": the token attributes the URI names; "" when none. */
@@ -272,11 +276,11 @@ static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
 int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char *pin_source,
                   const phc_log *log, phc_errbuf *err)
 {
-    P11KitUri *u = NULL;
+    phc_p11_uri u;
     phc_p11 *p = NULL;
     int rc;
     *out = NULL;
-    if ((rc = uri_parse(&u, uri, err)))
+    if ((rc = uri_parse(&u, uri, PHC_P11_NO_OBJECT, err)))
         return rc;
     if (!(p = OPENSSL_zalloc(sizeof(*p)))) {
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
@@ -286,7 +290,7 @@ int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char
     if ((rc = phc__p11_module_get(&p->mod, module, log, err)))
         goto out;
     p->fn = phc__p11_module_fn(p->mod);
-    if ((rc = select_token(p, u, module, err)))
+    if ((rc = select_token(p, u.kit, module, err)))
         goto out;
     CK_RV rv =
         p->fn->C_OpenSession(p->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p->session);
@@ -300,7 +304,7 @@ int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char
     *out = p;
     p = NULL;
 out:
-    p11_kit_uri_free(u);
+    phc__p11_uri_clear(&u);
     phc__p11_close(p);
     return rc;
 }
@@ -701,59 +705,16 @@ int phc__p11_sign(phc_p11 *p, CK_OBJECT_HANDLE h, CK_MECHANISM_TYPE mech, const 
 /* Data objects (the client secret) */
 
 /* The object a data URI names: label and/or id, class data (or unset). */
-typedef struct data_ref {
-    char *label;
-    unsigned char *id;
-    size_t id_len;
-    int has_id;
-} data_ref;
+typedef phc_p11_uri data_ref;
 
 static void data_ref_free(data_ref *r)
 {
-    OPENSSL_free(r->label);
-    OPENSSL_free(r->id);
+    phc__p11_uri_clear(r);
 }
 
 static int data_ref_get(data_ref *r, const char *uri, phc_errbuf *err)
 {
-    P11KitUri *u = NULL;
-    memset(r, 0, sizeof(*r));
-    int rc = uri_parse(&u, uri, err);
-    if (rc)
-        return rc;
-    CK_ATTRIBUTE *cls = p11_kit_uri_get_attribute(u, CKA_CLASS);
-    CK_ATTRIBUTE *lab = p11_kit_uri_get_attribute(u, CKA_LABEL);
-    CK_ATTRIBUTE *id = p11_kit_uri_get_attribute(u, CKA_ID);
-    if (cls && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
-                *(CK_OBJECT_CLASS *)cls->pValue != CKO_DATA)) {
-        rc = phc__err(err, PHC_ERR_CONFIG, "data object URI has type= other than 'data'");
-        goto out;
-    }
-    if (!lab && !id) {
-        rc = phc__err(err, PHC_ERR_CONFIG, "data object URI names no object: add object=");
-        goto out;
-    }
-    if (lab) {
-        if (!(r->label = OPENSSL_zalloc(lab->ulValueLen + 1))) {
-            rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-        memcpy(r->label, lab->pValue, lab->ulValueLen);
-    }
-    if (id) {
-        r->has_id = 1;
-        r->id_len = id->ulValueLen;
-        if (!(r->id = OPENSSL_malloc(id->ulValueLen ? id->ulValueLen : 1))) {
-            rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-        memcpy(r->id, id->pValue, id->ulValueLen);
-    }
-out:
-    p11_kit_uri_free(u);
-    if (rc)
-        data_ref_free(r);
-    return rc;
+    return uri_parse(r, uri, CKO_DATA, err);
 }
 
 static int data_find(phc_p11 *p, const data_ref *r, CK_OBJECT_HANDLE **out, size_t *n,
