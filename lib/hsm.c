@@ -337,13 +337,6 @@ static CK_FLAGS pin_flags(const phc_hsm *h)
     return f;
 }
 
-static void pin_digest(unsigned char md[32], const char *pin, size_t len)
-{
-    unsigned int n = 32;
-    if (EVP_Digest(pin, len, md, &n, EVP_sha256(), NULL) != 1)
-        memset(md, 0, 32); /* cannot happen with the default provider; latches nothing useful */
-}
-
 static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_errbuf *err)
 {
     const PKCS11_TOKEN *t = h->slot->token;
@@ -365,39 +358,11 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
         phc__log(h->log, PHC_LOG_INFO, "token '%s': already logged in by this process", t->label);
         return 0;
     }
-    pin_digest(md, pin, pin_len);
-    /* Never guess against a token about to lock or locked: an operator decides. */
-    CK_FLAGS flags = pin_flags(h);
-    if (flags & CKF_USER_PIN_LOCKED) {
+    /* The login rule (p11_login.c), on the flags as the token reports them now. */
+    if ((rc = phc__p11_login_check(t->label, pin_flags(h), pin, pin_len, pin_source, latch, md,
+                                   h->log, err))) {
         phc__secret_free(pin, pin_len);
-        return phc__err(err, PHC_ERR_PIN,
-                        "PIN of token '%s' is locked (CKF_USER_PIN_LOCKED): unlock it with the SO "
-                        "PIN; phconnect does not log in to it",
-                        t->label);
-    }
-    if (flags & CKF_USER_PIN_FINAL_TRY) {
-        phc__secret_free(pin, pin_len);
-        return phc__err(err, PHC_ERR_PIN,
-                        "token '%s' reports that the next wrong PIN locks it "
-                        "(CKF_USER_PIN_FINAL_TRY): phconnect does not log in to it on its own; "
-                        "check the PIN, then log in once by hand (pkcs11-tool --login --test) to "
-                        "reset the count",
-                        t->label);
-    }
-    if (flags & CKF_USER_PIN_COUNT_LOW)
-        phc__log(h->log, PHC_LOG_WARN, "token '%s': wrong PINs were entered recently", t->label);
-    if (latch && latch->set) {
-        if (CRYPTO_memcmp(md, latch->digest, sizeof(md)) == 0) {
-            phc__secret_free(pin, pin_len);
-            return phc__err(err, PHC_ERR_PIN,
-                            "PIN of token '%s' was refused (%s) and PIN source '%s' still holds "
-                            "the same PIN: not offered again until the source changes or the "
-                            "client is reloaded",
-                            t->label, latch->ckr, pin_source);
-        }
-        phc__log(h->log, PHC_LOG_INFO, "token '%s': the PIN source changed; trying its PIN",
-                 t->label);
-        memset(latch, 0, sizeof(*latch));
+        return rc;
     }
     ERR_clear_error();
     /* One attempt: a wrong PIN is reported, never retried (a retry would burn the token's
@@ -412,26 +377,9 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
         return 0;
     }
     unsigned long rv = ckr_last(ckr, sizeof(ckr));
-    if (latch && (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)) {
-        latch->set = 1;
-        memcpy(latch->digest, md, sizeof(md));
-        snprintf(latch->ckr, sizeof(latch->ckr), "%.31s", ckr);
-    }
-    switch (rv) {
-    case CKR_PIN_INCORRECT:
-        return phc__err(err, PHC_ERR_PIN,
-                        "PIN rejected by token '%s' (CKR_PIN_INCORRECT); not retried", t->label);
-    case CKR_PIN_LOCKED:
-        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", t->label);
-    case CKR_PIN_INVALID:
-    case CKR_PIN_LEN_RANGE:
-    case CKR_PIN_EXPIRED:
-    case CKR_USER_PIN_NOT_INITIALIZED:
-        return phc__err(err, PHC_ERR_PIN, "PIN rejected by token '%s' (%s); not retried", t->label,
-                        ckr);
-    default:
+    if (!rv)
         return phc__err(err, PHC_ERR_HSM, "login to token '%s' failed (%s)", t->label, ckr);
-    }
+    return phc__p11_login_refused(t->label, rv, md, latch, err);
 }
 
 /* Fills k->pub/desc/supported from the token key's EVP_PKEY. */

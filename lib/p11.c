@@ -3,6 +3,8 @@
  * when its last user is gone. */
 #include "p11.h"
 #include "p11_module.h"
+#include "p11_attr.h"
+#include "p11_login.h"
 #include "p11_rv.h"
 #include "p11_uri.h"
 
@@ -249,26 +251,18 @@ static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
         phc__log(p->log, PHC_LOG_DEBUG, "token '%s': already logged in by this process", p->label);
         return 0;
     }
-    /* Never guess against a token about to lock or locked (the same words as lib/hsm.c). */
-    if (ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY)) {
+    /* The login rule (p11_login.c); no latch: an administration command makes one attempt. */
+    unsigned char md[32];
+    if ((rc = phc__p11_login_check(p->label, ti.flags, pin, pin_len, pin_source, NULL, md, p->log,
+                                   err))) {
         phc__secret_free(pin, pin_len);
-        if (ti.flags & CKF_USER_PIN_LOCKED)
-            return phc__err(err, PHC_ERR_PIN,
-                            "PIN of token '%s' is locked (CKF_USER_PIN_LOCKED): unlock it with the "
-                            "SO PIN; phconnect does not log in to it",
-                            p->label);
-        return phc__err(err, PHC_ERR_PIN,
-                        "token '%s' reports that the next wrong PIN locks it "
-                        "(CKF_USER_PIN_FINAL_TRY): phconnect does not log in to it on its own; "
-                        "check the PIN, then log in once by hand (pkcs11-tool --login --test) to "
-                        "reset the count",
-                        p->label);
+        return rc;
     }
     /* One attempt: a retry with the same wrong PIN would burn the token's remaining tries. */
     rv = p->fn->C_Login(p->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
     phc__secret_free(pin, pin_len);
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
-        return p11_fail(err, p->label, rv, "login");
+        return phc__p11_login_refused(p->label, rv, md, NULL, err);
     phc__log(p->log, PHC_LOG_INFO, "logged in to token '%s'", p->label);
     return 0;
 }
@@ -397,37 +391,19 @@ int phc__p11_find(phc_p11 *p, const phc_p11_match *m, CK_OBJECT_HANDLE **out, si
     return 0;
 }
 
-/* One attribute; secure: the value is a secret (secure heap, wiped on every path). */
+/* One attribute (p11_attr.c); secure: the value is a secret (secure heap, wiped on every
+ * path). */
 static int attr_get(phc_p11 *p, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, int secure,
                     unsigned char **val, size_t *len, phc_errbuf *err)
 {
-    CK_ATTRIBUTE a = {type, NULL, 0};
-    *val = NULL;
-    *len = 0;
-    CK_RV rv = p->fn->C_GetAttributeValue(p->session, h, &a, 1);
-    if (rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
-        (rv == CKR_OK && a.ulValueLen == CK_UNAVAILABLE_INFORMATION))
-        return 1;
-    if (rv != CKR_OK)
-        return p11_fail(err, p->label, rv, "reading attribute 0x%lx of object %lu",
-                        (unsigned long)type, (unsigned long)h);
-    size_t n = a.ulValueLen;
-    unsigned char *buf = secure ? OPENSSL_secure_zalloc(n + 1) : OPENSSL_zalloc(n + 1);
-    if (!buf)
+    CK_RV rv = CKR_OK;
+    int r = phc__p11_attr_read(p->fn, p->session, h, type, secure, val, len, &rv);
+    if (r >= 0)
+        return r;
+    if (rv == CKR_HOST_MEMORY)
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    a.pValue = buf;
-    rv = p->fn->C_GetAttributeValue(p->session, h, &a, 1);
-    if (rv != CKR_OK) {
-        if (secure)
-            OPENSSL_secure_clear_free(buf, n + 1);
-        else
-            OPENSSL_free(buf);
-        return p11_fail(err, p->label, rv, "reading attribute 0x%lx of object %lu",
-                        (unsigned long)type, (unsigned long)h);
-    }
-    *val = buf;
-    *len = a.ulValueLen;
-    return 0;
+    return p11_fail(err, p->label, rv, "reading attribute 0x%lx of object %lu", (unsigned long)type,
+                    (unsigned long)h);
 }
 
 int phc__p11_attr(phc_p11 *p, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, unsigned char **val,
@@ -762,8 +738,7 @@ static int keep_private(phc_p11 *p, CK_OBJECT_HANDLE *objs, size_t *n, const cha
 
 static void free_value(unsigned char *v, size_t len)
 {
-    if (v)
-        OPENSSL_secure_clear_free(v, len + 1);
+    phc__p11_attr_free(v, len, 1);
 }
 
 int phc__p11_read_data(char **out, size_t *out_len, const char *module, const char *uri,
