@@ -11,8 +11,11 @@
  * would log libp11 out too). Only this handle's own session is closed (C_CloseSession, never
  * C_CloseAllSessions).
  *
- * Every CK_RV is translated in one place (p11.c): PIN problems are PHC_ERR_PIN "not
- * retried", everything else PHC_ERR_HSM naming the token and the CKR_ name.
+ * Every CK_RV is translated at one boundary (phc__p11_fail in p11.c, names from p11_rv.c,
+ * login answers in p11_login.c): PIN problems are PHC_ERR_PIN "not retried", everything else
+ * PHC_ERR_HSM naming the token and the CKR_ name. The unit is three files: p11.c (core:
+ * opening, objects, attributes), p11_keys.c (key pairs, public keys, C_Sign), p11_data.c (data
+ * objects).
  */
 #ifndef PHC_P11_H
 #define PHC_P11_H
