@@ -136,82 +136,18 @@ static int label_eq(const char *label, const char *want)
     return strcmp(label ? label : "", want) == 0;
 }
 
-/* Compares a blank-padded PKCS#11 string field from the URI (unset when it starts with
- * NUL) against libp11's trimmed copy. Returns 1 on match or when unset. */
-static int field_matches(const unsigned char *field, size_t n, const char *have, char *want,
-                         size_t wantlen)
-{
-    if (field[0] == 0)
-        return 1;
-    while (n && field[n - 1] == ' ')
-        n--;
-    snprintf(want, wantlen, "%.*s", (int)n, (const char *)field);
-    return strcmp(have ? have : "", want) == 0;
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Key URI */
-
-static void what_add(char *out, size_t len, const char *name, const char *val)
-{
-    size_t n = strlen(out);
-    snprintf(out + n, len - n, "%s%s '%s'", n ? ", " : "", name, val);
-}
-
-/* Does this slot's token satisfy every token/slot attribute the URI names? */
+/* Does this slot's token satisfy every token/slot attribute the URI names? (p11_uri.c) */
 static int token_matches(P11KitUri *u, const PKCS11_SLOT *s)
 {
-    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
-    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
-    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
-    char tmp[80];
     const PKCS11_TOKEN *t = s->token;
-    if (sid != (CK_SLOT_ID)-1 && PKCS11_get_slotid_from_slot((PKCS11_SLOT *)s) != sid)
-        return 0;
-    return field_matches(ti->label, sizeof(ti->label), t->label, tmp, sizeof(tmp)) &&
-           field_matches(ti->serialNumber, sizeof(ti->serialNumber), t->serialnr, tmp,
-                         sizeof(tmp)) &&
-           field_matches(ti->manufacturerID, sizeof(ti->manufacturerID), t->manufacturer, tmp,
-                         sizeof(tmp)) &&
-           field_matches(ti->model, sizeof(ti->model), t->model, tmp, sizeof(tmp)) &&
-           field_matches(si->slotDescription, sizeof(si->slotDescription), s->description, tmp,
-                         sizeof(tmp)) &&
-           field_matches(si->manufacturerID, sizeof(si->manufacturerID), s->manufacturer, tmp,
-                         sizeof(tmp));
-}
-
-/* "label 'x', serial 'y'": the token attributes the URI names, for messages; "" if none. */
-static void token_wanted(P11KitUri *u, char *out, size_t len)
-{
-    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
-    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
-    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
-    char v[80];
-    out[0] = '\0';
-    static const struct {
-        size_t off, n;
-        int slot;
-        const char *name;
-    } f[] = {
-        {offsetof(CK_TOKEN_INFO, label), 32, 0, "label"},
-        {offsetof(CK_TOKEN_INFO, serialNumber), 16, 0, "serial"},
-        {offsetof(CK_TOKEN_INFO, manufacturerID), 32, 0, "manufacturer"},
-        {offsetof(CK_TOKEN_INFO, model), 16, 0, "model"},
-        {offsetof(CK_SLOT_INFO, slotDescription), 64, 1, "slot-description"},
-        {offsetof(CK_SLOT_INFO, manufacturerID), 32, 1, "slot-manufacturer"},
-    };
-    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        const unsigned char *p = (const unsigned char *)(f[i].slot ? (void *)si : (void *)ti);
-        p += f[i].off;
-        if (p[0] == 0)
-            continue;
-        field_matches(p, f[i].n, NULL, v, sizeof(v));
-        what_add(out, len, f[i].name, v);
-    }
-    if (sid != (CK_SLOT_ID)-1) {
-        snprintf(v, sizeof(v), "%lu", (unsigned long)sid);
-        what_add(out, len, "slot-id", v);
-    }
+    phc_p11_token_id id = {t->label,
+                           t->serialnr,
+                           t->manufacturer,
+                           t->model,
+                           s->description,
+                           s->manufacturer,
+                           PKCS11_get_slotid_from_slot((PKCS11_SLOT *)s)};
+    return phc__p11_uri_token_matches(u, &id);
 }
 
 /* Parses and vets a key or certificate URI (p11_uri.c, the one parser), in this unit's
@@ -285,7 +221,7 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
 {
     char want[200], present[256];
     unsigned int ntokens = 0, nmatch = 0;
-    token_wanted(u, want, sizeof(want));
+    phc__p11_uri_token_wanted(u, want, sizeof(want));
     list_tokens(h, present, sizeof(present));
     for (unsigned int i = 0; i < h->lp->n; i++) {
         PKCS11_SLOT *s = &h->lp->slots[i];
@@ -810,7 +746,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
     int rc = uri_parse(&u, ref, "certificate", CKO_CERTIFICATE, err);
     if (rc)
         return rc;
-    token_wanted(u.kit, want, sizeof(want));
+    phc__p11_uri_token_wanted(u.kit, want, sizeof(want));
     if (want[0] && !token_matches(u.kit, h->slot)) {
         rc = phc__err(err, PHC_ERR_CONFIG,
                       "certificate URI names a token with %s, but the key is on token '%s'", want,

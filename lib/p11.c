@@ -67,17 +67,6 @@ int phc__p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt,
 /* ------------------------------------------------------------------------------------ */
 /* Small helpers */
 
-/* A blank-padded PKCS#11 string field as a trimmed C string. */
-static void padded(char *out, size_t outlen, const unsigned char *field, size_t n)
-{
-    while (n && (field[n - 1] == ' ' || field[n - 1] == '\0'))
-        n--;
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, field, n);
-    out[n] = '\0';
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* URI and token */
 
@@ -113,39 +102,6 @@ int phc__p11_uri_get(phc_p11_uri *out, const char *uri, CK_OBJECT_CLASS want, ph
     }
 }
 
-/* "label 'x', serial 'y'": the token attributes the URI names; "" when none. */
-static void token_wanted(P11KitUri *u, char *out, size_t len)
-{
-    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
-    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
-    struct {
-        const unsigned char *f;
-        size_t n;
-        const char *name;
-    } f[] = {
-        {ti->label, sizeof(ti->label), "label"},
-        {ti->serialNumber, sizeof(ti->serialNumber), "serial"},
-        {ti->manufacturerID, sizeof(ti->manufacturerID), "manufacturer"},
-        {ti->model, sizeof(ti->model), "model"},
-        {si->slotDescription, sizeof(si->slotDescription), "slot-description"},
-        {si->manufacturerID, sizeof(si->manufacturerID), "slot-manufacturer"},
-    };
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        if (f[i].f[0] == 0)
-            continue;
-        char v[80];
-        padded(v, sizeof(v), f[i].f, f[i].n);
-        size_t o = strlen(out);
-        snprintf(out + o, len - o, "%s%s '%s'", o ? ", " : "", f[i].name, v);
-    }
-    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
-    if (sid != (CK_SLOT_ID)-1) {
-        size_t o = strlen(out);
-        snprintf(out + o, len - o, "%sslot-id %lu", o ? ", " : "", (unsigned long)sid);
-    }
-}
-
 static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_errbuf *err)
 {
     CK_FUNCTION_LIST *fn = p->fn;
@@ -164,26 +120,30 @@ static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_errbuf
         rc = phc__p11_fail(err, "", rv, "listing the slots of PKCS#11 module '%s'", module);
         goto out;
     }
-    token_wanted(u, want, sizeof(want));
-    CK_SLOT_ID want_sid = p11_kit_uri_get_slot_id(u);
+    phc__p11_uri_token_wanted(u, want, sizeof(want));
     for (CK_ULONG i = 0; i < n; i++) {
         CK_TOKEN_INFO ti;
         CK_SLOT_INFO si;
         if (fn->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
             fn->C_GetSlotInfo(slots[i], &si) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED))
             continue; /* e.g. SoftHSM's spare uninitialised slot */
-        char label[33];
-        padded(label, sizeof(label), ti.label, sizeof(ti.label));
+        char label[33], serial[17], manuf[33], model[17], sdesc[65], smanuf[33];
+        phc__p11_trim(label, sizeof(label), ti.label, sizeof(ti.label));
+        phc__p11_trim(serial, sizeof(serial), ti.serialNumber, sizeof(ti.serialNumber));
+        phc__p11_trim(manuf, sizeof(manuf), ti.manufacturerID, sizeof(ti.manufacturerID));
+        phc__p11_trim(model, sizeof(model), ti.model, sizeof(ti.model));
+        phc__p11_trim(sdesc, sizeof(sdesc), si.slotDescription, sizeof(si.slotDescription));
+        phc__p11_trim(smanuf, sizeof(smanuf), si.manufacturerID, sizeof(si.manufacturerID));
+        phc_p11_token_id id = {label, serial, manuf, model, sdesc, smanuf, slots[i]};
         size_t o = strlen(present);
         snprintf(present + o, sizeof(present) - o, "%s'%s'", o ? ", " : "", label);
         ntokens++;
-        if (!p11_kit_uri_match_token_info(u, &ti) || !p11_kit_uri_match_slot_info(u, &si) ||
-            (want_sid != (CK_SLOT_ID)-1 && want_sid != slots[i]))
+        if (!phc__p11_uri_token_matches(u, &id)) /* the one rule, as hsm.c's (p11_uri.c) */
             continue;
         if (nmatch++ == 0) {
             p->slot = slots[i];
             snprintf(p->label, sizeof(p->label), "%s", label);
-            padded(p->serial, sizeof(p->serial), ti.serialNumber, sizeof(ti.serialNumber));
+            snprintf(p->serial, sizeof(p->serial), "%s", serial);
         }
     }
     if (!ntokens)

@@ -1,6 +1,7 @@
 #include "p11_uri.h"
 
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -108,4 +109,74 @@ phc_p11_uri_fault phc__p11_uri_parse(phc_p11_uri *out, const char *uri, CK_OBJEC
         out->has_cls = has_cls;
     }
     return f;
+}
+
+void phc__p11_trim(char *out, size_t outlen, const unsigned char *field, size_t n)
+{
+    while (n && (field[n - 1] == ' ' || field[n - 1] == '\0'))
+        n--;
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, field, n);
+    out[n] = '\0';
+}
+
+/* The URI's token and slot string attributes, with the name each has in messages. */
+struct field {
+    const unsigned char *f;
+    size_t n;
+    const char *name;
+};
+
+static size_t fields(P11KitUri *u, struct field f[6])
+{
+    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
+    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
+    f[0] = (struct field){ti->label, sizeof(ti->label), "label"};
+    f[1] = (struct field){ti->serialNumber, sizeof(ti->serialNumber), "serial"};
+    f[2] = (struct field){ti->manufacturerID, sizeof(ti->manufacturerID), "manufacturer"};
+    f[3] = (struct field){ti->model, sizeof(ti->model), "model"};
+    f[4] = (struct field){si->slotDescription, sizeof(si->slotDescription), "slot-description"};
+    f[5] = (struct field){si->manufacturerID, sizeof(si->manufacturerID), "slot-manufacturer"};
+    return 6;
+}
+
+int phc__p11_uri_token_matches(P11KitUri *u, const phc_p11_token_id *t)
+{
+    struct field f[6];
+    const char *have[6] = {t->label, t->serial,           t->manufacturer,
+                           t->model, t->slot_description, t->slot_manufacturer};
+    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
+    if (sid != (CK_SLOT_ID)-1 && sid != t->slot_id)
+        return 0;
+    size_t n = fields(u, f);
+    for (size_t i = 0; i < n; i++) {
+        char want[80];
+        if (f[i].f[0] == 0)
+            continue; /* not named */
+        phc__p11_trim(want, sizeof(want), f[i].f, f[i].n);
+        if (strcmp(have[i] ? have[i] : "", want) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+void phc__p11_uri_token_wanted(P11KitUri *u, char *out, size_t len)
+{
+    struct field f[6];
+    size_t n = fields(u, f);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        char v[80];
+        if (f[i].f[0] == 0)
+            continue;
+        phc__p11_trim(v, sizeof(v), f[i].f, f[i].n);
+        size_t o = strlen(out);
+        snprintf(out + o, len - o, "%s%s '%s'", o ? ", " : "", f[i].name, v);
+    }
+    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
+    if (sid != (CK_SLOT_ID)-1) {
+        size_t o = strlen(out);
+        snprintf(out + o, len - o, "%sslot-id %lu", o ? ", " : "", (unsigned long)sid);
+    }
 }

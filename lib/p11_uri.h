@@ -53,6 +53,26 @@ phc_p11_uri_fault phc__p11_uri_parse(phc_p11_uri *out, const char *uri, CK_OBJEC
 
 void phc__p11_uri_clear(phc_p11_uri *u);
 
+/* A token as both stacks see it (libp11's trimmed strings in hsm.c, CK_TOKEN_INFO and
+ * CK_SLOT_INFO in p11.c): trimmed strings, NULL read as "". */
+typedef struct phc_p11_token_id {
+    const char *label, *serial, *manufacturer, *model;
+    const char *slot_description, *slot_manufacturer;
+    CK_SLOT_ID slot_id;
+} phc_p11_token_id;
+
+/* The one token matching rule: 1 when t satisfies every token and slot attribute the URI
+ * names (token=, serial=, manufacturer=, model=, slot-description=, slot-manufacturer=,
+ * slot-id=); a URI naming none matches every token. */
+int phc__p11_uri_token_matches(P11KitUri *u, const phc_p11_token_id *t);
+
+/* "label 'x', serial 'y', slot-id 3": the token attributes the URI names, for messages; ""
+ * when none. */
+void phc__p11_uri_token_wanted(P11KitUri *u, char *out, size_t len);
+
+/* A blank-padded PKCS#11 string field as a trimmed C string. */
+void phc__p11_trim(char *out, size_t outlen, const unsigned char *field, size_t n);
+
 /* The type= word of a class: "private", "public", "cert", "data", "secret-key", "other". */
 const char *phc__p11_uri_class_word(CK_OBJECT_CLASS cls);
 

@@ -104,9 +104,47 @@ static void test_case_rule_everywhere(void)
     CHECK(v == NULL && p == NULL && h == NULL);
 }
 
+/* The one token matching rule, as both stacks apply it. */
+static void test_token_match(void)
+{
+    phc_p11_uri u;
+    char want[200];
+    phc_p11_token_id t = {"phc test", "0001", "SoftHSM project", "SoftHSM v2", "slot 1", "x", 7};
+    CHECK(phc__p11_uri_parse(&u, "pkcs11:token=phc%20test;serial=0001;object=k", CKO_PRIVATE_KEY,
+                             NULL) == PHC_P11_URI_OK);
+    CHECK(phc__p11_uri_token_matches(u.kit, &t) == 1);
+    phc__p11_uri_token_wanted(u.kit, want, sizeof(want));
+    CHECK(strcmp(want, "label 'phc test', serial '0001'") == 0);
+    t.serial = "0002";
+    CHECK(phc__p11_uri_token_matches(u.kit, &t) == 0);
+    t.serial = NULL; /* read as "" */
+    CHECK(phc__p11_uri_token_matches(u.kit, &t) == 0);
+    phc__p11_uri_clear(&u);
+    CHECK(phc__p11_uri_parse(&u, "pkcs11:slot-id=7;model=SoftHSM%20v2;object=k", CKO_PRIVATE_KEY,
+                             NULL) == PHC_P11_URI_OK);
+    CHECK(phc__p11_uri_token_matches(u.kit, &t) == 1);
+    phc__p11_uri_token_wanted(u.kit, want, sizeof(want));
+    CHECK(strcmp(want, "model 'SoftHSM v2', slot-id 7") == 0);
+    t.slot_id = 8;
+    CHECK(phc__p11_uri_token_matches(u.kit, &t) == 0);
+    phc__p11_uri_clear(&u);
+    /* Naming no token matches any. */
+    CHECK(phc__p11_uri_parse(&u, "pkcs11:object=k", CKO_PRIVATE_KEY, NULL) == PHC_P11_URI_OK);
+    CHECK(phc__p11_uri_token_matches(u.kit, &t) == 1);
+    phc__p11_uri_token_wanted(u.kit, want, sizeof(want));
+    CHECK(want[0] == '\0');
+    phc__p11_uri_clear(&u);
+    char tr[8];
+    phc__p11_trim(tr, sizeof(tr), (const unsigned char *)"ab  \0\0", 6);
+    CHECK(strcmp(tr, "ab") == 0);
+    phc__p11_trim(tr, sizeof(tr), (const unsigned char *)"abcdefghij", 10);
+    CHECK(strcmp(tr, "abcdefg") == 0);
+}
+
 int main(void)
 {
     test_parser();
+    test_token_match();
     test_case_rule_everywhere();
     TEST_MAIN_END();
 }
