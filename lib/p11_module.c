@@ -22,11 +22,12 @@ struct phc_p11_module {
     int loaded;   /* PKCS11_CTX_load succeeded: PKCS11_CTX_unload finalises */
     int own_init; /* fallback list (see shared_list): finalised by us after libp11 */
     unsigned int refs;
-    phc_p11_slots lp; /* libp11's slots, listed on first use */
+    pthread_mutex_t slots_mu; /* the listing below: a token that hangs there holds up only */
+    phc_p11_slots lp;         /* this module's libp11 users, not the layer's lock */
     int listed;
 };
 
-/* Guards the list and every entry's refs and slot listing. hsm.c takes its own lock first. */
+/* Guards the list and every entry's refs. hsm.c takes its own lock first. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static phc_p11_module *g_modules;
 
@@ -156,6 +157,7 @@ static void unload(phc_p11_module *m)
     if (m->dl)
         dlclose(m->dl);
     OPENSSL_free(m->lp.logged_in);
+    pthread_mutex_destroy(&m->slots_mu);
     OPENSSL_free(m);
     ERR_clear_error();
 }
@@ -183,6 +185,7 @@ int phc__p11_module_get(phc_p11_module **out, const char *module, const phc_log 
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    pthread_mutex_init(&m->slots_mu, NULL);
     m->dev = st.st_dev;
     m->ino = st.st_ino;
     m->refs = 1;
@@ -238,29 +241,29 @@ int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *mo
     char ckr[64];
     int rc = PHC_OK;
     *out = NULL;
-    pthread_mutex_lock(&g_lock);
+    pthread_mutex_lock(&m->slots_mu);
     if (!m->listed) {
+        PKCS11_SLOT *slots = NULL;
+        unsigned int n = 0;
         ERR_clear_error();
-        if (PKCS11_enumerate_slots(m->ctx, &m->lp.slots, &m->lp.n)) {
+        if (PKCS11_enumerate_slots(m->ctx, &slots, &n)) {
             phc__p11_rv_last(ckr, sizeof(ckr));
-            m->lp.slots = NULL;
-            m->lp.n = 0;
             rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)",
                           module, ckr);
             goto out;
         }
-        if (!(m->lp.logged_in = OPENSSL_zalloc(m->lp.n ? m->lp.n : 1))) {
-            PKCS11_release_all_slots(m->ctx, m->lp.slots, m->lp.n);
-            m->lp.slots = NULL;
-            m->lp.n = 0;
+        if (!(m->lp.logged_in = OPENSSL_zalloc(n ? n : 1))) {
+            PKCS11_release_all_slots(m->ctx, slots, n);
             rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
             goto out;
         }
+        m->lp.slots = slots;
+        m->lp.n = n;
         m->listed = 1;
     }
     *out = &m->lp;
 out:
-    pthread_mutex_unlock(&g_lock);
+    pthread_mutex_unlock(&m->slots_mu);
     return rc;
 }
 
