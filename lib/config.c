@@ -724,24 +724,6 @@ static void unknown_attr(const char *v, char *out, size_t outlen)
     }
 }
 
-static const char *class_name(CK_OBJECT_CLASS cls)
-{
-    switch (cls) {
-    case CKO_PRIVATE_KEY:
-        return "private";
-    case CKO_PUBLIC_KEY:
-        return "public";
-    case CKO_CERTIFICATE:
-        return "cert";
-    case CKO_DATA:
-        return "data";
-    case CKO_SECRET_KEY:
-        return "secret-key";
-    default:
-        return "other";
-    }
-}
-
 /* A PKCS#11 URI naming one kind of object, without PIN. The URI is not quoted in messages:
  * a mistyped one might still carry a PIN. */
 static int check_p11_uri(const char *key, const char *v, CK_OBJECT_CLASS want, const char *what,
@@ -775,7 +757,7 @@ static int check_p11_uri(const char *key, const char *v, CK_OBJECT_CLASS want, c
         break;
     case PHC_P11_URI_WRONG_CLASS:
         rc = bad(err, w, key, "type=%s does not name a %s; use type=%s or leave type out",
-                 class_name(uri.cls), what, class_name(want));
+                 phc__p11_uri_class_word(uri.cls), what, phc__p11_uri_class_word(want));
         break;
     case PHC_P11_URI_NOMEM:
         rc = oom(err);

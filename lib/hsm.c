@@ -236,25 +236,7 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
             nmatch++;
         }
     }
-    if (!ntokens)
-        return phc__err(err, PHC_ERR_HSM,
-                        "no token with %s in module '%s' (no initialised token "
-                        "present)",
-                        want[0] ? want : "any label", h->module);
-    if (!nmatch)
-        return phc__err(err, PHC_ERR_HSM, "no token with %s in module '%s' (tokens present: %s)",
-                        want, h->module, present);
-    if (nmatch > 1 && !want[0])
-        return phc__err(err, PHC_ERR_HSM,
-                        "module '%s' has %u tokens (%s) and the key URI names none: add "
-                        "token= to it",
-                        h->module, nmatch, present);
-    if (nmatch > 1)
-        return phc__err(err, PHC_ERR_HSM,
-                        "%u tokens match %s in module '%s' (tokens present: %s): add serial= "
-                        "to the key URI",
-                        nmatch, want, h->module, present);
-    return 0;
+    return phc__p11_token_verdict(err, h->module, "key URI", ntokens, nmatch, want, present);
 }
 
 /* The token's PIN flags as the token reports them now: libp11 read them when it listed the

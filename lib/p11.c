@@ -44,10 +44,8 @@ int phc__p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt,
     case CKR_PIN_LEN_RANGE:
     case CKR_PIN_EXPIRED:
     case CKR_USER_PIN_NOT_INITIALIZED:
-        return phc__err(err, PHC_ERR_PIN, "PIN rejected by token '%s' (%s); not retried", token,
-                        name);
     case CKR_PIN_LOCKED:
-        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (%s)", token, name);
+        return phc__p11_login_refused(token, rv, NULL, NULL, err); /* one wording */
     case CKR_TOKEN_WRITE_PROTECTED:
         return phc__err(err, PHC_ERR_HSM, "%s: token '%s' is write-protected (%s)", what, token,
                         name);
@@ -147,19 +145,8 @@ static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_errbuf
         }
     }
     if (!ntokens)
-        rc = phc__err(err, PHC_ERR_HSM, "no initialised token in module '%s'", module);
-    else if (!nmatch)
-        rc = phc__err(err, PHC_ERR_HSM, "no token with %s in module '%s' (tokens present: %s)",
-                      want[0] ? want : "the attributes given", module, present);
-    else if (nmatch > 1 && !want[0])
-        rc = phc__err(err, PHC_ERR_HSM,
-                      "module '%s' has %u tokens (%s) and the URI names none: add token= to it",
-                      module, nmatch, present);
-    else if (nmatch > 1)
-        rc = phc__err(err, PHC_ERR_HSM,
-                      "%u tokens match %s in module '%s' (tokens present: %s): add serial= to "
-                      "the URI",
-                      nmatch, want, module, present);
+        snprintf(present, sizeof(present), "none");
+    rc = phc__p11_token_verdict(err, module, "URI", ntokens, nmatch, want, present);
 out:
     OPENSSL_free(slots);
     return rc;

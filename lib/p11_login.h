@@ -27,9 +27,10 @@ int phc__p11_login_check(const char *token, CK_FLAGS flags, const char *pin, siz
                          const char *pin_source, phc_pin_latch *latch, unsigned char md[32],
                          const phc_log *log, phc_errbuf *err);
 
-/* After C_Login answered rv (neither CKR_OK nor CKR_USER_ALREADY_LOGGED_IN): latches md on
- * CKR_PIN_INCORRECT/CKR_PIN_LOCKED and returns the refusal: PHC_ERR_PIN for the PIN's
- * CK_RVs ("not retried"), PHC_ERR_HSM otherwise. */
+/* After C_Login answered rv (neither CKR_OK nor CKR_USER_ALREADY_LOGGED_IN), or any call a
+ * PIN CK_RV (md may then be NULL with latch NULL): latches md on CKR_PIN_INCORRECT/CKR_PIN_LOCKED
+ * and returns the refusal: PHC_ERR_PIN for the PIN's CK_RVs ("not retried"), PHC_ERR_HSM otherwise.
+ */
 int phc__p11_login_refused(const char *token, CK_RV rv, const unsigned char md[32],
                            phc_pin_latch *latch, phc_errbuf *err);
 

@@ -1,5 +1,7 @@
 #include "p11_uri.h"
 
+#include "err.h"
+
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,4 +181,27 @@ void phc__p11_uri_token_wanted(P11KitUri *u, char *out, size_t len)
         size_t o = strlen(out);
         snprintf(out + o, len - o, "%sslot-id %lu", o ? ", " : "", (unsigned long)sid);
     }
+}
+
+int phc__p11_token_verdict(phc_errbuf *err, const char *module, const char *uri_name,
+                           unsigned int ntokens, unsigned int nmatch, const char *want,
+                           const char *present)
+{
+    if (!ntokens)
+        return phc__err(err, PHC_ERR_HSM,
+                        "no token with %s in module '%s' (no initialised token present)",
+                        want[0] ? want : "any label", module);
+    if (!nmatch)
+        return phc__err(err, PHC_ERR_HSM, "no token with %s in module '%s' (tokens present: %s)",
+                        want[0] ? want : "the attributes given", module, present);
+    if (nmatch > 1 && !want[0])
+        return phc__err(err, PHC_ERR_HSM,
+                        "module '%s' has %u tokens (%s) and the %s names none: add token= to it",
+                        module, nmatch, present, uri_name);
+    if (nmatch > 1)
+        return phc__err(err, PHC_ERR_HSM,
+                        "%u tokens match %s in module '%s' (tokens present: %s): add serial= to "
+                        "the %s",
+                        nmatch, want, module, present, uri_name);
+    return PHC_OK;
 }

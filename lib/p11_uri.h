@@ -13,6 +13,8 @@
 #include <p11-kit/uri.h>
 #include <stddef.h>
 
+#include <phconnect/phconnect.h>
+
 /* 1: v starts with "pkcs11:"; -1: with the scheme in another case ("PKCS11:"); 0: neither. */
 int phc__p11_uri_scheme(const char *v);
 
@@ -69,6 +71,14 @@ int phc__p11_uri_token_matches(P11KitUri *u, const phc_p11_token_id *t);
 /* "label 'x', serial 'y', slot-id 3": the token attributes the URI names, for messages; ""
  * when none. */
 void phc__p11_uri_token_wanted(P11KitUri *u, char *out, size_t len);
+
+/* The verdict of a token search, worded once for both stacks: 0 when exactly one of the
+ * ntokens initialised tokens matched, else PHC_ERR_HSM saying what was looked for (want, from
+ * phc__p11_uri_token_wanted), what is there (present: "'a', 'b'") and what to add to the URI
+ * (uri_name: "key URI", "URI"). */
+int phc__p11_token_verdict(phc_errbuf *err, const char *module, const char *uri_name,
+                           unsigned int ntokens, unsigned int nmatch, const char *want,
+                           const char *present);
 
 /* A blank-padded PKCS#11 string field as a trimmed C string. */
 void phc__p11_trim(char *out, size_t outlen, const unsigned char *field, size_t n);

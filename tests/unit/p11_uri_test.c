@@ -141,9 +141,31 @@ static void test_token_match(void)
     CHECK(strcmp(tr, "abcdefg") == 0);
 }
 
+/* The token search verdict, worded once for both stacks. */
+static void test_token_verdict(void)
+{
+    phc_errbuf e = {0};
+    CHECK(phc__p11_token_verdict(&e, "/m.so", "key URI", 2, 1, "label 'a'", "'a', 'b'") == 0);
+    CHECK_ERR(phc__p11_token_verdict(&e, "/m.so", "key URI", 0, 0, "label 'a'", "none"), e,
+              PHC_ERR_HSM,
+              "no token with label 'a' in module '/m.so' (no initialised token present)");
+    CHECK_ERR(phc__p11_token_verdict(&e, "/m.so", "URI", 0, 0, "", "none"), e, PHC_ERR_HSM,
+              "no token with any label in module '/m.so'");
+    CHECK_ERR(phc__p11_token_verdict(&e, "/m.so", "URI", 2, 0, "label 'c'", "'a', 'b'"), e,
+              PHC_ERR_HSM, "no token with label 'c' in module '/m.so' (tokens present: 'a', 'b')");
+    CHECK_ERR(
+        phc__p11_token_verdict(&e, "/m.so", "key URI", 2, 2, "", "'a', 'b'"), e, PHC_ERR_HSM,
+        "module '/m.so' has 2 tokens ('a', 'b') and the key URI names none: add token= to it");
+    CHECK_ERR(phc__p11_token_verdict(&e, "/m.so", "URI", 2, 2, "label 'a'", "'a', 'a'"), e,
+              PHC_ERR_HSM,
+              "2 tokens match label 'a' in module '/m.so' (tokens present: 'a', 'a'): add serial= "
+              "to the URI");
+}
+
 int main(void)
 {
     test_parser();
+    test_token_verdict();
     test_token_match();
     test_case_rule_everywhere();
     TEST_MAIN_END();
