@@ -1,9 +1,9 @@
 #include "certobj.h"
 
 #include "err.h"
-#include "module.h"
+#include "p11_attr.h"
+#include "p11_rv.h"
 
-#include <dlfcn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <p11-kit/pkcs11.h>
@@ -12,53 +12,30 @@
 
 #define MAX_CERTS 256
 
-/* The module's function list, from the copy of the library libp11 already loaded: with
- * RTLD_NOLOAD nothing new is loaded or initialised here. */
-static CK_FUNCTION_LIST_PTR functions(const char *module)
-{
-    void *dl = NULL;
-    CK_FUNCTION_LIST_PTR f = NULL;
-    if (phc__module_open(module, RTLD_NOW | RTLD_NOLOAD, &dl, &f, NULL) != PHC_OK)
-        return NULL;
-    /* The reference taken here is dropped; libp11's own keeps the library loaded. */
-    dlclose(dl);
-    return f;
-}
-
-/* One attribute's value, allocated (NUL-terminated for convenience). */
+/* One attribute's value (p11_attr.c), NULL when unreadable: an object being written by
+ * another process is skipped, not an error. */
 static unsigned char *attr(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
                            CK_ATTRIBUTE_TYPE type, size_t *len)
 {
-    CK_ATTRIBUTE a = {type, NULL, 0};
-    if (f->C_GetAttributeValue(s, o, &a, 1) != CKR_OK || a.ulValueLen == (CK_ULONG)-1)
+    unsigned char *v = NULL;
+    CK_RV rv;
+    if (phc__p11_attr_read(f, s, o, type, 0, &v, len, &rv) != 0)
         return NULL;
-    unsigned char *v = calloc(1, a.ulValueLen + 1);
-    if (!v)
-        return NULL;
-    a.pValue = v;
-    if (f->C_GetAttributeValue(s, o, &a, 1) != CKR_OK) {
-        free(v);
-        return NULL;
-    }
-    *len = a.ulValueLen;
     return v;
 }
 
-int phc__certobj_list(phc_certobj **out, size_t *n, const char *module, unsigned long slot_id,
+int phc__certobj_list(phc_certobj **out, size_t *n, CK_FUNCTION_LIST *f, unsigned long slot_id,
                       const char *token, phc_errbuf *err)
 {
     *out = NULL;
     *n = 0;
-    CK_FUNCTION_LIST_PTR f = functions(module);
-    if (!f)
-        return phc__err(err, PHC_ERR_HSM, "PKCS#11 module '%s' is not loaded", module);
     CK_SESSION_HANDLE s;
+    char name[40];
     CK_RV rv = f->C_OpenSession(slot_id, CKF_SERIAL_SESSION, NULL, NULL, &s);
     if (rv != CKR_OK)
         return phc__err(err, PHC_ERR_HSM,
-                        "cannot open a session on token '%s' to list its certificates "
-                        "(CK_RV 0x%lx)",
-                        token, (unsigned long)rv);
+                        "cannot open a session on token '%s' to list its certificates (%s)", token,
+                        phc__p11_rv_str(name, sizeof(name), rv));
     CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
     CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}};
     CK_OBJECT_HANDLE handles[MAX_CERTS];
@@ -69,8 +46,8 @@ int phc__certobj_list(phc_certobj **out, size_t *n, const char *module, unsigned
         f->C_FindObjectsFinal(s);
     }
     if (rv != CKR_OK) {
-        rc = phc__err(err, PHC_ERR_HSM, "cannot list the certificates on token '%s' (CK_RV 0x%lx)",
-                      token, (unsigned long)rv);
+        rc = phc__err(err, PHC_ERR_HSM, "cannot list the certificates on token '%s' (%s)", token,
+                      phc__p11_rv_str(name, sizeof(name), rv));
         goto out;
     }
     phc_certobj *objs = calloc(count ? count : 1, sizeof(*objs));
@@ -86,15 +63,15 @@ int phc__certobj_list(phc_certobj **out, size_t *n, const char *module, unsigned
         c->id = attr(f, s, handles[i], CKA_ID, &c->id_len);
         c->label = (char *)attr(f, s, handles[i], CKA_LABEL, &llen);
         if (!c->label)
-            c->label = calloc(1, 1);
+            c->label = OPENSSL_zalloc(1);
         if (value) {
             const unsigned char *p = value;
             c->x509 = d2i_X509(NULL, &p, (long)vlen);
         }
-        free(value);
+        OPENSSL_free(value);
         /* An object gone between the search and the read is simply not listed. */
         if (!c->x509 && !c->id) {
-            free(c->label);
+            OPENSSL_free(c->label);
             memset(c, 0, sizeof(*c));
             continue;
         }
@@ -111,8 +88,8 @@ out:
 void phc__certobj_free(phc_certobj *objs, size_t n)
 {
     for (size_t i = 0; objs && i < n; i++) {
-        free(objs[i].id);
-        free(objs[i].label);
+        OPENSSL_free(objs[i].id);
+        OPENSSL_free(objs[i].label);
         X509_free(objs[i].x509);
     }
     free(objs);

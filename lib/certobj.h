@@ -7,6 +7,7 @@
 #define PHC_CERTOBJ_H
 
 #include <openssl/x509.h>
+#include <p11-kit/pkcs11.h>
 #include <stddef.h>
 
 #include <phconnect/phconnect.h>
@@ -18,10 +19,10 @@ typedef struct phc_certobj {
     X509 *x509;  /* NULL when the value does not parse (yet) */
 } phc_certobj;
 
-/* Lists the certificate objects on the token in slot_id of module, a PKCS#11 library this
- * process has already loaded and initialised (through libp11). *out is owned by the caller:
+/* Lists the certificate objects on the token in slot_id through f, the module's initialised
+ * function list (p11_module.h: the one libp11 uses too). *out is owned by the caller:
  * phc__certobj_free. Errors: PHC_ERR_HSM naming the token label given. */
-int phc__certobj_list(phc_certobj **out, size_t *n, const char *module, unsigned long slot_id,
+int phc__certobj_list(phc_certobj **out, size_t *n, CK_FUNCTION_LIST *f, unsigned long slot_id,
                       const char *token, phc_errbuf *err);
 
 void phc__certobj_free(phc_certobj *objs, size_t n);

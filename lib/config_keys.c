@@ -6,10 +6,9 @@
 #endif
 
 #include "config_impl.h"
+#include "p11_uri.h"
 #include "util_hex.h"
 #include "x509_profile.h"
-
-#include <p11-kit/uri.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -535,24 +534,6 @@ static void unknown_attr(const char *v, char *out, size_t outlen)
     }
 }
 
-static const char *class_name(CK_OBJECT_CLASS cls)
-{
-    switch (cls) {
-    case CKO_PRIVATE_KEY:
-        return "private";
-    case CKO_PUBLIC_KEY:
-        return "public";
-    case CKO_CERTIFICATE:
-        return "cert";
-    case CKO_DATA:
-        return "data";
-    case CKO_SECRET_KEY:
-        return "secret-key";
-    default:
-        return "other";
-    }
-}
-
 /* A PKCS#11 URI naming one kind of object, without PIN. The URI is not quoted in messages:
  * a mistyped one might still carry a PIN. */
 static int check_p11_uri(const char *key, const char *v, CK_OBJECT_CLASS want, const char *what,
@@ -563,44 +544,40 @@ static int check_p11_uri(const char *key, const char *v, CK_OBJECT_CLASS want, c
     if (!phc__config_is_p11_uri(v))
         return phc__config_bad(err, w, key, "must be a PKCS#11 URI (pkcs11:token=...;object=...)");
 
-    P11KitUri *uri = p11_kit_uri_new();
-    if (!uri)
-        return phc__config_oom(err);
+    phc_p11_uri uri;
+    const char *why = NULL;
     int rc = PHC_OK;
-    int prc = p11_kit_uri_parse(v, P11_KIT_URI_FOR_ANY, uri);
-    if (prc != P11_KIT_URI_OK) {
-        rc = phc__config_bad(err, w, key, "not a valid PKCS#11 URI: %s", p11_kit_uri_message(prc));
-        goto out;
-    }
-    if (p11_kit_uri_get_pin_value(uri) || p11_kit_uri_get_pin_source(uri)) {
+    switch (phc__p11_uri_parse(&uri, v, want, &why)) {
+    case PHC_P11_URI_OK:
+        break;
+    case PHC_P11_URI_CASE: /* the one case rule (p11_uri.h) */
+        rc = phc__config_bad(err, w, key, "write the URI scheme 'pkcs11:' in lower case");
+        break;
+    case PHC_P11_URI_PIN:
         rc = phc__config_bad(err, w, key, "PIN must not be inside the URI; use the pin key");
-        goto out;
-    }
-    if (p11_kit_uri_any_unrecognized(uri)) {
-        /* a mistyped attribute would otherwise be ignored and widen the match */
+        break;
+    case PHC_P11_URI_UNKNOWN: { /* a mistyped attribute would otherwise widen the match */
         char name[40];
         unknown_attr(v, name, sizeof(name));
         rc = phc__config_bad(err, w, key, "unknown attribute '%s' in the PKCS#11 URI", name);
-        goto out;
+        break;
     }
-    if (!p11_kit_uri_get_attribute(uri, CKA_LABEL) && !p11_kit_uri_get_attribute(uri, CKA_ID)) {
+    case PHC_P11_URI_NO_OBJECT:
         rc =
             phc__config_bad(err, w, key, "the PKCS#11 URI must name the %s (object= or id=)", what);
-        goto out;
+        break;
+    case PHC_P11_URI_WRONG_CLASS:
+        rc = phc__config_bad(err, w, key,
+                             "type=%s does not name a %s; use type=%s or leave type out",
+                             phc__p11_uri_class_word(uri.cls), what, phc__p11_uri_class_word(want));
+        break;
+    case PHC_P11_URI_NOMEM:
+        rc = phc__config_oom(err);
+        break;
+    default:
+        rc = phc__config_bad(err, w, key, "not a valid PKCS#11 URI: %s", why ? why : "?");
     }
-    CK_ATTRIBUTE *cls = p11_kit_uri_get_attribute(uri, CKA_CLASS);
-    if (cls && cls->pValue && cls->ulValueLen == sizeof(CK_OBJECT_CLASS)) {
-        CK_OBJECT_CLASS got;
-        memcpy(&got, cls->pValue, sizeof(got));
-        if (got != want) {
-            rc = phc__config_bad(err, w, key,
-                                 "type=%s does not name a %s; use type=%s or leave type out",
-                                 class_name(got), what, class_name(want));
-            goto out;
-        }
-    }
-out:
-    p11_kit_uri_free(uri);
+    phc__p11_uri_clear(&uri);
     return rc;
 }
 

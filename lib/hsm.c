@@ -2,9 +2,9 @@
  *
  * libp11 behaviours this file works around or relies on (0.4.12, checked against its source
  * and SoftHSM 2.6):
- *  - C_LoadModule prints dlerror() to stderr and loses it. The module is therefore dlopen'ed
- *    here first, so a file that is not a PKCS#11 library is refused with the loader's reason
- *    and libp11 never gets to print.
+ *  - Loading, C_Initialize, the slot list and C_Finalize belong to the one module layer
+ *    (p11_module.h), shared with the raw calls: this file only borrows its libp11 context
+ *    and slots, and the certificate reader uses the same initialised function list.
  *  - A failing PKCS#11 call pushes the CK_RV as the reason of an OpenSSL error whose library
  *    is ERR_get_CKR_code() (libp11's ERR_LIB_PKCS11); translated in ckr_last(). libp11 also
  *    clears the thread's whole error queue after each successful call.
@@ -19,14 +19,11 @@
  *  - Private-key EVP_PKEYs refer back to the slot: every reference must be dropped before the
  *    slots are released (phc__hsm_free does this; callers must drop theirs, e.g. an SSL_CTX
  *    holding the key, before phc__hsm_free).
- *  - PKCS#11 state is per process, not per PKCS11_CTX: a second C_Initialize of a module is
- *    CKR_CRYPTOKI_ALREADY_INITIALIZED, releasing a slot calls C_CloseAllSessions and
- *    unloading calls C_Finalize, so one handle's phc__hsm_free would kill every other
- *    handle's sessions and login on that module (seen: "Cryptoki not initialized"). Handles
- *    therefore share one loaded module (context, slots, login) per library file, counted
- *    and guarded by g_lock; the last phc__hsm_free logs out and unloads it. A consequence:
- *    a second handle on a token this process is already logged in to reuses that login; its
- *    PIN source is still read (it must be there) but PKCS#11 cannot re-verify the value.
+ *  - PKCS#11 state is per process (per module instance), not per handle: releasing a slot
+ *    calls C_CloseAllSessions and unloading calls C_Finalize, so the module layer does both
+ *    only when its last user (libp11 or raw) is gone. A consequence: a second handle on a
+ *    token this process is already logged in to reuses that login; its PIN source is still
+ *    read (it must be there) but PKCS#11 cannot re-verify the value.
  *  - Signing needs no lock here: libp11 gives each concurrent operation its own session from
  *    a per-slot pool (up to 16, then callers wait). 0.4.12 puts a session back into the
  *    pool even when it died (token reset or removed), so after that every operation fails
@@ -34,7 +31,9 @@
  */
 #include "hsm.h"
 #include "certobj.h"
-#include "module.h"
+#include "p11_module.h"
+#include "p11_rv.h"
+#include "p11_uri.h"
 #include "rotation.h"
 #include "trust.h"
 
@@ -51,7 +50,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -61,23 +59,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* A loaded PKCS#11 library, shared by every handle that uses it (see above). */
-typedef struct hsm_module {
-    struct hsm_module *next;
-    dev_t dev; /* identity of the library file: the dynamic loader shares by it too */
-    ino_t ino;
-    PKCS11_CTX *ctx;
-    PKCS11_SLOT *slots;
-    unsigned int nslots;
-    unsigned char *logged_in; /* per slot */
-    unsigned int refs;
-    int loaded;
-} hsm_module;
-
-/* Guards the module list and every libp11 call that touches a shared context, slot list or
- * object cache (open, identity, free). Key operations do not take it. */
+/* Guards every libp11 call that touches a module's shared context, slot list or object cache
+ * (open, identity, free). Key operations do not take it. Taken before the module layer's. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static hsm_module *g_modules;
 
 /* One private key on the token that the key URI names. libp11's PKCS11_KEY is only used
  * while enumerating: its array may move when the slot's cache grows. */
@@ -92,8 +76,9 @@ typedef struct hsm_key {
 } hsm_key;
 
 struct phc_hsm {
-    hsm_module *mod;
-    PKCS11_SLOT *slot; /* the token in use, inside mod->slots */
+    phc_p11_module *mod; /* one reference on the process's module (p11_module.h) */
+    phc_p11_slots *lp;   /* libp11's slots of it, borrowed from mod */
+    PKCS11_SLOT *slot;   /* the token in use, inside lp->slots */
     unsigned int slot_index;
     hsm_key *keys;
     unsigned int nkeys;
@@ -108,89 +93,10 @@ struct phc_hsm {
 /* ------------------------------------------------------------------------------------ */
 /* Small helpers */
 
-static const char *ckr_name(unsigned long rv)
-{
-    switch (rv) {
-    case CKR_OK:
-        return "CKR_OK";
-    case CKR_HOST_MEMORY:
-        return "CKR_HOST_MEMORY";
-    case CKR_SLOT_ID_INVALID:
-        return "CKR_SLOT_ID_INVALID";
-    case CKR_GENERAL_ERROR:
-        return "CKR_GENERAL_ERROR";
-    case CKR_FUNCTION_FAILED:
-        return "CKR_FUNCTION_FAILED";
-    case CKR_ARGUMENTS_BAD:
-        return "CKR_ARGUMENTS_BAD";
-    case CKR_ATTRIBUTE_SENSITIVE:
-        return "CKR_ATTRIBUTE_SENSITIVE";
-    case CKR_DEVICE_ERROR:
-        return "CKR_DEVICE_ERROR";
-    case CKR_DEVICE_MEMORY:
-        return "CKR_DEVICE_MEMORY";
-    case CKR_DEVICE_REMOVED:
-        return "CKR_DEVICE_REMOVED";
-    case CKR_FUNCTION_NOT_SUPPORTED:
-        return "CKR_FUNCTION_NOT_SUPPORTED";
-    case CKR_KEY_HANDLE_INVALID:
-        return "CKR_KEY_HANDLE_INVALID";
-    case CKR_MECHANISM_INVALID:
-        return "CKR_MECHANISM_INVALID";
-    case CKR_OBJECT_HANDLE_INVALID:
-        return "CKR_OBJECT_HANDLE_INVALID";
-    case CKR_PIN_INCORRECT:
-        return "CKR_PIN_INCORRECT";
-    case CKR_PIN_INVALID:
-        return "CKR_PIN_INVALID";
-    case CKR_PIN_LEN_RANGE:
-        return "CKR_PIN_LEN_RANGE";
-    case CKR_PIN_EXPIRED:
-        return "CKR_PIN_EXPIRED";
-    case CKR_PIN_LOCKED:
-        return "CKR_PIN_LOCKED";
-    case CKR_SESSION_CLOSED:
-        return "CKR_SESSION_CLOSED";
-    case CKR_SESSION_COUNT:
-        return "CKR_SESSION_COUNT";
-    case CKR_SESSION_HANDLE_INVALID:
-        return "CKR_SESSION_HANDLE_INVALID";
-    case CKR_TOKEN_NOT_PRESENT:
-        return "CKR_TOKEN_NOT_PRESENT";
-    case CKR_TOKEN_NOT_RECOGNIZED:
-        return "CKR_TOKEN_NOT_RECOGNIZED";
-    case CKR_USER_NOT_LOGGED_IN:
-        return "CKR_USER_NOT_LOGGED_IN";
-    case CKR_USER_PIN_NOT_INITIALIZED:
-        return "CKR_USER_PIN_NOT_INITIALIZED";
-    case CKR_USER_TYPE_INVALID:
-        return "CKR_USER_TYPE_INVALID";
-    case CKR_USER_ANOTHER_ALREADY_LOGGED_IN:
-        return "CKR_USER_ANOTHER_ALREADY_LOGGED_IN";
-    case CKR_CRYPTOKI_NOT_INITIALIZED:
-        return "CKR_CRYPTOKI_NOT_INITIALIZED";
-    default:
-        return NULL;
-    }
-}
-
-/* The CK_RV libp11 left on the error queue (0 if none), as a printable name in buf. Clears
- * the queue: this is the CK_RV boundary. */
+/* The CK_RV libp11 left on the error queue, in words (p11_rv.c). */
 static unsigned long ckr_last(char *buf, size_t len)
 {
-    unsigned long e, rv = 0;
-    int lib = ERR_get_CKR_code();
-    while ((e = ERR_get_error()) != 0)
-        if (ERR_GET_LIB(e) == lib)
-            rv = ERR_GET_REASON(e);
-    const char *name = ckr_name(rv);
-    if (!rv)
-        snprintf(buf, len, "no PKCS#11 error code");
-    else if (name)
-        snprintf(buf, len, "%s", name);
-    else
-        snprintf(buf, len, "CK_RV 0x%lx", rv);
-    return rv;
+    return phc__p11_rv_last(buf, len);
 }
 
 static void hsm_key_name(char *out, size_t len, const hsm_key *k)
@@ -230,149 +136,54 @@ static int label_eq(const char *label, const char *want)
     return strcmp(label ? label : "", want) == 0;
 }
 
-/* Compares a blank-padded PKCS#11 string field from the URI (unset when it starts with
- * NUL) against libp11's trimmed copy. Returns 1 on match or when unset. */
-static int field_matches(const unsigned char *field, size_t n, const char *have, char *want,
-                         size_t wantlen)
-{
-    if (field[0] == 0)
-        return 1;
-    while (n && field[n - 1] == ' ')
-        n--;
-    snprintf(want, wantlen, "%.*s", (int)n, (const char *)field);
-    return strcmp(have ? have : "", want) == 0;
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Key URI */
-
-static void what_add(char *out, size_t len, const char *name, const char *val)
-{
-    size_t n = strlen(out);
-    snprintf(out + n, len - n, "%s%s '%s'", n ? ", " : "", name, val);
-}
-
-/* Does this slot's token satisfy every token/slot attribute the URI names? */
+/* Does this slot's token satisfy every token/slot attribute the URI names? (p11_uri.c) */
 static int token_matches(P11KitUri *u, const PKCS11_SLOT *s)
 {
-    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
-    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
-    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
-    char tmp[80];
     const PKCS11_TOKEN *t = s->token;
-    if (sid != (CK_SLOT_ID)-1 && PKCS11_get_slotid_from_slot((PKCS11_SLOT *)s) != sid)
-        return 0;
-    return field_matches(ti->label, sizeof(ti->label), t->label, tmp, sizeof(tmp)) &&
-           field_matches(ti->serialNumber, sizeof(ti->serialNumber), t->serialnr, tmp,
-                         sizeof(tmp)) &&
-           field_matches(ti->manufacturerID, sizeof(ti->manufacturerID), t->manufacturer, tmp,
-                         sizeof(tmp)) &&
-           field_matches(ti->model, sizeof(ti->model), t->model, tmp, sizeof(tmp)) &&
-           field_matches(si->slotDescription, sizeof(si->slotDescription), s->description, tmp,
-                         sizeof(tmp)) &&
-           field_matches(si->manufacturerID, sizeof(si->manufacturerID), s->manufacturer, tmp,
-                         sizeof(tmp));
+    phc_p11_token_id id = {t->label,
+                           t->serialnr,
+                           t->manufacturer,
+                           t->model,
+                           s->description,
+                           s->manufacturer,
+                           PKCS11_get_slotid_from_slot((PKCS11_SLOT *)s)};
+    return phc__p11_uri_token_matches(u, &id);
 }
 
-/* "label 'x', serial 'y'": the token attributes the URI names, for messages; "" if none. */
-static void token_wanted(P11KitUri *u, char *out, size_t len)
+/* Parses and vets a key or certificate URI (p11_uri.c, the one parser), in this unit's
+ * words. want_class: CKO_PRIVATE_KEY or CKO_CERTIFICATE. */
+static int uri_parse(phc_p11_uri *out, const char *uri, const char *what,
+                     CK_OBJECT_CLASS want_class, phc_errbuf *err)
 {
-    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
-    CK_SLOT_INFO *si = p11_kit_uri_get_slot_info(u);
-    CK_SLOT_ID sid = p11_kit_uri_get_slot_id(u);
-    char v[80];
-    out[0] = '\0';
-    static const struct {
-        size_t off, n;
-        int slot;
-        const char *name;
-    } f[] = {
-        {offsetof(CK_TOKEN_INFO, label), 32, 0, "label"},
-        {offsetof(CK_TOKEN_INFO, serialNumber), 16, 0, "serial"},
-        {offsetof(CK_TOKEN_INFO, manufacturerID), 32, 0, "manufacturer"},
-        {offsetof(CK_TOKEN_INFO, model), 16, 0, "model"},
-        {offsetof(CK_SLOT_INFO, slotDescription), 64, 1, "slot-description"},
-        {offsetof(CK_SLOT_INFO, manufacturerID), 32, 1, "slot-manufacturer"},
-    };
-    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        const unsigned char *p = (const unsigned char *)(f[i].slot ? (void *)si : (void *)ti);
-        p += f[i].off;
-        if (p[0] == 0)
-            continue;
-        field_matches(p, f[i].n, NULL, v, sizeof(v));
-        what_add(out, len, f[i].name, v);
-    }
-    if (sid != (CK_SLOT_ID)-1) {
-        snprintf(v, sizeof(v), "%lu", (unsigned long)sid);
-        what_add(out, len, "slot-id", v);
-    }
-}
-
-/* Parses and vets a key or certificate URI. want_class: CKO_PRIVATE_KEY or CKO_CERTIFICATE.
- * On success *out is the parsed URI (caller frees with p11_kit_uri_free). */
-static int uri_parse(P11KitUri **out, const char *uri, const char *what, CK_OBJECT_CLASS want_class,
-                     phc_errbuf *err)
-{
-    *out = NULL;
+    const char *why = NULL;
     if (!uri || !*uri)
         return phc__err(err, PHC_ERR_CONFIG, "no %s URI given", what);
-    P11KitUri *u = p11_kit_uri_new();
-    if (!u)
-        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    /* The URI itself is never echoed: it could carry a pin-value. */
-    int r = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u);
-    if (r != P11_KIT_URI_OK) {
-        p11_kit_uri_free(u);
+    switch (phc__p11_uri_parse(out, uri, want_class, &why)) {
+    case PHC_P11_URI_OK:
+        return 0;
+    case PHC_P11_URI_CASE:
+        return phc__err(err, PHC_ERR_CONFIG, "%s URI: write its scheme 'pkcs11:' in lower case",
+                        what);
+    case PHC_P11_URI_NOT_URI:
+    case PHC_P11_URI_MALFORMED:
         return phc__err(err, PHC_ERR_CONFIG, "%s URI is not a valid PKCS#11 URI: %s", what,
-                        p11_kit_uri_message(r));
+                        why ? why : "?");
+    case PHC_P11_URI_PIN:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "%s URI must not carry a PIN (pin-value/pin-source); set 'pin' instead",
+                        what);
+    case PHC_P11_URI_UNKNOWN:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "%s URI has an attribute phconnect does not understand (a typo?)", what);
+    case PHC_P11_URI_WRONG_CLASS:
+        return phc__err(err, PHC_ERR_CONFIG, "%s URI has type= other than '%s'", what,
+                        phc__p11_uri_class_word(want_class));
+    case PHC_P11_URI_NO_OBJECT:
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "%s URI names no object: add object= and/or id=", what);
+    default:
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     }
-    int rc = 0;
-    CK_ATTRIBUTE *cls = p11_kit_uri_get_attribute(u, CKA_CLASS);
-    if (p11_kit_uri_get_pin_value(u) || p11_kit_uri_get_pin_source(u))
-        rc =
-            phc__err(err, PHC_ERR_CONFIG,
-                     "%s URI must not carry a PIN (pin-value/pin-source); set 'pin' instead", what);
-    else if (p11_kit_uri_any_unrecognized(u))
-        rc = phc__err(err, PHC_ERR_CONFIG,
-                      "%s URI has an attribute phconnect does not understand (a typo?)", what);
-    else if (cls && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
-                     *(CK_OBJECT_CLASS *)cls->pValue != want_class))
-        rc = phc__err(err, PHC_ERR_CONFIG, "%s URI has type= other than '%s'", what,
-                      want_class == CKO_PRIVATE_KEY ? "private" : "cert");
-    else if (!p11_kit_uri_get_attribute(u, CKA_LABEL) && !p11_kit_uri_get_attribute(u, CKA_ID))
-        rc = phc__err(err, PHC_ERR_CONFIG, "%s URI names no object: add object= and/or id=", what);
-    if (rc) {
-        p11_kit_uri_free(u);
-        return rc;
-    }
-    *out = u;
-    return 0;
-}
-
-/* Copies the URI's object=/id= into NUL-terminated / byte buffers. */
-static int uri_object(P11KitUri *u, char **label, unsigned char **id, size_t *id_len, int *has_id)
-{
-    CK_ATTRIBUTE *a = p11_kit_uri_get_attribute(u, CKA_LABEL);
-    *label = NULL;
-    *id = NULL;
-    *id_len = 0;
-    *has_id = 0;
-    if (a) {
-        *label = OPENSSL_zalloc(a->ulValueLen + 1);
-        if (!*label)
-            return -1;
-        memcpy(*label, a->pValue, a->ulValueLen);
-    }
-    a = p11_kit_uri_get_attribute(u, CKA_ID);
-    if (a) {
-        *has_id = 1;
-        *id_len = a->ulValueLen;
-        *id = OPENSSL_malloc(a->ulValueLen ? a->ulValueLen : 1);
-        if (!*id)
-            return -1;
-        memcpy(*id, a->pValue, a->ulValueLen);
-    }
-    return 0;
 }
 
 static int obj_matches(const char *label, const unsigned char *id, size_t id_len,
@@ -389,104 +200,12 @@ static int obj_matches(const char *label, const unsigned char *id, size_t id_len
 /* ------------------------------------------------------------------------------------ */
 /* Opening */
 
-/* A module that is not there or not a PKCS#11 library is refused with the loader's reason
- * (libp11 would print that to stderr and report only "Unable to load"). On success *dl holds
- * the library open until libp11 has loaded it too, so its constructors run once. */
-/* Drops a reference; the last one logs out, releases the slots and unloads. g_lock held. */
-static void module_release(hsm_module *m)
-{
-    if (!m || --m->refs > 0)
-        return;
-    for (hsm_module **pp = &g_modules; *pp; pp = &(*pp)->next)
-        if (*pp == m) {
-            *pp = m->next;
-            break;
-        }
-    for (unsigned int i = 0; i < m->nslots; i++)
-        if (m->logged_in && m->logged_in[i])
-            PKCS11_logout(&m->slots[i]);
-    if (m->slots)
-        PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
-    if (m->ctx) {
-        if (m->loaded)
-            PKCS11_CTX_unload(m->ctx);
-        PKCS11_CTX_free(m->ctx);
-    }
-    OPENSSL_free(m->logged_in);
-    OPENSSL_free(m);
-    ERR_clear_error();
-}
-
-/* The loaded module for this library file, loading it (and listing its slots) on first use.
- * g_lock held. */
-static int module_acquire(hsm_module **out, const char *module, const phc_log *log, phc_errbuf *err)
-{
-    struct stat st;
-    char ckr[64];
-    void *dl = NULL;
-    int rc;
-    *out = NULL;
-    if ((rc = phc__module_stat(module, &st, err)) != PHC_OK)
-        return rc;
-    for (hsm_module *m = g_modules; m; m = m->next)
-        if (m->dev == st.st_dev && m->ino == st.st_ino) {
-            m->refs++;
-            *out = m;
-            phc__log(log, PHC_LOG_DEBUG, "PKCS#11 module '%s' already loaded", module);
-            return 0;
-        }
-    /* Opened here first so that a file that is no PKCS#11 library gets the loader's own
-     * reason (libp11 would print it to stderr and say less). */
-    CK_FUNCTION_LIST_PTR fn = NULL;
-    if ((rc = phc__module_open(module, RTLD_LAZY, &dl, &fn, err)))
-        return rc;
-    hsm_module *m = OPENSSL_zalloc(sizeof(*m));
-    if (!m || !(m->ctx = PKCS11_CTX_new())) {
-        OPENSSL_free(m);
-        dlclose(dl);
-        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    }
-    m->dev = st.st_dev;
-    m->ino = st.st_ino;
-    m->refs = 1;
-    m->next = g_modules;
-    g_modules = m;
-    ERR_clear_error();
-    int loaded = PKCS11_CTX_load(m->ctx, module) == 0;
-    dlclose(dl);
-    if (!loaded) {
-        ckr_last(ckr, sizeof(ckr));
-        rc = phc__err(err, PHC_ERR_HSM,
-                      "cannot load PKCS#11 module '%s': initialisation failed (%s)", module, ckr);
-        goto fail;
-    }
-    m->loaded = 1;
-    phc__log(log, PHC_LOG_INFO, "PKCS#11 module '%s' loaded (%s, %s)", module,
-             m->ctx->manufacturer ? m->ctx->manufacturer : "?",
-             m->ctx->description ? m->ctx->description : "?");
-    if (PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots)) {
-        ckr_last(ckr, sizeof(ckr));
-        rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)", module,
-                      ckr);
-        goto fail;
-    }
-    if (!(m->logged_in = OPENSSL_zalloc(m->nslots ? m->nslots : 1))) {
-        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-        goto fail;
-    }
-    *out = m;
-    return 0;
-fail:
-    module_release(m);
-    return rc;
-}
-
 static void list_tokens(const phc_hsm *h, char *out, size_t len)
 {
     size_t o = 0;
     out[0] = '\0';
-    for (unsigned int i = 0; i < h->mod->nslots && o < len; i++) {
-        const PKCS11_TOKEN *t = h->mod->slots[i].token;
+    for (unsigned int i = 0; i < h->lp->n && o < len; i++) {
+        const PKCS11_TOKEN *t = h->lp->slots[i].token;
         if (!t || !t->initialized)
             continue;
         int n = snprintf(out + o, len - o, "%s'%s'", o ? ", " : "", t->label);
@@ -502,10 +221,10 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
 {
     char want[200], present[256];
     unsigned int ntokens = 0, nmatch = 0;
-    token_wanted(u, want, sizeof(want));
+    phc__p11_uri_token_wanted(u, want, sizeof(want));
     list_tokens(h, present, sizeof(present));
-    for (unsigned int i = 0; i < h->mod->nslots; i++) {
-        PKCS11_SLOT *s = &h->mod->slots[i];
+    for (unsigned int i = 0; i < h->lp->n; i++) {
+        PKCS11_SLOT *s = &h->lp->slots[i];
         if (!s->token || !s->token->initialized)
             continue; /* e.g. SoftHSM's spare uninitialised slot */
         ntokens++;
@@ -517,25 +236,7 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
             nmatch++;
         }
     }
-    if (!ntokens)
-        return phc__err(err, PHC_ERR_HSM,
-                        "no token with %s in module '%s' (no initialised token "
-                        "present)",
-                        want[0] ? want : "any label", h->module);
-    if (!nmatch)
-        return phc__err(err, PHC_ERR_HSM, "no token with %s in module '%s' (tokens present: %s)",
-                        want, h->module, present);
-    if (nmatch > 1 && !want[0])
-        return phc__err(err, PHC_ERR_HSM,
-                        "module '%s' has %u tokens (%s) and the key URI names none: add "
-                        "token= to it",
-                        h->module, nmatch, present);
-    if (nmatch > 1)
-        return phc__err(err, PHC_ERR_HSM,
-                        "%u tokens match %s in module '%s' (tokens present: %s): add serial= "
-                        "to the key URI",
-                        nmatch, want, h->module, present);
-    return 0;
+    return phc__p11_token_verdict(err, h->module, "key URI", ntokens, nmatch, want, present);
 }
 
 /* The token's PIN flags as the token reports them now: libp11 read them when it listed the
@@ -547,22 +248,11 @@ static CK_FLAGS pin_flags(const phc_hsm *h)
     CK_FLAGS f = (t->userPinLocked ? CKF_USER_PIN_LOCKED : 0) |
                  (t->userPinFinalTry ? CKF_USER_PIN_FINAL_TRY : 0) |
                  (t->userPinCountLow ? CKF_USER_PIN_COUNT_LOW : 0);
-    void *dl = NULL;
-    CK_FUNCTION_LIST_PTR fn = NULL;
+    CK_FUNCTION_LIST *fn = phc__p11_module_fn(h->mod);
     CK_TOKEN_INFO ti;
-    if (phc__module_open(h->module, RTLD_NOW | RTLD_NOLOAD, &dl, &fn, NULL) != PHC_OK)
-        return f;
-    dlclose(dl); /* libp11's reference keeps the library loaded */
     if (fn->C_GetTokenInfo(PKCS11_get_slotid_from_slot(h->slot), &ti) == CKR_OK)
         f = ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW);
     return f;
-}
-
-static void pin_digest(unsigned char md[32], const char *pin, size_t len)
-{
-    unsigned int n = 32;
-    if (EVP_Digest(pin, len, md, &n, EVP_sha256(), NULL) != 1)
-        memset(md, 0, 32); /* cannot happen with the default provider; latches nothing useful */
 }
 
 static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_errbuf *err)
@@ -579,46 +269,18 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
     int rc = phc__secret_read(&pin, &pin_len, pin_source, "PIN", PHC_ERR_PIN, err);
     if (rc)
         return rc;
-    if (h->mod->logged_in[h->slot_index]) {
+    if (h->lp->logged_in[h->slot_index]) {
         /* Another handle of this process logged in already: PKCS#11 login state is per
          * process, and C_Login would only answer CKR_USER_ALREADY_LOGGED_IN. */
         phc__secret_free(pin, pin_len);
         phc__log(h->log, PHC_LOG_INFO, "token '%s': already logged in by this process", t->label);
         return 0;
     }
-    pin_digest(md, pin, pin_len);
-    /* Never guess against a token about to lock or locked: an operator decides. */
-    CK_FLAGS flags = pin_flags(h);
-    if (flags & CKF_USER_PIN_LOCKED) {
+    /* The login rule (p11_login.c), on the flags as the token reports them now. */
+    if ((rc = phc__p11_login_check(t->label, pin_flags(h), pin, pin_len, pin_source, latch, md,
+                                   h->log, err))) {
         phc__secret_free(pin, pin_len);
-        return phc__err(err, PHC_ERR_PIN,
-                        "PIN of token '%s' is locked (CKF_USER_PIN_LOCKED): unlock it with the SO "
-                        "PIN; phconnect does not log in to it",
-                        t->label);
-    }
-    if (flags & CKF_USER_PIN_FINAL_TRY) {
-        phc__secret_free(pin, pin_len);
-        return phc__err(err, PHC_ERR_PIN,
-                        "token '%s' reports that the next wrong PIN locks it "
-                        "(CKF_USER_PIN_FINAL_TRY): phconnect does not log in to it on its own; "
-                        "check the PIN, then log in once by hand (pkcs11-tool --login --test) to "
-                        "reset the count",
-                        t->label);
-    }
-    if (flags & CKF_USER_PIN_COUNT_LOW)
-        phc__log(h->log, PHC_LOG_WARN, "token '%s': wrong PINs were entered recently", t->label);
-    if (latch && latch->set) {
-        if (CRYPTO_memcmp(md, latch->digest, sizeof(md)) == 0) {
-            phc__secret_free(pin, pin_len);
-            return phc__err(err, PHC_ERR_PIN,
-                            "PIN of token '%s' was refused (%s) and PIN source '%s' still holds "
-                            "the same PIN: not offered again until the source changes or the "
-                            "client is reloaded",
-                            t->label, latch->ckr, pin_source);
-        }
-        phc__log(h->log, PHC_LOG_INFO, "token '%s': the PIN source changed; trying its PIN",
-                 t->label);
-        memset(latch, 0, sizeof(*latch));
+        return rc;
     }
     ERR_clear_error();
     /* One attempt: a wrong PIN is reported, never retried (a retry would burn the token's
@@ -628,31 +290,14 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
     pin = NULL;
     if (r == 0) {
         ERR_clear_error();
-        h->mod->logged_in[h->slot_index] = 1;
+        h->lp->logged_in[h->slot_index] = 1;
         phc__log(h->log, PHC_LOG_INFO, "logged in to token '%s'", t->label);
         return 0;
     }
     unsigned long rv = ckr_last(ckr, sizeof(ckr));
-    if (latch && (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)) {
-        latch->set = 1;
-        memcpy(latch->digest, md, sizeof(md));
-        snprintf(latch->ckr, sizeof(latch->ckr), "%.31s", ckr);
-    }
-    switch (rv) {
-    case CKR_PIN_INCORRECT:
-        return phc__err(err, PHC_ERR_PIN,
-                        "PIN rejected by token '%s' (CKR_PIN_INCORRECT); not retried", t->label);
-    case CKR_PIN_LOCKED:
-        return phc__err(err, PHC_ERR_PIN, "PIN of token '%s' is locked (CKR_PIN_LOCKED)", t->label);
-    case CKR_PIN_INVALID:
-    case CKR_PIN_LEN_RANGE:
-    case CKR_PIN_EXPIRED:
-    case CKR_USER_PIN_NOT_INITIALIZED:
-        return phc__err(err, PHC_ERR_PIN, "PIN rejected by token '%s' (%s); not retried", t->label,
-                        ckr);
-    default:
+    if (!rv)
         return phc__err(err, PHC_ERR_HSM, "login to token '%s' failed (%s)", t->label, ckr);
-    }
+    return phc__p11_login_refused(t->label, rv, md, latch, err);
 }
 
 /* Fills k->pub/desc/supported from the token key's EVP_PKEY. */
@@ -769,7 +414,7 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
                           const char *pin_source, const phc_log *log, phc_pin_latch *latch,
                           phc_errbuf *err)
 {
-    P11KitUri *u = NULL;
+    phc_p11_uri u;
     phc_hsm *h = NULL;
     int rc, locked = 0;
 
@@ -777,18 +422,25 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
     if ((rc = uri_parse(&u, key_uri, "key", CKO_PRIVATE_KEY, err)))
         return rc;
     h = OPENSSL_zalloc(sizeof(*h));
-    if (!h || !(h->module = OPENSSL_strdup(module ? module : "")) ||
-        uri_object(u, &h->want_label, &h->want_id, &h->want_id_len, &h->has_id)) {
+    if (!h || !(h->module = OPENSSL_strdup(module ? module : ""))) {
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    /* The object the key URI names moves into the handle. */
+    h->want_label = u.label;
+    h->want_id = u.id;
+    h->want_id_len = u.id_len;
+    h->has_id = u.has_id;
+    u.label = NULL;
+    u.id = NULL;
     h->log = log;
 
     pthread_mutex_lock(&g_lock);
     locked = 1;
-    if ((rc = module_acquire(&h->mod, module, log, err)))
+    if ((rc = phc__p11_module_get(&h->mod, module, log, err)) ||
+        (rc = phc__p11_module_slots(h->mod, &h->lp, module, err)))
         goto out;
-    if ((rc = select_token(h, u, err)))
+    if ((rc = select_token(h, u.kit, err)))
         goto out;
     const PKCS11_TOKEN *t = h->slot->token;
     phc__log(log, PHC_LOG_INFO, "token '%s' (serial %s, %s %s) in slot %lu", t->label, t->serialnr,
@@ -805,7 +457,7 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
 out:
     if (locked)
         pthread_mutex_unlock(&g_lock);
-    p11_kit_uri_free(u);
+    phc__p11_uri_clear(&u);
     phc__hsm_free(h);
     ERR_clear_error();
     return rc;
@@ -873,7 +525,7 @@ static int pub_eq(const hsm_key *k, X509 *c)
 /* Read afresh on every call (certobj.c says why libp11's cached list will not do). */
 static int token_certs(phc_hsm *h, phc_certobj **certs, size_t *n, phc_errbuf *err)
 {
-    return phc__certobj_list(certs, n, h->module,
+    return phc__certobj_list(certs, n, phc__p11_module_fn(h->mod),
                              PKCS11_get_slotid_from_slot((PKCS11_SLOT *)h->slot),
                              phc__hsm_token_label(h), err);
 }
@@ -1067,11 +719,8 @@ static int pair_with_key(phc_hsm *h, X509 *c, time_t now, const hsm_key **kout, 
 static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trust *trust,
                          X509 **cout, phc_errbuf *err)
 {
-    P11KitUri *u = NULL;
-    char *label = NULL, want[200];
-    unsigned char *id = NULL;
-    size_t id_len = 0;
-    int has_id = 0;
+    phc_p11_uri u;
+    char want[200];
     phc_certobj *certs = NULL;
     size_t n = 0;
     X509 *best = NULL, *any = NULL;
@@ -1079,15 +728,11 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
     int rc = uri_parse(&u, ref, "certificate", CKO_CERTIFICATE, err);
     if (rc)
         return rc;
-    token_wanted(u, want, sizeof(want));
-    if (want[0] && !token_matches(u, h->slot)) {
+    phc__p11_uri_token_wanted(u.kit, want, sizeof(want));
+    if (want[0] && !token_matches(u.kit, h->slot)) {
         rc = phc__err(err, PHC_ERR_CONFIG,
                       "certificate URI names a token with %s, but the key is on token '%s'", want,
                       phc__hsm_token_label(h));
-        goto out;
-    }
-    if (uri_object(u, &label, &id, &id_len, &has_id)) {
-        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
     if ((rc = token_certs(h, &certs, &n, err)))
@@ -1096,7 +741,8 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
     for (size_t j = 0; j < n; j++) {
         X509 *c = certs[j].x509;
         if (!c ||
-            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, label, id, id_len, has_id) ||
+            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, u.label, u.id, u.id_len,
+                         u.has_id) ||
             !usable(h, c, NULL, trust, now, &sk))
             continue;
         if (!any || cert_newer(c, any))
@@ -1109,9 +755,9 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
         goto out;
     }
     if (!any) {
-        phc__key_name(want, sizeof(want), "", label, id, id_len, has_id);
+        phc__key_name(want, sizeof(want), "", u.label, u.id, u.id_len, u.has_id);
         rc = phc__err(err, PHC_ERR_HSM, "no certificate with %s%s on token '%s'",
-                      label ? "label " : "", want, phc__hsm_token_label(h));
+                      u.label ? "label " : "", want, phc__hsm_token_label(h));
         goto out;
     }
     /* An expired one is reported by pair_with_key. */
@@ -1119,9 +765,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
 out:
     phc__certobj_free(certs, n);
-    OPENSSL_free(label);
-    OPENSSL_free(id);
-    p11_kit_uri_free(u);
+    phc__p11_uri_clear(&u);
     return rc;
 }
 
@@ -1163,7 +807,7 @@ int phc__hsm_identity_pinned(phc_hsm *h, const char *cert_ref, long long now,
     if (!cert_ref) {
         rc = pick_by_key(h, t, trust, &k, &c, err);
     } else {
-        if (!strncmp(cert_ref, "pkcs11:", 7))
+        if (phc__p11_uri_scheme(cert_ref) != 0) /* "PKCS11:" too: refused by the case rule */
             rc = cert_from_uri(h, cert_ref, t, trust, &c, err);
         else
             rc = cert_from_file(cert_ref, &c, err);
@@ -1208,7 +852,7 @@ void phc__hsm_free(phc_hsm *h)
         OPENSSL_free(h->keys[i].label);
     }
     OPENSSL_free(h->keys);
-    module_release(h->mod);
+    phc__p11_module_put(h->mod);
     pthread_mutex_unlock(&g_lock);
     OPENSSL_free(h->module);
     OPENSSL_free(h->want_label);

@@ -12,21 +12,13 @@
 #define PHC_HSM_H
 
 #include "log.h"
+#include "p11_login.h" /* phc_pin_latch */
 #include "trust.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 typedef struct phc_hsm phc_hsm;
-
-/* What a client remembers of a PIN the token refused, so that it never offers the same wrong
- * PIN twice (a hardware token locks after a few): the SHA-256 of the refused PIN - never the
- * PIN - and the token's answer. All zero: nothing refused. */
-typedef struct phc_pin_latch {
-    int set;
-    unsigned char digest[32];
-    char ckr[32]; /* "CKR_PIN_INCORRECT" or "CKR_PIN_LOCKED" */
-} phc_pin_latch;
 
 /* module: path of the .so. key_uri: "pkcs11:..." (a pin-value/pin-source attribute is
  * refused). pin_source: "file:/path" or "env:NAME". log: borrowed, may be NULL, must outlive

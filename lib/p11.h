@@ -4,26 +4,24 @@
  * (CSRs). hsm.c keeps serving TLS through libp11; this unit serves token administration
  * and the client secret kept as a data object.
  *
- * Sharing the module with libp11 (same process, same .so, so the same PKCS#11 state):
- *  - C_Initialize answering CKR_CRYPTOKI_ALREADY_INITIALIZED means libp11 (or another user)
- *    initialised the module: it is used as is and never finalised here. C_Finalize is called
- *    only by the last handle of a module this unit initialised itself.
- *  - CKR_USER_ALREADY_LOGGED_IN is success; C_Logout is never called (login state is per
- *    process: logging out would log libp11 out too). Closing the last session of the process
- *    ends a login this unit made.
- *  - Only this handle's own session is closed (C_CloseSession, never C_CloseAllSessions).
- *  - The reverse is not in our hands: libp11 calls C_CloseAllSessions when it releases a slot
- *    and C_Finalize when it unloads, which ends our sessions. Handles are therefore kept
- *    short (open, act, close); a caller must not hold one across the life of a libp11
- *    handle on the same module (phc install --probe closes its handle before probing).
+ * Sharing the module with libp11: both sit on the one module layer (p11_module.h), one
+ * initialised function list per library file, finalised only when the last user of either
+ * kind is gone, so neither side's sessions die under the other. CKR_USER_ALREADY_LOGGED_IN is
+ * success; C_Logout is never called here (login state is per module instance: logging out
+ * would log libp11 out too). Only this handle's own session is closed (C_CloseSession, never
+ * C_CloseAllSessions).
  *
- * Every CK_RV is translated in one place (p11.c): PIN problems are PHC_ERR_PIN "not
- * retried", everything else PHC_ERR_HSM naming the token and the CKR_ name.
+ * Every CK_RV is translated at one boundary (phc__p11_fail in p11.c, names from p11_rv.c,
+ * login answers in p11_login.c): PIN problems are PHC_ERR_PIN "not retried", everything else
+ * PHC_ERR_HSM naming the token and the CKR_ name. The unit is three files: p11.c (core:
+ * opening, objects, attributes), p11_keys.c (key pairs, public keys, C_Sign), p11_data.c (data
+ * objects).
  */
 #ifndef PHC_P11_H
 #define PHC_P11_H
 
 #include "log.h"
+#include "p11_rv.h"
 
 #include <p11-kit/pkcs11.h>
 
@@ -124,8 +122,5 @@ int phc__p11_public_key(phc_p11 *p, CK_OBJECT_HANDLE h, EVP_PKEY **out, phc_errb
 /* C_SignInit + C_Sign with mech (no parameters) on key h. *sig (OPENSSL_free) and *siglen. */
 int phc__p11_sign(phc_p11 *p, CK_OBJECT_HANDLE h, CK_MECHANISM_TYPE mech, const unsigned char *in,
                   size_t inlen, unsigned char **sig, size_t *siglen, phc_errbuf *err);
-
-/* Name of a CK_RV ("CKR_PIN_INCORRECT"), or NULL when unknown. */
-const char *phc__p11_rv_name(CK_RV rv);
 
 #endif

@@ -22,6 +22,7 @@
 struct guard {
     RSA *rsa; /* one of the two, up-referenced */
     EC_KEY *ec;
+    phc_pool *workers; /* long-lived: a signature is a hand-over, not a thread */
     long timeout_ms;
     int stuck; /* atomic: a worker timed out and has not returned */
     char stuck_msg[200];
@@ -31,8 +32,8 @@ enum op { OP_RSA_ENC, OP_RSA_DEC, OP_EC_SIGN };
 
 /* One private operation, shared by the caller and the worker; the last to let go frees it. */
 struct job {
-    int refs; /* atomic */
-    phc_done done;
+    phc_task task; /* first: the pool hands it back as the job */
+    int refs;      /* atomic */
     enum op op;
     RSA *rsa; /* up-referenced for the worker's own use */
     EC_KEY *ec;
@@ -50,6 +51,7 @@ static void guard_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lon
     struct guard *g = ptr;
     if (!g)
         return;
+    phc__pool_free(g->workers);
     RSA_free(g->rsa);
     EC_KEY_free(g->ec);
     free(g);
@@ -69,13 +71,18 @@ static void job_put(struct job *j)
     EC_KEY_free(j->ec);
     OPENSSL_clear_free(j->in, (size_t)j->inlen);
     free(j->out);
-    phc__done_destroy(&j->done);
+    phc__done_destroy(&j->task.done);
     free(j);
 }
 
-static void *worker(void *arg)
+static void job_put_task(phc_task *t)
 {
-    struct job *j = arg;
+    job_put((struct job *)t);
+}
+
+static void job_run(phc_task *t)
+{
+    struct job *j = (struct job *)t;
     int ret = -1;
     unsigned int siglen = 0;
     if (j->op == OP_EC_SIGN) {
@@ -89,9 +96,6 @@ static void *worker(void *arg)
             j->op == OP_RSA_ENC ? RSA_meth_get_priv_enc(m) : RSA_meth_get_priv_dec(m);
         ret = fn ? fn(j->inlen, j->in, j->out, j->rsa, j->padding) : -1;
     }
-    /* A detached thread may still be tearing down when the process exits: release
-     * OpenSSL's per-thread state now rather than in a thread-exit handler. */
-    OPENSSL_thread_stop();
     /* The worker lets go of the token key before it reports: once the caller has its
      * answer it may free the generation, and the last reference to libp11's key must not be
      * dropped here after libp11's state is gone. (A worker that timed out drops it late, but
@@ -102,21 +106,19 @@ static void *worker(void *arg)
     j->ec = NULL;
     j->ret = ret;
     j->siglen = siglen;
-    phc__done_set(&j->done);
     /* The guard is not touched here: a caller that gave up may have freed it. */
-    job_put(j);
-    return NULL;
 }
 
-/* Runs j on a worker and waits at most the guard's bound. Returns 1 when it finished. */
+/* Runs j on one of the guard's workers and waits at most the guard's bound. Returns 1 when
+ * it finished. */
 static int run_bounded(struct guard *g, struct job *j)
 {
-    __atomic_add_fetch(&j->refs, 1, __ATOMIC_RELAXED); /* the worker's */
-    if (phc__spawn_detached(worker, j) != 0) {
+    __atomic_add_fetch(&j->refs, 1, __ATOMIC_RELAXED); /* the pool's */
+    int done = phc__pool_run(g->workers, &j->task, g->timeout_ms);
+    if (done < 0) {
         __atomic_sub_fetch(&j->refs, 1, __ATOMIC_RELAXED);
         return 0;
     }
-    int done = phc__done_wait(&j->done, g->timeout_ms);
     if (!done)
         __atomic_store_n(&g->stuck, 1, __ATOMIC_RELEASE);
     return done;
@@ -128,7 +130,9 @@ static struct job *job_new(enum op op, const unsigned char *in, int inlen, size_
     if (!j)
         return NULL;
     j->refs = 1;
-    phc__done_init(&j->done);
+    j->task.run = job_run;
+    j->task.put = job_put_task;
+    phc__done_init(&j->task.done);
     j->op = op;
     j->inlen = inlen;
     j->in = OPENSSL_memdup(in, (size_t)inlen);
@@ -325,6 +329,12 @@ int phc__guard_key(EVP_PKEY **out, EVP_PKEY *key, long timeout_ms, const char *t
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     }
     g->timeout_ms = timeout_ms;
+    /* As many signatures in flight as libp11 has sessions per slot. */
+    if (!(g->workers = phc__pool_new(16))) {
+        free(g);
+        EVP_PKEY_free(pk);
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    }
     snprintf(g->stuck_msg, sizeof(g->stuck_msg),
              "token '%s' did not answer a signing request within %ld ms", token, timeout_ms);
     int type = EVP_PKEY_get_base_id(key);
@@ -333,6 +343,7 @@ int phc__guard_key(EVP_PKEY **out, EVP_PKEY *key, long timeout_ms, const char *t
                                    : phc__err(err, PHC_ERR_HSM, "unsupported token key type");
     if (rc != PHC_OK) {
         /* On success g belongs to the wrapped key (freed by its ex_data destructor). */
+        phc__pool_free(g->workers);
         free(g);
         EVP_PKEY_free(pk);
         return rc;

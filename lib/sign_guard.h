@@ -1,9 +1,10 @@
 /* A time bound on the token's signatures. libp11 calls the module synchronously from inside
  * the TLS handshake; a token that stops answering would hang the request, the thread and,
  * through locks, the client. The guard wraps the token key in a key whose private operations
- * run on a worker thread and give up after a deadline: the handshake then fails with a clear
- * error and the client reopens the token (client.c). A worker that never returns is
- * abandoned; it owns its copies of every buffer, so nothing it touches goes away under it. */
+ * run on one of its long-lived worker threads (a pool per guarded key, started as
+ * concurrent signatures need them) while the caller gives up after a deadline: the handshake then
+ * fails with a clear error and the client reopens the token (client.c). A worker that never returns
+ * is abandoned; it owns its copies of every buffer, so nothing it touches goes away under it. */
 #ifndef PHC_SIGN_GUARD_H
 #define PHC_SIGN_GUARD_H
 

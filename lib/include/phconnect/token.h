@@ -40,9 +40,8 @@ typedef struct phc_token phc_token;
  * the handle keeps its own reference (which freezes cfg). opts may be NULL.
  * Errors: PHC_ERR_CONFIG (invalid config, no key/pkcs11_module/pin), PHC_ERR_HSM (module,
  * token), PHC_ERR_PIN.
- * Keep a handle only as long as needed: do not hold one while a phc_client on the same
- * module is made and freed in the same process (freeing a client can end the module's
- * sessions, the handle's included, since the PKCS#11 state is per process). */
+ * Clients on the same module may be made and freed while a handle is held, from any thread:
+ * the module is finalised only when its last user in the process is gone. */
 PHC_API PHC_WUR int phc_token_open(phc_token **out, phc_config *cfg, const phc_client_opts *opts,
                                    phc_errbuf *err);
 

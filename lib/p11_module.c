@@ -1,0 +1,286 @@
+/* The one PKCS#11 module layer (see p11_module.h for the contract and the libp11 facts). */
+#include "p11_module.h"
+
+#include "err.h"
+#include "p11_rv.h"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+struct phc_p11_module {
+    struct phc_p11_module *next;
+    dev_t dev; /* identity of the library file: the dynamic loader shares by it too */
+    ino_t ino;
+    void *dl;        /* ours: keeps the library mapped until the entry goes */
+    PKCS11_CTX *ctx; /* libp11's context: the one load and C_Initialize */
+    CK_FUNCTION_LIST *fn;
+    int loaded;   /* PKCS11_CTX_load succeeded: PKCS11_CTX_unload finalises */
+    int own_init; /* fallback list (see shared_list): finalised by us after libp11 */
+    unsigned int refs;
+    pthread_mutex_t slots_mu; /* the listing below: a token that hangs there holds up only */
+    phc_p11_slots lp;         /* this module's libp11 users, not the layer's lock */
+    int listed;
+};
+
+/* Guards the list and every entry's refs. hsm.c takes its own lock first. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static phc_p11_module *g_modules;
+
+int phc__p11_module_stat(const char *module, struct stat *st, phc_errbuf *err)
+{
+    if (!module || !*module)
+        return phc__err(err, PHC_ERR_HSM, "no PKCS#11 module configured");
+    if (stat(module, st) != 0)
+        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
+                        errno == ENOENT ? "file does not exist" : strerror(errno));
+    if (!S_ISREG(st->st_mode))
+        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': not a regular file",
+                        module);
+    return PHC_OK;
+}
+
+static CK_C_GetFunctionList get_list_fn(void *dl)
+{
+    CK_C_GetFunctionList get = NULL;
+    void *sym = dlsym(dl, "C_GetFunctionList");
+    memcpy(&get, &sym, sizeof(get)); /* POSIX: a data pointer holds a function pointer */
+    return get;
+}
+
+/* Opened here before libp11 sees it: libp11's loader prints dlerror() to stderr and reports
+ * only "load module error", so a file that is no PKCS#11 library is refused here with the
+ * loader's reason. C_GetFunctionList is looked up, not called: for a remoting client each
+ * call makes a module instance. */
+static int open_library(void **dl, const char *module, phc_errbuf *err)
+{
+    *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
+    if (!*dl) {
+        const char *why = dlerror();
+        return phc__err(err, PHC_ERR_HSM, "cannot load PKCS#11 module '%s': %s", module,
+                        why ? why : "dlopen failed");
+    }
+    if (!get_list_fn(*dl)) {
+        dlclose(*dl);
+        *dl = NULL;
+        return phc__err(err, PHC_ERR_HSM,
+                        "cannot load PKCS#11 module '%s': not a PKCS#11 library (no "
+                        "C_GetFunctionList)",
+                        module);
+    }
+    return PHC_OK;
+}
+
+/* The first members of libp11 0.4.12's private context (libp11-int.h: struct
+ * pkcs11_ctx_private) and module handle (libpkcs11.c: struct sc_pkcs11_module). */
+struct libp11_ctx_head {
+    CK_FUNCTION_LIST_PTR method;
+    void *handle;
+};
+struct libp11_mod_head {
+    unsigned int magic;
+    void *dl;
+};
+#define LIBP11_MOD_MAGIC 0xd00bed00u
+
+/* The function list libp11 loaded and initialised, when libp11's private layout is the one
+ * described above and the list is the library's we opened; NULL otherwise. */
+static CK_FUNCTION_LIST *libp11_list(const phc_p11_module *m)
+{
+    const struct libp11_ctx_head *c = m->ctx ? m->ctx->_private : NULL;
+    if (!c || !c->method || !c->handle)
+        return NULL;
+    const struct libp11_mod_head *h = c->handle;
+    if (h->magic != LIBP11_MOD_MAGIC || !h->dl || get_list_fn(h->dl) != get_list_fn(m->dl))
+        return NULL;
+    return c->method;
+}
+
+/* The list every raw call uses: libp11's. Should libp11 ever be laid out otherwise, a list
+ * of our own, initialised here: that is one module instance more for a remoting client, but
+ * still correct, since it is initialised and finalised with the entry. */
+static int shared_list(phc_p11_module *m, const char *module, const phc_log *log, phc_errbuf *err)
+{
+    if ((m->fn = libp11_list(m)) != NULL)
+        return PHC_OK;
+    phc__log(log, PHC_LOG_DEBUG,
+             "libp11's function list is out of reach; initialising PKCS#11 module '%s' a "
+             "second time for direct calls",
+             module);
+    CK_FUNCTION_LIST *fn = NULL;
+    CK_C_GetFunctionList get = get_list_fn(m->dl);
+    if (!get || get(&fn) != CKR_OK || !fn)
+        return phc__err(err, PHC_ERR_HSM,
+                        "cannot load PKCS#11 module '%s': not a PKCS#11 library (no "
+                        "C_GetFunctionList)",
+                        module);
+    CK_C_INITIALIZE_ARGS args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CKF_OS_LOCKING_OK;
+    CK_RV rv = fn->C_Initialize(&args);
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        char name[40];
+        return phc__err(err, PHC_ERR_HSM,
+                        "cannot load PKCS#11 module '%s': initialisation failed (%s)", module,
+                        phc__p11_rv_str(name, sizeof(name), rv));
+    }
+    m->fn = fn;
+    m->own_init = rv == CKR_OK;
+    return PHC_OK;
+}
+
+/* The last reference is gone: libp11's login and slots, then its C_Finalize, then ours
+ * (fallback only), then the library. g_lock held. */
+static void unload(phc_p11_module *m)
+{
+    for (phc_p11_module **pp = &g_modules; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    for (unsigned int i = 0; i < m->lp.n; i++)
+        if (m->lp.logged_in && m->lp.logged_in[i])
+            PKCS11_logout(&m->lp.slots[i]);
+    if (m->lp.slots)
+        PKCS11_release_all_slots(m->ctx, m->lp.slots, m->lp.n);
+    if (m->ctx) {
+        if (m->loaded)
+            PKCS11_CTX_unload(m->ctx);
+        PKCS11_CTX_free(m->ctx);
+    }
+    if (m->own_init)
+        m->fn->C_Finalize(NULL);
+    if (m->dl)
+        dlclose(m->dl);
+    OPENSSL_free(m->lp.logged_in);
+    pthread_mutex_destroy(&m->slots_mu);
+    OPENSSL_free(m);
+    ERR_clear_error();
+}
+
+int phc__p11_module_get(phc_p11_module **out, const char *module, const phc_log *log,
+                        phc_errbuf *err)
+{
+    struct stat st;
+    char ckr[64];
+    int rc;
+    *out = NULL;
+    if ((rc = phc__p11_module_stat(module, &st, err)) != PHC_OK)
+        return rc;
+    pthread_mutex_lock(&g_lock);
+    for (phc_p11_module *m = g_modules; m; m = m->next)
+        if (m->dev == st.st_dev && m->ino == st.st_ino) {
+            m->refs++;
+            pthread_mutex_unlock(&g_lock);
+            *out = m;
+            phc__log(log, PHC_LOG_DEBUG, "PKCS#11 module '%s' already loaded", module);
+            return PHC_OK;
+        }
+    phc_p11_module *m = OPENSSL_zalloc(sizeof(*m));
+    if (!m) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    pthread_mutex_init(&m->slots_mu, NULL);
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->refs = 1;
+    m->next = g_modules;
+    g_modules = m;
+    if ((rc = open_library(&m->dl, module, err)) != PHC_OK)
+        goto fail;
+    if (!(m->ctx = PKCS11_CTX_new())) {
+        rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+        goto fail;
+    }
+    ERR_clear_error();
+    if (PKCS11_CTX_load(m->ctx, module) != 0) {
+        phc__p11_rv_last(ckr, sizeof(ckr));
+        rc = phc__err(err, PHC_ERR_HSM,
+                      "cannot load PKCS#11 module '%s': initialisation failed (%s)", module, ckr);
+        goto fail;
+    }
+    m->loaded = 1;
+    if ((rc = shared_list(m, module, log, err)) != PHC_OK)
+        goto fail;
+    phc__log(log, PHC_LOG_INFO, "PKCS#11 module '%s' loaded (%s, %s)", module,
+             m->ctx->manufacturer ? m->ctx->manufacturer : "?",
+             m->ctx->description ? m->ctx->description : "?");
+    *out = m;
+    goto out;
+fail:
+    if (--m->refs == 0)
+        unload(m);
+out:
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+}
+
+void phc__p11_module_put(phc_p11_module *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&g_lock);
+    if (--m->refs == 0)
+        unload(m);
+    pthread_mutex_unlock(&g_lock);
+}
+
+CK_FUNCTION_LIST *phc__p11_module_fn(const phc_p11_module *m)
+{
+    return m->fn;
+}
+
+int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *module,
+                          phc_errbuf *err)
+{
+    char ckr[64];
+    int rc = PHC_OK;
+    *out = NULL;
+    pthread_mutex_lock(&m->slots_mu);
+    if (!m->listed) {
+        PKCS11_SLOT *slots = NULL;
+        unsigned int n = 0;
+        ERR_clear_error();
+        if (PKCS11_enumerate_slots(m->ctx, &slots, &n)) {
+            phc__p11_rv_last(ckr, sizeof(ckr));
+            rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)",
+                          module, ckr);
+            goto out;
+        }
+        if (!(m->lp.logged_in = OPENSSL_zalloc(n ? n : 1))) {
+            PKCS11_release_all_slots(m->ctx, slots, n);
+            rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        m->lp.slots = slots;
+        m->lp.n = n;
+        m->listed = 1;
+    }
+    *out = &m->lp;
+out:
+    pthread_mutex_unlock(&m->slots_mu);
+    return rc;
+}
+
+int phc__p11_module_refs(const char *module, unsigned int *loaded)
+{
+    struct stat st;
+    int refs = 0;
+    unsigned int n = 0;
+    int known = module && stat(module, &st) == 0;
+    pthread_mutex_lock(&g_lock);
+    for (phc_p11_module *m = g_modules; m; m = m->next) {
+        n++;
+        if (known && m->dev == st.st_dev && m->ino == st.st_ino)
+            refs = (int)m->refs;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (loaded)
+        *loaded = n;
+    return refs;
+}

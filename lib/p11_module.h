@@ -1,0 +1,73 @@
+/* The one PKCS#11 module layer of the process. Every user of a PKCS#11 library - libp11 for
+ * the TLS key (hsm.c), the raw calls for token administration and data objects (p11.c), the
+ * certificate reader (certobj.c) - takes a reference on the library's entry here, and only
+ * this unit loads, initialises and finalises it:
+ *
+ *  - one entry per library file (device and inode: two paths to one file are one module);
+ *  - one load and one C_Initialize (CKF_OS_LOCKING_OK) per entry, done through libp11's
+ *    PKCS11_CTX_load, and one function list: the raw calls use the very list libp11
+ *    initialised. A remoting client such as p11-kit-client.so makes a new, uninitialised
+ *    module instance for every C_GetFunctionList call, so a second call would not do;
+ *  - libp11's slot list, its login and C_Finalize (PKCS11_CTX_unload) happen only when the
+ *    last reference goes: libp11 ends every session of a slot when it releases it and
+ *    finalises the module when it unloads it, which would otherwise kill the raw sessions
+ *    (and a libp11 handle would die under a raw user's C_Finalize).
+ *
+ * libp11 0.4.12 facts this relies on (src/p11_load.c, src/libpkcs11.c, src/p11_slot.c):
+ * C_LoadModule dlopens with RTLD_LAZY|RTLD_LOCAL and calls C_GetFunctionList once
+ * (libpkcs11.c:67,96); PKCS11_CTX_load calls C_Initialize with CKF_OS_LOCKING_OK and accepts
+ * CKR_CRYPTOKI_ALREADY_INITIALIZED (p11_load.c:83-87); PKCS11_CTX_unload calls C_Finalize
+ * whenever the process has not forked (p11_load.c:146-147); releasing a slot calls
+ * C_CloseAllSessions (p11_slot.c:433). libp11 has no accessor for its function list: it is
+ * read from the context's private part (first member), after checking libp11's module
+ * handle magic and that the list belongs to the library this unit opened; a libp11 build
+ * laid out otherwise falls back to a list of our own (see p11_module.c). */
+#ifndef PHC_P11_MODULE_H
+#define PHC_P11_MODULE_H
+
+#include "log.h"
+
+#include <libp11.h>
+#include <p11-kit/pkcs11.h>
+#include <sys/stat.h>
+
+#include <phconnect/phconnect.h>
+
+typedef struct phc_p11_module phc_p11_module;
+
+/* The module path names an existing regular file; *st identifies it. PHC_ERR_HSM naming the
+ * path otherwise. */
+int phc__p11_module_stat(const char *module, struct stat *st, phc_errbuf *err);
+
+/* One reference on the loaded, initialised module at path, loading it on first use. log:
+ * borrowed for the call. Errors: PHC_ERR_HSM naming the path (missing, not loadable with the
+ * loader's reason, not a PKCS#11 library, initialisation refused with the CK_RV name). */
+PHC_WUR int phc__p11_module_get(phc_p11_module **out, const char *module, const phc_log *log,
+                                phc_errbuf *err);
+
+/* Drops a reference; the last one logs libp11 out, releases its slots, finalises and unloads
+ * the module. NULL allowed. */
+void phc__p11_module_put(phc_p11_module *m);
+
+/* The initialised function list, shared by every user. Borrowed: valid while the reference
+ * is held. */
+CK_FUNCTION_LIST *phc__p11_module_fn(const phc_p11_module *m);
+
+/* libp11's view of the module: its context and slot list (listed on first call, then kept
+ * until the last reference goes) and, per slot, whether this process logged in through
+ * libp11. The caller serialises libp11 calls on them (hsm.c's lock). Borrowed. */
+typedef struct phc_p11_slots {
+    PKCS11_CTX *ctx;
+    PKCS11_SLOT *slots;
+    unsigned int n;
+    unsigned char *logged_in;
+} phc_p11_slots;
+
+PHC_WUR int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *module,
+                                  phc_errbuf *err);
+
+/* How many entries are loaded and how many references the entry for path holds (0 when
+ * none): for tests of the reference count. */
+int phc__p11_module_refs(const char *module, unsigned int *loaded);
+
+#endif

@@ -1,0 +1,188 @@
+/* p11_module unit: the one module layer. Reference counting over libp11 handles (hsm.c) and
+ * raw handles (p11.c) - one entry per library, C_Initialize once and C_Finalize only when
+ * the last user is gone (counted by the pass-through test module, hang_pkcs11) - a raw
+ * session that outlives a libp11 handle, and the public promise that replaced token.h's
+ * caveat: a token handle stays usable while other threads make and free clients on the same
+ * module. */
+#include "hsm.h"
+#include "p11.h"
+#include "p11_module.h"
+#include "testtoken.h"
+#include "testutil.h"
+
+#include <phconnect/phconnect.h>
+
+#include <pthread.h>
+
+static const char *g_hang; /* hang_pkcs11: forwards to SoftHSM, counts init/finalize */
+static char g_count[PATH_MAX];
+
+/* Lines of the call log equal to call. */
+static int calls(const char *call)
+{
+    FILE *f = fopen(g_count, "r");
+    char line[64];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strncmp(line, call, strlen(call)) == 0 && line[strlen(call)] == '\n';
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static void test_refcount(const tok *t)
+{
+    phc_p11_module *a = NULL, *b = NULL;
+    phc_errbuf e = {0};
+    unsigned int loaded = 9;
+    CHECK(phc__p11_module_refs(g_hang, &loaded) == 0 && loaded == 0);
+    CHECK(phc__p11_module_get(&a, g_hang, NULL, &e) == PHC_OK);
+    CHECK(phc__p11_module_get(&b, g_hang, NULL, &e) == PHC_OK);
+    CHECK(a && a == b); /* one entry per library */
+    CHECK(phc__p11_module_refs(g_hang, &loaded) == 2 && loaded == 1);
+    CHECK(calls("C_Initialize") == 1);
+    CHECK(calls("C_GetFunctionList") == 1); /* one instance: libp11's list is the raw one */
+
+    /* A libp11 handle and a raw handle on the same module, same entry. */
+    phc_hsm *h = NULL;
+    phc_p11 *p = NULL;
+    CHECK(phc__hsm_open(&h, g_hang, "pkcs11:token=phc-test;object=client", t->pin, NULL, &e) ==
+          PHC_OK);
+    CHECK(phc__p11_open(&p, g_hang, "pkcs11:token=phc-test", t->pin, NULL, &e) == PHC_OK);
+    CHECK(phc__p11_module_refs(g_hang, NULL) == 4);
+    CHECK(calls("C_Initialize") == 1);
+    /* The libp11 handle goes: the raw session lives on. */
+    phc__hsm_free(h);
+    CHECK(calls("C_Finalize") == 0);
+    phc_p11_match m = {CKO_PRIVATE_KEY, "client", NULL, 0, 0};
+    CK_OBJECT_HANDLE *objs = NULL;
+    size_t n = 0;
+    CHECK(p && phc__p11_find(p, &m, &objs, &n, &e) == PHC_OK && n == 1);
+    OPENSSL_free(objs);
+    phc__p11_close(p);
+    phc__p11_module_put(a);
+    CHECK(calls("C_Finalize") == 0);
+    CHECK(phc__p11_module_refs(g_hang, NULL) == 1);
+    phc__p11_module_put(b); /* the last user */
+    CHECK(calls("C_Finalize") == 1);
+    CHECK(phc__p11_module_refs(g_hang, &loaded) == 0 && loaded == 0);
+
+    /* Loaded again afterwards: initialised afresh. */
+    CHECK(phc__p11_module_get(&a, g_hang, NULL, &e) == PHC_OK);
+    CHECK(calls("C_Initialize") == 2);
+    phc__p11_module_put(a);
+    CHECK(calls("C_Finalize") == 2);
+}
+
+static void test_refusals(void)
+{
+    phc_p11_module *m = NULL;
+    phc_errbuf e = {0};
+    CHECK_ERR(phc__p11_module_get(&m, "/nonexistent/p11.so", NULL, &e), e, PHC_ERR_HSM,
+              "cannot load PKCS#11 module '/nonexistent/p11.so': file does not exist");
+    CHECK_ERR(phc__p11_module_get(&m, "/etc/hostname", NULL, &e), e, PHC_ERR_HSM,
+              "cannot load PKCS#11 module '/etc/hostname': ");
+    CHECK_ERR(phc__p11_module_get(&m, "/usr/lib/x86_64-linux-gnu/libz.so.1", NULL, &e), e,
+              PHC_ERR_HSM, "not a PKCS#11 library (no C_GetFunctionList)");
+    CHECK(m == NULL && phc__p11_module_refs(NULL, NULL) == 0);
+}
+
+/* ---------------------------------------------------------------------------------- */
+
+struct churn {
+    phc_config *cfg;
+    int made;
+    phc_errbuf err;
+};
+
+static void *make_free_clients(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < 6; i++) {
+        phc_client *cl = NULL;
+        if (phc_client_new(&cl, c->cfg, NULL, &c->err) != PHC_OK)
+            break;
+        c->made++;
+        phc_client_free(cl);
+    }
+    return NULL;
+}
+
+static void test_token_held_while_clients_come_and_go(const tok *t)
+{
+    char ca[PATH_MAX + 16];
+    const char *pki = getenv("PHC_PKI");
+    snprintf(ca, sizeof(ca), "%s/ca.pem", pki ? pki : "");
+    phc_config *cfg = NULL;
+    phc_errbuf e = {0};
+    int ok = phc_config_new(&cfg, &e) == PHC_OK &&
+             phc_config_set(cfg, "url", "https://api.powerhub.test:8443", &e) == PHC_OK &&
+             phc_config_set(cfg, "ca_file", ca, &e) == PHC_OK &&
+             phc_config_set(cfg, "pkcs11_module", MODULE, &e) == PHC_OK &&
+             phc_config_set(cfg, "key", "pkcs11:token=phc-test;object=client;type=private", &e) ==
+                 PHC_OK &&
+             phc_config_set(cfg, "pin", t->pin, &e) == PHC_OK;
+    CHECK(ok);
+    phc_token *tk = NULL;
+    CHECK(ok && phc_token_open(&tk, cfg, NULL, &e) == PHC_OK);
+    if (!tk) {
+        fprintf(stderr, "setup: %s\n", e.msg);
+        phc_config_free(cfg);
+        return;
+    }
+    struct churn a = {cfg, 0, {0}}, b = {cfg, 0, {0}};
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, make_free_clients, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, make_free_clients, &b) == 0);
+    /* Meanwhile the held handle keeps reading the token. */
+    int reads_ok = 1;
+    for (int i = 0; i < 10; i++) {
+        phc_pair_info *pairs = NULL;
+        size_t n = 0;
+        phc_errbuf re = {0};
+        int rc = phc_token_pairs(tk, 0, &pairs, &n, &re);
+        if (rc != PHC_OK || n != 1) {
+            fprintf(stderr, "pairs while clients churn: rc=%d n=%zu %s\n", rc, n, re.msg);
+            reads_ok = 0;
+        }
+        phc_free(pairs);
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(reads_ok);
+    if (a.made != 6 || b.made != 6)
+        fprintf(stderr, "clients: %d/%d: %s %s\n", a.made, b.made, a.err.msg, b.err.msg);
+    CHECK(a.made == 6 && b.made == 6);
+    /* After every client is gone the handle still works. */
+    phc_pair_info *pairs = NULL;
+    size_t n = 0;
+    CHECK(phc_token_pairs(tk, 0, &pairs, &n, &e) == PHC_OK && n == 1 && pairs[0].has_cert);
+    phc_free(pairs);
+    phc_token_free(tk);
+    phc_config_free(cfg);
+}
+
+int main(void)
+{
+    tok t;
+    if (tt_begin("p11mod") || !tt_have_softhsm())
+        TEST_MAIN_END();
+    g_hang = getenv("PHC_HANG_MODULE");
+    CHECK(g_hang != NULL);
+    snprintf(g_count, sizeof(g_count), "%s/calls.log", g_tmp);
+    setenv("PHC_HANG_CALL_LOG", g_count, 1);
+    const char *pki = getenv("PHC_PKI");
+    if (g_hang && pki && tok_init(&t, "tok", "phc-test rsa:2048") == 0 &&
+        sh("bash '%s/tests/fixtures/pki.sh' issue-client '%s' '%s/pub.pem' '/O=Test/CN=p11mod' "
+           "'%s/client.pem' 30 >/dev/null && bash '%s/tests/fixtures/token.sh' putcert '%s' "
+           "'%s/client.pem' client 01 >/dev/null",
+           g_src, pki, t.dir, t.dir, g_src, t.dir, t.dir) == 0) {
+        test_refcount(&t);
+        test_refusals();
+        test_token_held_while_clients_come_and_go(&t);
+    } else {
+        CHECK(0);
+    }
+    tt_end();
+    TEST_MAIN_END();
+}
