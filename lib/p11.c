@@ -216,6 +216,10 @@ int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char
         goto out;
     }
     p->has_session = 1;
+    /* The administration path is the one an operator debugs with -vv: say which token and
+     * slot it works on before the login (the first step that can cost a PIN try). */
+    phc__log(log, PHC_LOG_DEBUG, "token '%s' (slot %lu) opened for administration with %s",
+             p->label, (unsigned long)p->slot, module);
     if ((rc = login(p, pin_source, err)))
         goto out;
     *out = p;

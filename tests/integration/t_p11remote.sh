@@ -62,11 +62,11 @@ check "status sees the credential" bash -c "'$PHC_BIN' --config '$SCFG' status |
 
 # --- the server goes away ----------------------------------------------------------------------
 bash "$FIX/p11remote.sh" kill "$SRV"
-expect 3 "no initialised token in module '$CLIENT'" "status with the server gone: exit 3 naming the module" -- phc status
-expect 3 "no initialised token in module '$CLIENT'" "csr with the server gone" -- phc csr --csr-out "$TMP/x.csr"
+expect 3 "no token with label 'phc-test' in module '$CLIENT' (no initialised token present)" "status with the server gone: exit 3 naming the module" -- phc status
+expect 3 "no token with label 'phc-test' in module '$CLIENT' (no initialised token present)" "csr with the server gone" -- phc csr --csr-out "$TMP/x.csr"
 check "... writes no CSR" test ! -e "$TMP/x.csr"
-expect 3 "no initialised token in module '$CLIENT'" "install with the server gone" -- phc install "$TMP/client.pem"
-expect 3 "no initialised token in module '$CLIENT'" "secret store with the server gone" -- \
+expect 3 "no token with label 'phc-test' in module '$CLIENT' (no initialised token present)" "install with the server gone" -- phc install "$TMP/client.pem"
+expect 3 "no token with label 'phc-test' in module '$CLIENT' (no initialised token present)" "secret store with the server gone" -- \
     bash -c "printf %s '$SECRET' | '$PHC_BIN' --config '$SCFG' secret store"
 expect 3 "'$CLIENT'" "a request with the server gone: exit 3 naming the module" -- phc request /v2/asset/sites
 
