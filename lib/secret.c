@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SECRET_MAX 4096
+#define SECRET_MAX PHC_SECRET_MAX
 
 /* A copy of src[0..len) in a fresh secure buffer, after dropping one "\n" or "\r\n".
  * Empty or NUL-containing secrets are refused by the caller beforehand/afterwards. */

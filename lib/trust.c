@@ -385,18 +385,6 @@ void phc__trust_set_profile(phc_trust *t, int profile)
     t->profile = profile;
 }
 
-int phc__trust_profile(const phc_trust *t)
-{
-    return t->profile;
-}
-
-int phc__trust_has_intermediate_pin(const phc_trust *t, char *name, size_t namelen)
-{
-    if (name && namelen)
-        snprintf(name, namelen, "%s", t->has_int_pin ? t->int_pin : "");
-    return t->has_int_pin;
-}
-
 const char *phc__trust_ca_file(const phc_trust *t)
 {
     return t->ca_file;

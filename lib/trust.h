@@ -76,11 +76,6 @@ int phc__trust_refusal(phc_errbuf *err, const char *what, const phc_verdict *v, 
 /* The profile (PHC_X509_STRICT / PHC_X509_COMPATIBLE) verifications use; set once after
  * loading, before the trust is shared. Default strict. */
 void phc__trust_set_profile(phc_trust *t, int profile);
-int phc__trust_profile(const phc_trust *t);
-
-/* 1 when a pinned certificate is not self-issued (an intermediate pin: partial chains are
- * allowed to end there). Its subject goes to name (may be NULL). */
-int phc__trust_has_intermediate_pin(const phc_trust *t, char *name, size_t namelen);
 
 /* The pinned CA file's path. Borrowed. */
 const char *phc__trust_ca_file(const phc_trust *t);
