@@ -1,4 +1,5 @@
 #include "tokendir.h"
+#include "err.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -121,4 +122,16 @@ int phc__tokendir_unreadable(const char *module, char *why, size_t whylen)
     }
     closedir(d);
     return rc;
+}
+
+int phc__tokendir_explain(int rc, const char *module, phc_errbuf *err)
+{
+    char why[512];
+    if (rc != PHC_ERR_HSM || !err || !phc__tokendir_unreadable(module, why, sizeof(why)))
+        return rc;
+    char said[sizeof(err->msg)];
+    snprintf(said, sizeof(said), "%s", err->msg);
+    return phc__err(err, PHC_ERR_HSM,
+                    "%s, so PKCS#11 module '%s' shows no token to this user (the module said: %s)",
+                    why, module, said);
 }

@@ -5,6 +5,8 @@
 #ifndef PHC_TOKENDIR_H
 #define PHC_TOKENDIR_H
 
+#include <phconnect/phconnect.h>
+
 #include <stddef.h>
 
 /* For module (its path; SoftHSM v2 is recognised by its file name, libsofthsm2*): the
@@ -16,5 +18,12 @@
  * uid 65534"; 0 when everything is readable, the module is not one whose files are known, or
  * a name does not exist (another message covers that). */
 int phc__tokendir_unreadable(const char *module, char *why, size_t whylen);
+
+/* For a caller whose open of module just failed with rc: when rc is PHC_ERR_HSM and
+ * phc__tokendir_unreadable finds a reason, err's message becomes "<reason>, so PKCS#11 module
+ * '<module>' shows no token to this user (the module said: <the old message>)" - the
+ * module's own words, "no initialised token" or a failed C_Initialize, would mislead a user
+ * who is not root. Returns rc. */
+int phc__tokendir_explain(int rc, const char *module, phc_errbuf *err);
 
 #endif
