@@ -97,7 +97,19 @@ static int request_line(char *out, size_t outlen, size_t *pos, const char *line,
     return 1;
 }
 
+static void redact(char *out, size_t outlen, const char *line, size_t len);
+
 void phc__trace_redact(char *out, size_t outlen, const char *line, size_t len)
+{
+    redact(out, outlen, line, len);
+    /* a server's bare CR or other control byte must not forge a log line or a terminal
+     * sequence: each one reads '?' */
+    for (char *p = out; outlen && *p; p++)
+        if ((unsigned char)*p < 0x20 ? *p != '\t' : (unsigned char)*p == 0x7f)
+            *p = '?';
+}
+
+static void redact(char *out, size_t outlen, const char *line, size_t len)
 {
     size_t pos = 0;
     if (!outlen)

@@ -17,7 +17,8 @@ int phc__trace_sensitive(const char *name, size_t len);
 
 /* One line (len bytes, no line end) as the trace shows it, into out (always NUL-terminated
  * when outlen > 0): header values and query values that may be secret replaced by
- * "[redacted]" (an Authorization header keeps its scheme: "Bearer [redacted]"). */
+ * "[redacted]" (an Authorization header keeps its scheme: "Bearer [redacted]"), and every
+ * control byte but a tab shown as '?'. */
 void phc__trace_redact(char *out, size_t outlen, const char *line, size_t len);
 
 /* A CURLOPT_DEBUGFUNCTION: header lines out ("> ") and in ("< "), redacted, to the log given

@@ -38,6 +38,10 @@ static void test_headers(void)
     /* a folded line may continue a secret value */
     expect_line(" continued-secret", "  [continuation line redacted]");
     expect_line("\tcontinued-secret", "  [continuation line redacted]");
+    /* control bytes from the server cannot forge a line or reach a terminal */
+    expect_line("X-Evil: a\rphc: [error] forged", "X-Evil: a?phc: [error] forged");
+    expect_line("X-Esc: \x1b[31mred\x7f", "X-Esc: ?[31mred?");
+    expect_line("X-Tab: a\tb", "X-Tab: a\tb");
     /* not a header line (a space in the name): shown as is */
     expect_line("Not a: header", "Not a: header");
 }
