@@ -184,6 +184,7 @@ void phc_config_free(phc_config *cfg)
     for (size_t i = 0; i < K_COUNT; i++)
         free(c->raw[i]);
     free(c->path);
+    free(c->base_dir);
     free(cfg->name);
     free(cfg->url);
     free(cfg->host);
@@ -327,7 +328,9 @@ int phc__config_with_trust(phc_config **out, const phc_config *base, const phc_c
         return rc;
     struct cfg_impl *n = phc__config_impl(c);
     if ((base->name && !(c->name = strdup(base->name))) ||
-        (phc__config_cimpl(base)->path && !(n->path = strdup(phc__config_cimpl(base)->path)))) {
+        (phc__config_cimpl(base)->path && !(n->path = strdup(phc__config_cimpl(base)->path))) ||
+        (phc__config_cimpl(base)->base_dir &&
+         !(n->base_dir = strdup(phc__config_cimpl(base)->base_dir)))) {
         rc = phc__config_oom(err);
         goto out;
     }

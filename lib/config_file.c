@@ -36,6 +36,7 @@
 #include <openssl/err.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +358,12 @@ static int check_agreement(const STACK_OF(CONF_VALUE) * vals, const char *text, 
 int phc_config_parse(phc_config **out, const char *text, size_t len, const char *name,
                      phc_errbuf *err)
 {
+    return phc__config_parse_in(out, text, len, name, NULL, err);
+}
+
+int phc__config_parse_in(phc_config **out, const char *text, size_t len, const char *name,
+                         const char *base_dir, phc_errbuf *err)
+{
     if (!out)
         return phc__err(err, PHC_ERR_INTERNAL, "phc_config_parse: out is NULL");
     *out = NULL;
@@ -397,7 +404,8 @@ int phc_config_parse(phc_config **out, const char *text, size_t len, const char 
 
     if ((rc = phc_config_new(&cfg, err)) != PHC_OK)
         goto out;
-    if (!(cfg->name = strdup(name))) {
+    if (!(cfg->name = strdup(name)) ||
+        (base_dir && !(phc__config_impl(cfg)->base_dir = strdup(base_dir)))) {
         rc = phc__config_oom(err);
         goto out;
     }
@@ -429,12 +437,41 @@ out:
     return rc;
 }
 
+/* The directory of the config file as named (a symbolic link to the file is not followed:
+ * the files a config names sit beside the name the operator gave), made absolute against
+ * the working directory now, so that a later chdir changes nothing. */
+static int config_dir(char **out, const char *path, phc_errbuf *err)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    if (slash && dlen == 0)
+        dlen = 1; /* "/x.cnf": the root */
+    char cwd[PATH_MAX] = "";
+    if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "config %s: cannot resolve its directory (working directory: %s)", path,
+                        strerror(errno));
+    size_t clen = strlen(cwd);
+    size_t size = clen + 1 + dlen + 1;
+    char *d = malloc(size);
+    if (!d)
+        return phc__config_oom(err);
+    if (path[0] == '/')
+        snprintf(d, dlen + 1, "%s", path);
+    else if (dlen)
+        snprintf(d, size, "%s/%.*s", cwd, (int)dlen, path);
+    else
+        memcpy(d, cwd, clen + 1);
+    *out = d;
+    return PHC_OK;
+}
+
 int phc_config_load(phc_config **out, const char *path, phc_errbuf *err)
 {
     if (!out || !path)
         return phc__err(err, PHC_ERR_INTERNAL, "phc_config_load: out or path is NULL");
     *out = NULL;
-    char *buf = NULL;
+    char *buf = NULL, *dir = NULL;
     int rc = PHC_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
@@ -471,13 +508,16 @@ int phc_config_load(phc_config **out, const char *path, phc_errbuf *err)
                       CONFIG_MAX_BYTES);
         goto out;
     }
-    rc = phc_config_parse(out, buf, len, path, err);
+    if ((rc = config_dir(&dir, path, err)) != PHC_OK)
+        goto out;
+    rc = phc__config_parse_in(out, buf, len, path, dir, err);
     if (rc == PHC_OK && !(phc__config_impl(*out)->path = strdup(path))) {
         phc_config_free(*out);
         *out = NULL;
         rc = phc__config_oom(err);
     }
 out:
+    free(dir);
     free(buf);
     close(fd);
     return rc;

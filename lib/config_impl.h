@@ -49,6 +49,8 @@ struct cfg_impl {
     struct phc_config pub;
     char *raw[K_COUNT]; /* values as given, for phc_config_get */
     char *path;         /* the file phc_config_load read; NULL otherwise */
+    char *base_dir;     /* absolute directory relative paths are resolved against: the config
+                           file's (phc_config_load); NULL: the working directory at set time */
 };
 
 static inline struct cfg_impl *phc__config_impl(phc_config *cfg)
@@ -86,6 +88,11 @@ int phc__config_find_key(const char *key);
  * it (and its raw text for phc_config_get); a refused value leaves c as it was. */
 PHC_WUR int phc__config_set_value(struct cfg_impl *c, const char *key, const char *value,
                                   const struct where *w, phc_errbuf *err);
+
+/* The reader: phc_config_parse with the directory relative paths in text are resolved
+ * against (NULL: the working directory). */
+PHC_WUR int phc__config_parse_in(phc_config **out, const char *text, size_t len, const char *name,
+                                 const char *base_dir, phc_errbuf *err);
 
 /* Whether v names a PKCS#11 object (a "pkcs11:" URI, any case) rather than a file or env. */
 int phc__config_is_p11_uri(const char *v);

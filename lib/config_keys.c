@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_CA_SHA256 64 /* trust.c checks at most this many pins */
 #define MAX_TIMEOUT 3600
@@ -128,7 +129,7 @@ static int is_env_name(const char *s)
     return 1;
 }
 
-/* "file:/absolute/path" or "env:NAME". */
+/* "file:PATH" or "env:NAME" (a relative PATH was made absolute by resolve_path). */
 static int is_secret_source(const char *v)
 {
     if (strncmp(v, "file:", 5) == 0)
@@ -607,7 +608,7 @@ static int set_pin(struct cfg_impl *c, const char *key, const char *v, const str
     if (!is_secret_source(v))
         return phc__config_bad(
             err, w, key,
-            "pin must be file:/path or env:NAME (the PIN itself never goes in the config)");
+            "pin must be file:PATH or env:NAME (the PIN itself never goes in the config)");
     return dup_into(&c->pub.pin, v, err);
 }
 
@@ -630,7 +631,7 @@ static int set_client_secret(struct cfg_impl *c, const char *key, const char *v,
     } else if (!is_secret_source(v)) {
         return phc__config_bad(
             err, w, key,
-            "client_secret must be file:/path, env:NAME or a pkcs11: URI (the secret "
+            "client_secret must be file:PATH, env:NAME or a pkcs11: URI (the secret "
             "itself never goes in the config)");
     }
     return dup_into(&c->pub.client_secret, v, err);
@@ -904,6 +905,60 @@ int phc__config_find_key(const char *key)
     return -1;
 }
 
+/* The part of value that is a file path for key id (NULL: none): ca_file and pkcs11_module
+ * whole, cert unless it is a PKCS#11 URI, pin and client_secret after "file:". */
+static const char *path_part(int id, const char *value)
+{
+    switch (id) {
+    case K_CA_FILE:
+    case K_PKCS11_MODULE:
+        return value;
+    case K_CERT:
+        return phc__config_is_p11_uri(value) || has_pin_attr(value) ? NULL : value;
+    case K_PIN:
+    case K_CLIENT_SECRET:
+        return strncmp(value, "file:", 5) == 0 && value[5] ? value + 5 : NULL;
+    default:
+        return NULL;
+    }
+}
+
+/* Every path a config holds is absolute: a relative one (anything not starting with '/',
+ * a bare module name included - no library search path chooses the code that holds the
+ * key) is joined to the config file's directory, or for a config without a file (parsed
+ * from memory, set programmatically) to the working directory at the time it is set, so
+ * that neither a later chdir nor the directory phc runs from changes what is opened.
+ * *out: the value to use, value itself or a new string the caller frees (*fresh = 1). */
+static int resolve_path(const char **out, char **fresh, const struct cfg_impl *c, int id,
+                        const char *value, const struct where *w, phc_errbuf *err)
+{
+    *out = value;
+    *fresh = NULL;
+    const char *rel = path_part(id, value);
+    if (!rel || rel[0] == '/')
+        return PHC_OK;
+    char cwd[4096];
+    const char *base = c->base_dir;
+    if (!base) {
+        if (!getcwd(cwd, sizeof(cwd)))
+            return phc__config_bad(err, w, phc__config_keys[id],
+                                   "relative path, and the working directory is unknown: %s",
+                                   strerror(errno));
+        base = cwd;
+    }
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;                                               /* "./x" is "x" */
+    size_t plen = id == K_PIN || id == K_CLIENT_SECRET ? 5 : 0; /* keeps "file:" */
+    size_t size = plen + strlen(base) + 1 + strlen(rel) + 1;
+    char *r = malloc(size);
+    if (!r)
+        return phc__config_oom(err);
+    snprintf(r, size, "%.*s%s%s%s", (int)plen, value, base,
+             base[strlen(base) - 1] == '/' ? "" : "/", rel);
+    *out = *fresh = r;
+    return PHC_OK;
+}
+
 int phc__config_set_value(struct cfg_impl *c, const char *key, const char *value,
                           const struct where *w, phc_errbuf *err)
 {
@@ -914,10 +969,16 @@ int phc__config_set_value(struct cfg_impl *c, const char *key, const char *value
         return phc__config_bad(err, w, key, "has no value");
     if (value[0] == '\0')
         return phc__config_bad(err, w, key, "must not be empty");
-    char *raw = strdup(value);
+    char *fresh;
+    int rc = resolve_path(&value, &fresh, c, id, value, w, err);
+    if (rc != PHC_OK)
+        return rc;
+    /* phc_config_get gives the path in effect, so a tool that writes it elsewhere (an
+     * engine configuration) names the same file */
+    char *raw = fresh ? fresh : strdup(value);
     if (!raw)
         return phc__config_oom(err);
-    int rc = setters[id](c, key, value, w, err);
+    rc = setters[id](c, key, value, w, err);
     if (rc != PHC_OK) {
         free(raw);
         return rc;

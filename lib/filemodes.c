@@ -8,10 +8,12 @@
  *
  * strict_modes = warn (default) logs each finding; error makes the first one a config error;
  * off does not look. A file that does not exist is left to the unit that opens it. */
+#include "filemodes.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -98,6 +100,125 @@ static void look_dirs(struct look *l, const char *what, const char *real)
     }
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Paths through symbolic links */
+
+/* Why st (at name) breaks the rule, into why; 0 when it does not. dir: a directory a name
+ * is looked up in (sticky ones may be writable by others). */
+static int unsafe_node(const char *name, const struct stat *st, int dir, char *why, size_t whysz)
+{
+    if (!owner_ok(st)) {
+        snprintf(why, whysz, "%s belongs to uid %u, neither root nor this user (uid %u)", name,
+                 (unsigned)st->st_uid, (unsigned)geteuid());
+        return 1;
+    }
+    if (S_ISLNK(st->st_mode))
+        return 0; /* a link's own mode means nothing */
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(dir && (st->st_mode & S_ISVTX))) {
+        snprintf(why, whysz, "%s is writable by %s (mode %04o)", name,
+                 st->st_mode & S_IWOTH ? "others" : "its group", (unsigned)st->st_mode & 07777);
+        return 1;
+    }
+    return 0;
+}
+
+#define WALK_HOPS 40
+
+int phc__path_walk(const char *path, char *real, size_t realsz, int *linked, int *unsafe, char *why,
+                   size_t whysz)
+{
+    /* todo: the components still to look up, as one string; done: the resolved prefix */
+    char todo[PATH_MAX], done[PATH_MAX], next[PATH_MAX], target[PATH_MAX];
+    int hops = 0;
+    *linked = *unsafe = 0;
+    if (why && whysz)
+        why[0] = '\0';
+    if (!path || path[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    if (snprintf(todo, sizeof(todo), "%s", path) >= (int)sizeof(todo)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(done, "/");
+    struct stat st;
+    if (lstat("/", &st) != 0)
+        return -1;
+    const char *p = todo;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, '/');
+        size_t clen = end ? (size_t)(end - p) : strlen(p);
+        /* the directory the name is looked up in */
+        if (!*unsafe && stat(done, &st) == 0)
+            *unsafe = unsafe_node(done, &st, 1, why, whysz);
+        if (clen == 1 && p[0] == '.') {
+            p += clen;
+            continue;
+        }
+        if (clen == 2 && p[0] == '.' && p[1] == '.') {
+            char *slash = strrchr(done, '/');
+            if (slash == done)
+                done[1] = '\0';
+            else
+                *slash = '\0';
+            p += clen;
+            continue;
+        }
+        int n = snprintf(next, sizeof(next), "%s%s%.*s", done, strcmp(done, "/") ? "/" : "",
+                         (int)clen, p);
+        if (n < 0 || n >= (int)sizeof(next)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        p += clen;
+        while (*p == '/')
+            p++;
+        if (lstat(next, &st) != 0)
+            return -1;
+        if (!S_ISLNK(st.st_mode)) {
+            if (*p && !S_ISDIR(st.st_mode)) {
+                errno = ENOTDIR;
+                return -1;
+            }
+            if (!*p && !*unsafe)
+                *unsafe = unsafe_node(next, &st, 0, why, whysz);
+            memcpy(done, next, (size_t)n + 1);
+            continue;
+        }
+        if (++hops > WALK_HOPS) {
+            errno = ELOOP;
+            return -1;
+        }
+        *linked = 1;
+        if (!*unsafe)
+            *unsafe = unsafe_node(next, &st, 0, why, whysz); /* the link's owner */
+        ssize_t tl = readlink(next, target, sizeof(target) - 1);
+        if (tl < 0)
+            return -1;
+        target[tl] = '\0';
+        /* the link's target, then what was left */
+        n = snprintf(next, sizeof(next), "%s%s%s", target, *p ? "/" : "", p);
+        if (n < 0 || n >= (int)sizeof(next)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(todo, next, (size_t)n + 1);
+        p = todo;
+        if (target[0] == '/')
+            strcpy(done, "/");
+    }
+    if (snprintf(real, realsz, "%s", done) >= (int)realsz) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
 static void look(struct look *l, const char *what, const char *path, int secret)
 {
     if (!path || !*path || l->rc != PHC_OK)
@@ -106,6 +227,14 @@ static void look(struct look *l, const char *what, const char *path, int secret)
     struct stat st;
     if (!realpath(path, real) || stat(real, &st) != 0)
         return; /* missing: reported by whoever opens it */
+    /* a link that the secret reader would not follow is a finding here too */
+    char walked[PATH_MAX], why[FINDING_MAX / 2];
+    int linked, unsafe;
+    if (path[0] == '/' &&
+        phc__path_walk(path, walked, sizeof(walked), &linked, &unsafe, why, sizeof(why)) == 0 &&
+        linked && unsafe)
+        finding(l, "%s %s is a symbolic link to %s through an unsafe element: %s", what, path,
+                walked, why);
     look_file(l, what, path, &st, secret);
     look_dirs(l, what, real);
 }

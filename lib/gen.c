@@ -4,6 +4,7 @@
 #include "hsm.h"
 #include "sign_guard.h"
 #include "tls.h"
+#include "tokendir.h"
 #include "util_time.h"
 
 #include <curl/curl.h>
@@ -117,8 +118,10 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
     pthread_mutex_init(&g->pool_mu, NULL);
     if (cfg->key) {
         if ((rc = phc__hsm_open_latched(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &g->log,
-                                        latch, err)) != PHC_OK)
+                                        latch, err)) != PHC_OK) {
+            rc = phc__tokendir_explain(rc, cfg->pkcs11_module, err);
             goto out;
+        }
         EVP_PKEY *token_key = NULL;
         if ((rc = phc__hsm_identity_pinned(g->hsm, cfg->cert, now, trust, &token_key, &g->cert,
                                            err)) != PHC_OK)

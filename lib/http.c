@@ -3,6 +3,7 @@
 #include "alert.h"
 #include "err.h"
 #include "http_headers.h"
+#include "http_trace.h"
 #include "tls_describe.h"
 
 #include <arpa/inet.h>
@@ -126,6 +127,15 @@ static void describe_connection(phc_xfer *x)
     phc__tls_describe(line, sizeof(line), ssl, ip, port, connects != 0,
                       phc__tls_client_subject(x->setup->tls));
     phc__log(log, PHC_LOG_INFO, "%s", line);
+}
+
+/* -vv: the connection line first, then the request it carries. */
+static int on_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *ud)
+{
+    phc_xfer *x = ud;
+    if (type == CURLINFO_HEADER_OUT)
+        describe_connection(x);
+    return phc__trace_debug(curl, type, data, size, (void *)x->setup->log);
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
@@ -283,6 +293,12 @@ int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err)
     SETOPT(CURLOPT_WRITEDATA, x);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, x);
+    if (setup->log && setup->log->fn && setup->log->level >= PHC_LOG_DEBUG) {
+        /* -vv: the header lines, redacted by http_trace.c before the log sees them */
+        SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
+        SETOPT(CURLOPT_DEBUGDATA, x);
+        SETOPT(CURLOPT_VERBOSE, 1L);
+    }
     SETOPT(CURLOPT_CONNECTTIMEOUT, cfg->connect_timeout);
     SETOPT(CURLOPT_TIMEOUT, cfg->timeout);
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_response_bytes);
@@ -637,6 +653,7 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
     curl_easy_setopt(x->curl, CURLOPT_SSL_SESSIONID_CACHE,
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
     CURLcode cc = run(x);
+    phc__trace_timings(x->setup->log, x->curl);
     if (cc != CURLE_OK) {
         long nconn = 0;
         curl_off_t tls_done = 0;

@@ -7,11 +7,13 @@
  * phc__secret_free. */
 #include "secret.h"
 #include "err.h"
+#include "filemodes.h"
 
 #include <openssl/crypto.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,23 +53,72 @@ static int check_value(const char *s, size_t len, const char *what, const char *
     return PHC_OK;
 }
 
-static int read_file(char **out, size_t *out_len, const char *path, const char *what, int errclass,
-                     phc_errbuf *err)
+/* Whitespace a file may end with by accident (an editor, `echo`, a heredoc) that would be
+ * sent to the token as part of the PIN: past the one final newline, it is refused. */
+static int is_trailing_ws(char ch)
 {
-    int rc = PHC_OK;
-    char *buf = NULL;
-    size_t len = 0;
-    /* O_NOFOLLOW: a symlink planted in place of the PIN file must not redirect the read;
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f';
+}
+
+static int check_file_value(const char *s, size_t len, const char *what, const char *path,
+                            int errclass, phc_errbuf *err)
+{
+    size_t ws = 0;
+    while (ws < len && is_trailing_ws(s[len - 1 - ws]))
+        ws++;
+    if (len > 0 && ws == len)
+        return phc__err(err, errclass, "%s file %s is empty (only whitespace)", what, path);
+    if (ws > 0)
+        return phc__err(err, errclass,
+                        "%s file %s has whitespace after its value (%zu byte%s beyond the one "
+                        "final newline that is dropped): remove it",
+                        what, path, ws, ws == 1 ? "" : "s");
+    return PHC_OK;
+}
+
+/* Opens path for reading. A path through symbolic links (Kubernetes and systemd credentials
+ * mount secrets that way) is followed only when every link, every directory on the way and
+ * the file belong to root or this user and are writable by no one else (filemodes.h); the
+ * resolved path is then opened without following anything more. */
+static int open_file(int *out, const char *path, const char *what, int errclass, phc_errbuf *err)
+{
+    char real[PATH_MAX], why[512];
+    int linked = 0, unsafe = 0;
+    const char *name = path;
+    int walked = phc__path_walk(path, real, sizeof(real), &linked, &unsafe, why, sizeof(why));
+    if (walked != 0 && errno == ENOENT)
+        return phc__err(err, errclass, "%s file %s does not exist", what, path);
+    if (walked == 0 && linked) {
+        if (unsafe)
+            return phc__err(err, errclass, "%s file %s is a symbolic link to %s, not followed: %s",
+                            what, path, real, why);
+        name = real;
+    }
+    /* O_NOFOLLOW: a link not walked above (planted since) must not redirect the read;
      * O_NONBLOCK: opening a FIFO must not hang (it is refused below). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    int fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         if (e == ELOOP)
-            return phc__err(err, errclass, "%s file %s is a symbolic link (refused)", what, path);
+            return phc__err(err, errclass, "%s file %s is a symbolic link that was not followed",
+                            what, path);
         if (e == ENOENT)
             return phc__err(err, errclass, "%s file %s does not exist", what, path);
         return phc__err(err, errclass, "cannot open %s file %s: %s", what, path, strerror(e));
     }
+    *out = fd;
+    return PHC_OK;
+}
+
+static int read_file(char **out, size_t *out_len, const char *path, const char *what, int errclass,
+                     phc_errbuf *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int fd;
+    int rc = open_file(&fd, path, what, errclass, err);
+    if (rc != PHC_OK)
+        return rc;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         rc = phc__err(err, errclass, "cannot stat %s file %s: %s", what, path, strerror(errno));
@@ -108,7 +159,8 @@ static int read_file(char **out, size_t *out_len, const char *path, const char *
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    if ((rc = check_value(s, slen, what, "file ", path, errclass, err)) != PHC_OK) {
+    if ((rc = check_value(s, slen, what, "file ", path, errclass, err)) != PHC_OK ||
+        (rc = check_file_value(s, slen, what, path, errclass, err)) != PHC_OK) {
         phc__secret_free(s, slen);
         goto out;
     }

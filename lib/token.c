@@ -12,6 +12,7 @@
  * token_keygen.c; certificate checks, install, prune and rollback in token_cert.c; what
  * they share is in token_impl.h. */
 #include "token_impl.h"
+#include "tokendir.h"
 
 #include "err.h"
 #include "util_hex.h"
@@ -162,8 +163,10 @@ int phc_token_open(phc_token **out, phc_config *cfg, const phc_client_opts *opts
         t->want_id_len = a->ulValueLen;
         memcpy(t->want_id, a->pValue, a->ulValueLen);
     }
-    if ((rc = phc__p11_open(&t->p11, cfg->pkcs11_module, cfg->key, cfg->pin, &t->log, err)))
+    if ((rc = phc__p11_open(&t->p11, cfg->pkcs11_module, cfg->key, cfg->pin, &t->log, err))) {
+        rc = phc__tokendir_explain(rc, cfg->pkcs11_module, err);
         goto out;
+    }
     *out = t;
     t = NULL;
 out:

@@ -31,7 +31,8 @@ static int name_matches(const char *arg, const char *name)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: phc [--config FILE] [-v] SUBCOMMAND [ARGS]\n\nsubcommands:\n");
+    fprintf(f, "usage: phc [--config FILE] [-v | -vv] [--log-time] SUBCOMMAND [ARGS]\n\n"
+               "subcommands:\n");
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
         char shown[32];
         snprintf(shown, sizeof(shown), "%s", subcommands[i].name);
@@ -42,6 +43,9 @@ static void usage(FILE *f)
     }
     fprintf(f, "  %-12s %s\n", "help", "help SUBCOMMAND: the same text as phc SUBCOMMAND --help");
     fprintf(f, "\nconfig: --config FILE, else $PHC_CONFIG, else /etc/phconnect/phconnect.cnf\n"
+               "-v: the connection; -vv: also each request and response header (secrets\n"
+               "redacted) and phase timings; --log-time: a UTC timestamp on each log line.\n"
+               "All three may also follow the subcommand.\n"
                "exit codes: 0 ok, 1 http, 2 usage/config, 3 hsm, 4 pin, 5 trust, 6 policy,\n"
                "            7 network, 8 auth, 9 internal\n");
 }
@@ -98,6 +102,8 @@ int main(int argc, char **argv)
             g.verbose += (int)strlen(a + 1);
         } else if (strcmp(a, "--verbose") == 0) {
             g.verbose++;
+        } else if (strcmp(a, "--log-time") == 0) {
+            g.log_time = 1;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;

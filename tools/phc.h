@@ -11,6 +11,7 @@
 typedef struct phc_globals {
     const char *config_path; /* --config, $PHC_CONFIG or the default */
     int verbose;             /* number of -v */
+    int log_time;            /* --log-time: log lines carry a UTC timestamp */
     int keep_env_secrets;    /* env:NAME secrets stay in the environment (see phc.c) */
 } phc_globals;
 
@@ -20,9 +21,9 @@ int phc_tool_fail(const phc_errbuf *err);
 /* Prints "phc: <formatted>" and returns 2 (usage). */
 int phc_tool_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* getopt_long for a subcommand, with what every subcommand shares: -v, -vv and --verbose are
- * accepted after the subcommand's name too (phc request -v PATH, as curl users type it) and
- * raise the same level as before it; getopt's own messages are off (opterr = 0) and each
+/* getopt_long for a subcommand, with what every subcommand shares: -v, -vv, --verbose and
+ * --log-time are accepted after the subcommand's name too (phc request -v PATH, as curl users
+ * type it) and do what they do before it; getopt's own messages are off (opterr = 0) and each
  * mistake is reported here as exactly one line, "phc: SUB: unknown option '--x' (see 'phc
  * help SUB')" and the like. Returns the option, -1 at the end, or '?' once the line is
  * printed: the caller then exits with its usage status. shortopts must not contain 'v' or

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int phc_tool_fail(const phc_errbuf *err)
@@ -89,6 +90,9 @@ static void getopt_error(int c, int argc, char **argv, const char *sub,
     }
 }
 
+/* --log-time's getopt value: outside every subcommand's option characters */
+#define OPT_LOG_TIME 0x7f01
+
 int phc_tool_getopt(const phc_globals *g, int argc, char **argv, const char *shortopts,
                     const struct option *longopts)
 {
@@ -98,9 +102,10 @@ int phc_tool_getopt(const phc_globals *g, int argc, char **argv, const char *sho
     struct option lo[48];
     size_t n = 0;
     snprintf(so, sizeof(so), ":%sv", shortopts);
-    for (; longopts[n].name && n < sizeof(lo) / sizeof(lo[0]) - 2; n++)
+    for (; longopts[n].name && n < sizeof(lo) / sizeof(lo[0]) - 3; n++)
         lo[n] = longopts[n];
     lo[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+    lo[n++] = (struct option){"log-time", no_argument, NULL, OPT_LOG_TIME};
     lo[n] = (struct option){NULL, 0, NULL, 0};
     opterr = 0;
     for (;;) {
@@ -109,6 +114,10 @@ int phc_tool_getopt(const phc_globals *g, int argc, char **argv, const char *sho
             /* phc.c's globals are a plain (non-const) object that every subcommand reads
              * through a const pointer: -v after the subcommand raises the one level. */
             ((phc_globals *)g)->verbose++;
+            continue;
+        }
+        if (c == OPT_LOG_TIME) {
+            ((phc_globals *)g)->log_time = 1;
             continue;
         }
         if (c == '?' || c == ':') {
@@ -160,17 +169,30 @@ const char *phc_tool_suggest(const char *word, const char *const *names, size_t 
     return best;
 }
 
+/* ud: the globals (may be NULL). With --log-time each line carries the UTC time to the
+ * millisecond after "phc: ", so that lines still start with "phc: ". */
 static void log_to_stderr(void *ud, phc_log_level level, const char *msg)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
-    fprintf(stderr, "phc: [%s] %s\n", names[level <= PHC_LOG_DEBUG ? level : PHC_LOG_DEBUG], msg);
+    const phc_globals *g = ud;
+    char stamp[40] = "";
+    if (g && g->log_time) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    }
+    fprintf(stderr, "phc: %s[%s] %s\n", stamp,
+            names[level <= PHC_LOG_DEBUG ? level : PHC_LOG_DEBUG], msg);
 }
 
 phc_client_opts phc_tool_log_opts(const phc_globals *g)
 {
     phc_client_opts o = {
         .log = log_to_stderr,
-        .log_userdata = NULL,
+        .log_userdata = (void *)g,
         .level = g->verbose >= 2   ? PHC_LOG_DEBUG
                  : g->verbose == 1 ? PHC_LOG_INFO
                                    : PHC_LOG_WARN,
@@ -332,7 +354,7 @@ int phc_tool_config_ready(const phc_globals *g, const phc_config *cfg, phc_errbu
     static int files_checked;
     int rc = PHC_OK;
     if (!files_checked) {
-        rc = phc_config_check_files(cfg, g->config_path, log_to_stderr, NULL, err);
+        rc = phc_config_check_files(cfg, g->config_path, log_to_stderr, (void *)g, err);
         files_checked = 1;
     }
     if (rc == PHC_OK && !g->keep_env_secrets)

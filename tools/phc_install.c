@@ -25,6 +25,43 @@ static void say_pair(const char *what, const phc_pair_info *p)
            phc_admin_time(until, sizeof(until), p->not_after, 0), p->days_left);
 }
 
+/* When the certificate just stored (or found) is valid but not the active pair, says so on
+ * stderr and why, by the rotation rule (token.h): the active pair's certificate starts
+ * later, or starts in the same second and ends later, or has the very same dates (a tie,
+ * broken by a fixed order of the two encodings, not by which was installed later). */
+static void explain_not_active(const phc_pair_info *mine, const phc_pair_info *pairs, size_t n)
+{
+    const phc_pair_info *act = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (pairs[i].state == PHC_PAIR_ACTIVE)
+            act = &pairs[i];
+    if (mine->state != PHC_PAIR_RETIRED || !act)
+        return;
+    char a[40], b[40];
+    if (act->not_before != mine->not_before)
+        fprintf(stderr,
+                "phc: [warning] the certificate is stored but is not the active pair: the active "
+                "pair's certificate (id %s, serial %s) has a later notBefore (%s; this one %s), "
+                "and the newest notBefore wins\n",
+                act->id_hex, act->serial, phc_admin_time(a, sizeof(a), act->not_before, 0),
+                phc_admin_time(b, sizeof(b), mine->not_before, 0));
+    else if (act->not_after != mine->not_after)
+        fprintf(stderr,
+                "phc: [warning] the certificate is stored but is not the active pair: the active "
+                "pair's certificate (id %s, serial %s) has the same notBefore and a later "
+                "notAfter (%s; this one %s), which breaks the tie\n",
+                act->id_hex, act->serial, phc_admin_time(a, sizeof(a), act->not_after, 0),
+                phc_admin_time(b, sizeof(b), mine->not_after, 0));
+    else
+        fprintf(stderr,
+                "phc: [warning] the certificate is stored but is not the active pair: the active "
+                "pair's certificate (id %s, serial %s) has the very same notBefore and notAfter, "
+                "and such a tie is broken by a fixed order of the two certificates (their DER "
+                "encodings), not by the later installation ('phc rollback --yes' removes that "
+                "certificate)\n",
+                act->id_hex, act->serial);
+}
+
 /* An anonymous in-memory file holding pem, and its /proc/self/fd path in path: what the
  * probe's client reads as its certificate file. Returns the descriptor, or -1. */
 static int memory_file(const char *pem, size_t len, char *path, size_t pathsz)
@@ -182,6 +219,9 @@ report:
         }
     if (!any)
         printf("active pair: none yet\n");
+    for (size_t i = 0; i < n; i++)
+        if (pairs[i].has_cert && strcmp(pairs[i].sha256, pi.sha256) == 0)
+            explain_not_active(&pairs[i], pairs, n);
     if (pi.state == PHC_PAIR_NOT_YET_VALID) {
         char from[40];
         printf("the new certificate is valid from %s; the connector switches to it then\n",

@@ -255,6 +255,84 @@ static void test_load(void)
     free(hugep);
 }
 
+/* Relative paths name files beside the config file, whatever the working directory; a
+ * config without a file resolves them against the working directory when they are set. */
+static void test_relative_paths(void)
+{
+    const char *text = "[phconnect]\n"
+                       "url = https://powerhub.example\n"
+                       "ca_file = ca.pem\n"
+                       "pkcs11_module = ./lib/p11.so\n"
+                       "key = pkcs11:token=t;object=k;type=private\n"
+                       "cert = certs/client.pem\n"
+                       "pin = file:pin\n"
+                       "client_id = x\n"
+                       "client_secret = file:../s/secret\n";
+    char sub[128], path[192], want[4400], cwd[4096], here[4096];
+    phc_errbuf e = {0};
+    phc_config *c = NULL;
+    snprintf(sub, sizeof(sub), "%s/etc", tmpdir);
+    CHECK(mkdir(sub, 0700) == 0);
+    snprintf(path, sizeof(path), "%s/phc.cnf", sub);
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+
+    /* loaded by an absolute name from elsewhere: beside the file */
+    CHECK(chdir("/") == 0);
+    CHECK(phc_config_load(&c, path, &e) == PHC_OK);
+    if (c) {
+        snprintf(want, sizeof(want), "%s/ca.pem", sub);
+        CHECK(strcmp(c->ca_file, want) == 0);
+        CHECK(strcmp(phc_config_get(c, "ca_file"), want) == 0); /* the path in effect */
+        snprintf(want, sizeof(want), "%s/lib/p11.so", sub);
+        CHECK(strcmp(c->pkcs11_module, want) == 0);
+        snprintf(want, sizeof(want), "%s/certs/client.pem", sub);
+        CHECK(strcmp(c->cert, want) == 0);
+        snprintf(want, sizeof(want), "file:%s/pin", sub);
+        CHECK(strcmp(c->pin, want) == 0);
+        snprintf(want, sizeof(want), "file:%s/../s/secret", sub);
+        CHECK(strcmp(c->client_secret, want) == 0);
+        CHECK(strcmp(c->key, "pkcs11:token=t;object=k;type=private") == 0);
+    }
+    phc_config_free(c);
+    c = NULL;
+
+    /* loaded by a relative name: its directory is made absolute at load time */
+    CHECK(chdir(tmpdir) == 0);
+    CHECK(phc_config_load(&c, "etc/phc.cnf", &e) == PHC_OK);
+    CHECK(chdir("/") == 0);
+    if (c) {
+        snprintf(want, sizeof(want), "%s/ca.pem", sub);
+        CHECK(strcmp(c->ca_file, want) == 0);
+        /* a running client re-reading its trust gets the same file */
+        phc_config *mixed = NULL;
+        CHECK(phc__config_with_trust(&mixed, c, c, &e) == PHC_OK);
+        CHECK(mixed && strcmp(mixed->ca_file, want) == 0);
+        phc_config_free(mixed);
+    }
+    phc_config_free(c);
+    c = NULL;
+
+    /* from memory or set programmatically: the working directory at the time it is set */
+    CHECK(chdir(sub) == 0);
+    CHECK(getcwd(here, sizeof(here)) != NULL);
+    CHECK(phc_config_parse(&c, text, strlen(text), "(memory)", &e) == PHC_OK);
+    CHECK(chdir("/") == 0);
+    if (c) {
+        snprintf(want, sizeof(want), "%s/ca.pem", here);
+        CHECK(strcmp(c->ca_file, want) == 0);
+        CHECK(phc_config_set(c, "ca_file", "other.pem", &e) == PHC_OK);
+        CHECK(strcmp(c->ca_file, "/other.pem") == 0);
+        CHECK(phc_config_set(c, "pin", "env:PHC_PIN", &e) == PHC_OK);
+        CHECK(strcmp(c->pin, "env:PHC_PIN") == 0); /* not a path */
+    }
+    phc_config_free(c);
+    CHECK(chdir(cwd) == 0);
+    unlink(path);
+    rmdir(sub);
+}
+
 int main(void)
 {
     if (config_test_begin())
@@ -262,6 +340,7 @@ int main(void)
     test_keys_and_sections();
     test_syntax();
     test_load();
+    test_relative_paths();
     config_test_end();
     TEST_MAIN_END();
 }

@@ -61,7 +61,7 @@ int main(void)
     snprintf(g_dir, sizeof(g_dir), "/tmp/phc_filemodes_test.XXXXXX");
     if (!mkdtemp(g_dir))
         return 1;
-    char ca[PATH_MAX], pin[PATH_MAX], want[PATH_MAX + 128];
+    char ca[PATH_MAX], pin[PATH_MAX], want[3 * PATH_MAX + 256];
     phc_errbuf e;
     make("ca.pem", 0644, ca, sizeof(ca));
     make("pin", 0600, pin, sizeof(pin));
@@ -109,6 +109,26 @@ int main(void)
     CHECK(strstr(g_last, "is writable by its group (mode 0770)") != NULL);
     phc_config_free(c);
     CHECK(chmod(g_dir, 0700) == 0);
+
+    /* a PIN file reached through a link another user owns: the secret reader refuses to
+     * follow it, and the check names the link, its target and the owner (same rule) */
+    if (geteuid() == 0) {
+        char link[PATH_MAX + 16];
+        snprintf(link, sizeof(link), "%s/pin-link", g_dir);
+        CHECK(symlink(pin, link) == 0 && lchown(link, 65534, 65534) == 0);
+        c = config(ca, link, "error");
+        snprintf(want, sizeof(want),
+                 "PIN file (pin) %s is a symbolic link to %s through an unsafe element: %s "
+                 "belongs to uid 65534, neither root nor this user (uid 0)",
+                 link, pin, link);
+        CHECK_ERR(check(c, &e), e, PHC_ERR_CONFIG, want);
+        phc_config_free(c);
+        CHECK(lchown(link, 0, 0) == 0);
+        c = config(ca, link, "error"); /* a safe link: no finding */
+        CHECK(check(c, &e) == PHC_OK && g_warnings == 0);
+        phc_config_free(c);
+        unlink(link);
+    }
 
     /* a missing file is left to whoever opens it */
     char gone[PATH_MAX + 16];

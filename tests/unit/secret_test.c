@@ -76,8 +76,7 @@ static void test_files(void)
         {"lf", SECRET "\n", SECRET},
         {"crlf", SECRET "\r\n", SECRET},
         {"none", SECRET, SECRET},
-        {"two_lf", SECRET "\n\n", SECRET "\n"}, /* only one newline is dropped */
-        {"cr_only", SECRET "\r", SECRET "\r"},  /* a lone CR is part of the value */
+        {"lead", " " SECRET "\n", " " SECRET}, /* leading blanks are the user's business */
         {"inner", "a b\tc\n", "a b\tc"},
         {"one", "7", "7"},
     };
@@ -108,6 +107,99 @@ static void test_files(void)
     unlink(path);
     free(src);
     free(path);
+}
+
+/* mkdir tmpdir/name with mode; the path into buf. */
+static const char *mkdir_in(char *buf, size_t len, const char *name, mode_t mode)
+{
+    snprintf(buf, len, "%s/%s", tmpdir, name);
+    CHECK(mkdir(buf, 0700) == 0 && chmod(buf, mode) == 0);
+    return buf;
+}
+
+/* Symbolic links are followed when the link, the file and every directory on the way belong
+ * to root or this user and are writable by no one else; otherwise refused, naming the link,
+ * its target and the element at fault. */
+static void test_links(void)
+{
+    char want[1024], d1[128], d2[128], p[256], l[256], l2[256], src[300];
+
+    /* Kubernetes' layout: pin -> ..data/pin, ..data -> ..2026_11_29 (relative links) */
+    mkdir_in(d1, sizeof(d1), "..2026_11_29", 0755);
+    snprintf(p, sizeof(p), "%s/pin", d1);
+    FILE *f = fopen(p, "w");
+    CHECK(f && fputs(SECRET "\n", f) >= 0 && fclose(f) == 0);
+    snprintf(l, sizeof(l), "%s/..data", tmpdir);
+    CHECK(symlink("..2026_11_29", l) == 0);
+    snprintf(l2, sizeof(l2), "%s/pin", tmpdir);
+    CHECK(symlink("..data/pin", l2) == 0);
+    snprintf(src, sizeof(src), "file:%s", l2);
+    expect_value(src, SECRET, strlen(SECRET));
+
+    /* an absolute link to the same file */
+    char abs[256];
+    snprintf(abs, sizeof(abs), "%s/abs", tmpdir);
+    CHECK(symlink(p, abs) == 0);
+    snprintf(src, sizeof(src), "file:%s", abs);
+    expect_value(src, SECRET, strlen(SECRET));
+
+    /* the target's directory writable by its group: refused, naming all three */
+    CHECK(chmod(d1, 0775) == 0);
+    snprintf(src, sizeof(src), "file:%s", l2);
+    snprintf(want, sizeof(want),
+             "PIN file %s is a symbolic link to %s, not followed: %s is writable by its group "
+             "(mode 0775)",
+             l2, p, d1);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    snprintf(want, sizeof(want), "client secret file %s is a symbolic link to %s, not followed", l2,
+             p);
+    EXPECT_FAIL(src, "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG, want);
+    CHECK(chmod(d1, 0755) == 0);
+
+    /* the file itself writable by others */
+    CHECK(chmod(p, 0602) == 0);
+    snprintf(want, sizeof(want), "not followed: %s is writable by others (mode 0602)", p);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+    CHECK(chmod(p, 0600) == 0);
+    expect_value(src, SECRET, strlen(SECRET));
+
+    /* a link, or the file, belonging to another user (root can hand them over) */
+    if (geteuid() == 0) {
+        CHECK(lchown(l, 65534, 65534) == 0);
+        snprintf(want, sizeof(want),
+                 "not followed: %s belongs to uid 65534, neither root nor this user (uid 0)", l);
+        EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+        CHECK(lchown(l, 0, 0) == 0);
+        CHECK(chown(p, 65534, 65534) == 0);
+        snprintf(want, sizeof(want), "not followed: %s belongs to uid 65534", p);
+        EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+        CHECK(chown(p, 0, 0) == 0);
+    }
+
+    /* a dangling link: the file does not exist */
+    char dang[256];
+    snprintf(dang, sizeof(dang), "%s/dangling", tmpdir);
+    CHECK(symlink("nowhere", dang) == 0);
+    snprintf(src, sizeof(src), "file:%s", dang);
+    snprintf(want, sizeof(want), "PIN file %s does not exist", dang);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+
+    /* a loop */
+    char loop[256];
+    snprintf(loop, sizeof(loop), "%s/loop", tmpdir);
+    CHECK(symlink("loop", loop) == 0);
+    snprintf(src, sizeof(src), "file:%s", loop);
+    snprintf(want, sizeof(want), "PIN file %s is a symbolic link that was not followed", loop);
+    EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+
+    unlink(loop);
+    unlink(dang);
+    unlink(abs);
+    unlink(l2);
+    unlink(l);
+    unlink(p);
+    rmdir(d1);
+    (void)d2;
 }
 
 static void test_file_refusals(void)
@@ -163,18 +255,36 @@ static void test_file_refusals(void)
     unlink(fifo);
     free(src);
 
-    /* a symlink to a perfectly good file is refused (O_NOFOLLOW) */
-    path = write_file("target", SECRET "\n", strlen(SECRET) + 1);
-    char link[128];
-    snprintf(link, sizeof(link), "%s/link", tmpdir);
-    CHECK(symlink(path, link) == 0);
-    src = file_src(link);
-    snprintf(want, sizeof(want), "PIN file %s is a symbolic link (refused)", link);
+    /* whitespace past the one final newline: refused, the bytes counted, never sent */
+    static const struct {
+        const char *name, *content, *tail;
+    } ws[] = {
+        {"two_lf", SECRET "\n\n", "(1 byte beyond"},
+        {"cr_only", SECRET "\r", "(1 byte beyond"},
+        {"blank_lf", SECRET " \n", "(1 byte beyond"},
+        {"tabs", SECRET "\t\t\r\n", "(2 bytes beyond"},
+    };
+    for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+        path = write_file(ws[i].name, ws[i].content, strlen(ws[i].content));
+        src = file_src(path);
+        snprintf(want, sizeof(want), "PIN file %s has whitespace after its value %s", path,
+                 ws[i].tail);
+        EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
+        snprintf(want, sizeof(want), "client secret file %s has whitespace after its value", path);
+        EXPECT_FAIL(src, "client secret", PHC_ERR_CONFIG, PHC_ERR_CONFIG, want);
+        unlink(path);
+        free(src);
+        free(path);
+    }
+    path = write_file("blanks", " \n\n", 3);
+    src = file_src(path);
+    snprintf(want, sizeof(want), "PIN file %s is empty (only whitespace)", path);
     EXPECT_FAIL(src, "PIN", PHC_ERR_PIN, PHC_ERR_PIN, want);
-    unlink(link);
     unlink(path);
     free(src);
     free(path);
+
+    test_links();
 
     /* unreadable (meaningless as root, who reads anything) */
     if (geteuid() != 0) {

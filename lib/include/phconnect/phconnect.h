@@ -121,7 +121,8 @@ typedef struct phc_config phc_config;
  * a missing required key fails with PHC_ERR_CONFIG naming the key and its line. */
 PHC_API PHC_WUR int phc_config_load(phc_config **out, const char *path, phc_errbuf *err);
 
-/* As phc_config_load, from memory; name is used in messages (e.g. the file name). */
+/* As phc_config_load, from memory; name is used in messages (e.g. the file name). Relative
+ * paths in text are resolved against the working directory at the time of the call. */
 PHC_API PHC_WUR int phc_config_parse(phc_config **out, const char *text, size_t len,
                                      const char *name, phc_errbuf *err);
 
@@ -136,7 +137,10 @@ PHC_API PHC_WUR int phc_config_set(phc_config *cfg, const char *key, const char 
 /* Check that every required key is present and the keys agree with each other. */
 PHC_API PHC_WUR int phc_config_validate(const phc_config *cfg, phc_errbuf *err);
 
-/* The raw value of a key as written, or NULL when unset. Borrowed from cfg. */
+/* The raw value of a key as written, or NULL when unset; a relative path (ca_file,
+ * pkcs11_module, a cert file, a file: source) as resolved - against the config file's
+ * directory, or for a config without a file the working directory when it was set - so
+ * that it names the file the library opens. Borrowed from cfg. */
 PHC_API const char *phc_config_get(const phc_config *cfg, const char *key);
 
 /* The path used when none is given: $PHC_CONFIG, else /etc/phconnect/phconnect.cnf.
