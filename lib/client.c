@@ -3,11 +3,13 @@
  * when they start; a reload swaps in a new one, and the old one - its connections and TLS
  * sessions with it - is freed when its last request returns. */
 #include "auth.h"
+#include "client_gen.h"
 #include "config.h"
 #include "err.h"
 #include "gen.h"
 #include "gen_open.h"
 #include "log.h"
+#include "stats.h"
 #include "trust.h"
 
 #include <curl/curl.h>
@@ -134,6 +136,8 @@ static int reload_locked(phc_client *c, int *changed, phc_errbuf *err)
     }
     pthread_mutex_unlock(&c->mu);
     if (swap) {
+        if (!old)
+            phc__stats_reopen();
         X509 *cert = phc__gen_cert(c->cur);
         char subj[256] = "(none)";
         if (cert)
@@ -206,6 +210,14 @@ static int current(phc_client *c, phc_gen **out, phc_errbuf *err)
         *out = NULL;
         return phc__err_copy(err, &down);
     }
+}
+
+phc_gen *phc__client_gen(phc_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    phc_gen *g = c->cur ? phc__gen_ref(c->cur) : NULL;
+    pthread_mutex_unlock(&c->mu);
+    return g;
 }
 
 /* The token stopped signing: drop the generation so that no request uses its sessions; the

@@ -2,6 +2,7 @@
 
 #include "alert.h"
 #include "err.h"
+#include "stats.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -639,7 +640,10 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
     curl_easy_setopt(x->curl, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L);
     curl_easy_setopt(x->curl, CURLOPT_SSL_SESSIONID_CACHE,
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
+    phc__stats_reset_last();
     CURLcode cc = run(x);
+    if (cc == CURLE_OK)
+        phc__stats_transfer(x->curl);
     if (cc != CURLE_OK) {
         drop_connections(x);
         rc = map_curl_error(x, cc, err);

@@ -6,6 +6,7 @@
 #include "sign_guard.h"
 
 #include "err.h"
+#include "stats.h"
 #include "waiter.h"
 
 #include <errno.h>
@@ -111,6 +112,7 @@ static void *worker(void *arg)
 /* Runs j on a worker and waits at most the guard's bound. Returns 1 when it finished. */
 static int run_bounded(struct guard *g, struct job *j)
 {
+    phc__stats_signature();
     __atomic_add_fetch(&j->refs, 1, __ATOMIC_RELAXED); /* the worker's */
     if (phc__spawn_detached(worker, j) != 0) {
         __atomic_sub_fetch(&j->refs, 1, __ATOMIC_RELAXED);

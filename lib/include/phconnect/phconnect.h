@@ -203,6 +203,7 @@ PHC_API PHC_WUR int phc_client_sign_test(phc_client *client, int n, double *seco
 }
 #endif
 
+#include <phconnect/stats.h>
 #include <phconnect/token.h>
 #include <phconnect/trustcheck.h>
 
