@@ -30,6 +30,7 @@
 #endif
 
 #include "config.h"
+#include "config_agent.h"
 #include "err.h"
 #include "x509_profile.h"
 
@@ -93,6 +94,13 @@ enum key_id {
     K_RELOAD_INTERVAL,
     K_MIN_TLS_VERSION,
     K_X509_PROFILE,
+    K_AGENT,
+    K_AGENT_LISTEN,
+    K_AGENT_ALLOW_USERS,
+    K_AGENT_GROUP,
+    K_AGENT_PATHS,
+    K_AGENT_MAX_CLIENTS,
+    K_AGENT_MAX_REQUEST_BYTES,
     K_COUNT
 };
 
@@ -118,6 +126,13 @@ static const char *const key_names[K_COUNT] = {
     [K_RELOAD_INTERVAL] = "reload_interval",
     [K_MIN_TLS_VERSION] = "min_tls_version",
     [K_X509_PROFILE] = "x509_profile",
+    [K_AGENT] = "agent",
+    [K_AGENT_LISTEN] = "agent_listen",
+    [K_AGENT_ALLOW_USERS] = "agent_allow_users",
+    [K_AGENT_GROUP] = "agent_group",
+    [K_AGENT_PATHS] = "agent_paths",
+    [K_AGENT_MAX_CLIENTS] = "agent_max_clients",
+    [K_AGENT_MAX_REQUEST_BYTES] = "agent_max_request_bytes",
 };
 
 /* The public struct plus what only this file needs. pub comes first, so a phc_config *
@@ -1044,6 +1059,16 @@ static int set_x509_profile(struct cfg_impl *c, const char *key, const char *v,
     return PHC_OK;
 }
 
+/* The agent's keys: checked here, used by the phc tool (config_agent.h). */
+static int set_agent_key(struct cfg_impl *c, const char *key, const char *v, const struct where *w,
+                         phc_errbuf *err)
+{
+    (void)c;
+    char why[256];
+    return phc__config_agent_check(key, v, why, sizeof(why)) == 0 ? PHC_OK
+                                                                  : bad(err, w, key, "%s", why);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The one validation path */
 
@@ -1071,6 +1096,13 @@ static const setter_fn setters[K_COUNT] = {
     [K_RELOAD_INTERVAL] = set_reload_interval,
     [K_MIN_TLS_VERSION] = set_min_tls_version,
     [K_X509_PROFILE] = set_x509_profile,
+    [K_AGENT] = set_agent_key,
+    [K_AGENT_LISTEN] = set_agent_key,
+    [K_AGENT_ALLOW_USERS] = set_agent_key,
+    [K_AGENT_GROUP] = set_agent_key,
+    [K_AGENT_PATHS] = set_agent_key,
+    [K_AGENT_MAX_CLIENTS] = set_agent_key,
+    [K_AGENT_MAX_REQUEST_BYTES] = set_agent_key,
 };
 
 static int find_key(const char *key)
@@ -1218,6 +1250,9 @@ int phc_config_validate(const phc_config *cfg, phc_errbuf *err)
     const struct where w = {cfg->name, 0};
     where_str(loc, sizeof(loc), &w);
 
+    /* A config for the agent's clients: the agent holds everything else. */
+    if (cimpl(cfg)->raw[K_AGENT] && !cfg->url)
+        return PHC_OK;
     if (!cfg->url)
         return missing(err, loc, "url", "");
     if (!cfg->ca_file)
