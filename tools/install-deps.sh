@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang clang-format
   libssl-dev openssl libp11-dev libcurl4-openssl-dev libp11-kit-dev libjansson-dev
+  libmicrohttpd-dev libsystemd-dev
   softhsm2 opensc libengine-pkcs11-openssl
   nginx curl python3 valgrind procps nftables iptables
   dpkg-dev file
