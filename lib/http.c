@@ -139,6 +139,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     phc_xfer *x = ud;
     size_t n = size * nmemb;
+    phc__stats_transfer(x->curl);
     describe_connection(x);
     /* A new status line starts a new block (after 100 Continue, say): keep the final one. */
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
@@ -642,8 +643,6 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
     phc__stats_reset_last();
     CURLcode cc = run(x);
-    if (cc == CURLE_OK)
-        phc__stats_transfer(x->curl);
     if (cc != CURLE_OK) {
         drop_connections(x);
         rc = map_curl_error(x, cc, err);

@@ -18,8 +18,9 @@
 
 static unsigned long long n_requests, n_reused, n_full, n_resumed, n_signatures, n_reopens;
 
-/* -1: this thread's last request never reached the server. */
-static __thread int last_reused = -1, last_resumed = -1;
+/* -1: this thread's last request never reached the server. counted: the transfer under way
+ * on this thread has been counted (the hook runs on each header line). */
+static __thread int last_reused = -1, last_resumed = -1, counted = 1;
 
 static void bump(unsigned long long *n)
 {
@@ -35,10 +36,14 @@ void phc__stats_reset_last(void)
 {
     last_reused = -1;
     last_resumed = -1;
+    counted = 0;
 }
 
 void phc__stats_transfer(CURL *curl)
 {
+    if (counted)
+        return;
+    counted = 1;
     long connects = 0;
     struct curl_tlssessioninfo *ti = NULL;
     curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);

@@ -7,8 +7,9 @@
 
 #include <curl/curl.h>
 
-/* After a transfer that reached the server: counts it and remembers, for the calling thread,
- * whether its connection was reused or its TLS session resumed. */
+/* While a transfer receives its answer (called for each header line; only the first counts):
+ * counts it and remembers, for the calling thread, whether its connection was reused or its
+ * TLS session resumed. Called while the connection is still attached to the handle. */
 void phc__stats_transfer(CURL *curl);
 
 /* Before a request: the thread's last-connection facts no longer apply. */

@@ -105,8 +105,11 @@ static void reload(phc_agent *a)
         if (phc_client_stats(a->client, &st, &ignored) == PHC_OK)
             phc_agent_logf("reloaded: now using client certificate serial %s",
                            st.cert_serial[0] ? st.cert_serial : "-");
-        /* A new identity: its first handshake goes alone again (phc_agent_forward.c). */
-        __atomic_store_n(&a->warm, 0, __ATOMIC_RELEASE);
+        /* A new identity has no connections yet: new ones go through the handshake gate
+         * (phc_agent_forward.c). */
+        pthread_mutex_lock(&a->up_mu);
+        a->up_pool = 0;
+        pthread_mutex_unlock(&a->up_mu);
     } else {
         phc_agent_logf("reloaded: the key/certificate pair in use is unchanged");
     }
@@ -172,7 +175,8 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
     phc_agent a = {.listen_fd = -1, .group = (gid_t)-1, .verbose = g->verbose};
     pthread_mutex_init(&a.mu, NULL);
     pthread_cond_init(&a.cv, NULL);
-    pthread_mutex_init(&a.warm_mu, NULL);
+    pthread_mutex_init(&a.up_mu, NULL);
+    pthread_mutex_init(&a.hs_mu, NULL);
     /* Signals are taken by the main thread alone (sigtimedwait); every thread started from
      * here on inherits the mask. A client that goes away mid-answer must not kill us. */
     sigset_t set;
@@ -230,7 +234,8 @@ out:
     phc_agent_metrics_free(a.metrics);
     free(a.allow);
     free(a.listen);
-    pthread_mutex_destroy(&a.warm_mu);
+    pthread_mutex_destroy(&a.hs_mu);
+    pthread_mutex_destroy(&a.up_mu);
     pthread_cond_destroy(&a.cv);
     pthread_mutex_destroy(&a.mu);
     return rc;

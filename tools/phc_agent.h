@@ -97,8 +97,11 @@ typedef struct phc_agent {
     int stopping;
     int draining;   /* atomic */
     long in_flight; /* atomic: requests accepted and not yet answered */
-    pthread_mutex_t warm_mu;
-    int warm; /* atomic: an upstream request has succeeded with this identity */
+    /* the handshake gate (phc_agent_forward.c) */
+    pthread_mutex_t up_mu; /* guards up_busy and up_pool */
+    pthread_mutex_t hs_mu; /* held by a request that may make a new upstream connection */
+    long up_busy;          /* requests in phc_client_request */
+    long up_pool;          /* upstream connections made with the current identity */
     phc_agent_metrics *metrics;
 } phc_agent;
 

@@ -101,25 +101,30 @@ static void add_header_cb(void *ud, const char *name, const char *value)
 
 /* ---- the worker side ------------------------------------------------------------------ */
 
-/* Until one request has gone through with the current identity, requests go one at a time:
- * the first makes the full handshake (the one token signature) and the TLS session the
- * others then resume, instead of a burst of full handshakes. */
+/* New upstream connections are made one at a time. Each needs a TLS handshake; the first is
+ * a full one (the one token signature) and leaves a TLS session that the next resumes (and
+ * replaces: a TLS 1.3 session is for one use). Made at the same instant, a burst of new
+ * connections would all find the same session, and all but one would fall back to a full
+ * handshake - one token signature each. A request that finds as many requests in flight as
+ * connections made goes through the handshake gate; the others reuse a pooled connection. */
 static int forward_upstream(phc_agent *a, const phc_request *q, phc_response **resp,
-                            phc_errbuf *err)
+                            phc_errbuf *err, int *reused, int *resumed)
 {
-    int gated = !__atomic_load_n(&a->warm, __ATOMIC_ACQUIRE);
-    if (gated) {
-        pthread_mutex_lock(&a->warm_mu);
-        gated = !__atomic_load_n(&a->warm, __ATOMIC_ACQUIRE);
-        if (!gated)
-            pthread_mutex_unlock(&a->warm_mu);
-    }
+    pthread_mutex_lock(&a->up_mu);
+    int may_connect = a->up_busy >= a->up_pool;
+    a->up_busy++;
+    pthread_mutex_unlock(&a->up_mu);
+    if (may_connect)
+        pthread_mutex_lock(&a->hs_mu);
     int rc = phc_client_request(a->client, resp, q, err);
-    if (gated) {
-        if (*resp)
-            __atomic_store_n(&a->warm, 1, __ATOMIC_RELEASE);
-        pthread_mutex_unlock(&a->warm_mu);
-    }
+    phc_client_last_connection(reused, resumed);
+    pthread_mutex_lock(&a->up_mu);
+    a->up_busy--;
+    if (may_connect && *reused == 0)
+        a->up_pool++;
+    pthread_mutex_unlock(&a->up_mu);
+    if (may_connect)
+        pthread_mutex_unlock(&a->hs_mu);
     return rc;
 }
 
@@ -136,9 +141,8 @@ static void forward(struct phc_agent_req *r)
     phc_response *resp = NULL;
     phc_errbuf err = {0};
     double t = now_s();
-    int rc = forward_upstream(a, &q, &resp, &err);
+    int rc = forward_upstream(a, &q, &resp, &err, &r->reused, &r->resumed);
     r->upstream_s = now_s() - t;
-    phc_client_last_connection(&r->reused, &r->resumed);
     phc_stats st;
     phc_errbuf ignored = {0};
     if (phc_client_stats(a->client, &st, &ignored) == PHC_OK)
