@@ -3,8 +3,11 @@
 # demo PKI and an empty SoftHSM token in ./demo, starts a mock Powerhub on 127.0.0.1, then
 # runs the operator's life cycle with phc alone: enrol (key generated ON the token, CSR out),
 # the demo CA issues the certificate, install --probe, one real mutually-authenticated
-# request, status.
+# request, status. With --agent it then starts the phconnect agent and has a Python program
+# (standard library only, no PIN, no key, no CA) use the API through its Unix socket.
 set -euo pipefail
+WITH_AGENT=0
+[ "${1:-}" = --agent ] && WITH_AGENT=1
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/demo
@@ -66,4 +69,22 @@ echo "== phc -v request /v2/asset/sites"
 echo
 echo "== phc status"
 "$PHC" status
+if [ "$WITH_AGENT" = 1 ]; then
+    echo "== phc agent: one token login for the host; local programs use its socket"
+    "$PHC" agent --listen "unix:$DEMO/agent.sock" 2>"$DEMO/agent.log" &
+    AGENT=$!
+    trap 'kill $AGENT $MOCK 2>/dev/null; wait $AGENT $MOCK 2>/dev/null' EXIT
+    for _ in $(seq 1 100); do [ -S "$DEMO/agent.sock" ] && break; sleep 0.05; done
+    echo "== a Python program (examples/agent_client.py) through the agent: no PIN, no key, no CA"
+    python3 "$ROOT/examples/agent_client.py" --socket "$DEMO/agent.sock" /v2/asset/sites
+    echo "== curl --unix-socket $DEMO/agent.sock http://localhost/_phc/health"
+    curl -sS --unix-socket "$DEMO/agent.sock" http://localhost/_phc/health
+    echo "== phc request --agent unix:$DEMO/agent.sock /v2/asset/sites"
+    "$PHC" request --agent "unix:$DEMO/agent.sock" /v2/asset/sites
+    echo
+    kill -TERM "$AGENT"
+    wait "$AGENT" || true
+    echo "== the agent's access log (demo/agent.log):"
+    grep 'uid=' "$DEMO/agent.log" | sed 's/^/   /'
+fi
 echo "== done: the private key never left the token."

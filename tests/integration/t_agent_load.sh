@@ -68,4 +68,15 @@ check "RSS after 20 000 requests within 10% of RSS after 1 000 ($rss1 -> $rss2 k
     test "$rss2" -le $((rss1 + rss1 / 10))
 stop_agent "$AGENT_PID"
 check "SIGTERM after the load: exit 0" test "$AGENT_RC" = 0
+
+# phc bench --mode agent: its own agent, one-shot processes through it next to curl + engine,
+# T local clients next to T threads in process (figures in tests/bench/RESULTS.md).
+write_config "$TMP/b.cnf" "$MOCK_PORT" "reload_interval = 0"
+mkdir -p "$TMP/benchtmp"
+expect 0 "" "phc bench --mode agent --json" -- env TMPDIR="$TMP/benchtmp" "$PHC_BIN" --config "$TMP/b.cnf" bench --json --mode agent --requests 20 --threads 2 --timeout 120 /v2/asset/sites
+for m in agent-oneshot curl-oneshot keepalive agent; do
+    check "bench --mode agent: a '$m' line without failures" \
+        python3 -c "import json,sys; l=[json.loads(x) for x in open('$TMP/out')]; sys.exit(0 if any(o['mode']=='$m' and o['failures']==0 and o['rps']>0 for o in l) else 1)"
+done
+check "bench --mode agent: its agent is gone and its socket removed" bash -c "! ls '$TMP'/benchtmp/*/agent.sock 2>/dev/null | grep -q ."
 finish
