@@ -39,7 +39,13 @@ SOCK=$TMP/agent.sock
 agent_config "$TMP/a.cnf" "$MOCK_PORT" "$SOCK"
 set_key "$TMP/a.cnf" pkcs11_module "$SPY"
 export PKCS11SPY=$SOFTHSM_MODULE PKCS11SPY_OUTPUT=$TMP/spy.log
+# The spy keeps allocations of its own until libp11 unloads it, after which LeakSanitizer
+# cannot name them (t_pin_spy.sh says more): the spied agent runs without leak detection;
+# t_agent.sh checks the agent's clean exit with it.
+SAVED_ASAN=${ASAN_OPTIONS:-}
+[ "${PHC_SANITIZE:-OFF}" = ON ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 start_agent agent "$TMP/a.cnf" || { not_ok "agent starts through pkcs11-spy"; finish; }
+export ASAN_OPTIONS=$SAVED_ASAN
 unset PKCS11SPY PKCS11SPY_OUTPUT
 sign0=$(calls "$TMP/spy.log" C_Sign)
 check "the spy log is real (the agent opened a session)" test "$(calls "$TMP/spy.log" C_OpenSession)" -ge 1
@@ -64,8 +70,14 @@ for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19; do
 done
 rss2=$(rss_kb "$AGENT_PID")
 echo "# RSS after 1 000 requests: $rss1 kB; after 20 000: $rss2 kB"
-check "RSS after 20 000 requests within 10% of RSS after 1 000 ($rss1 -> $rss2 kB)" \
-    test "$rss2" -le $((rss1 + rss1 / 10))
+if [ "${PHC_SANITIZE:-OFF}" = ON ]; then
+    # AddressSanitizer's quarantine holds freed memory back by design: RSS says nothing here
+    # (the leak checks do); the plain build checks it.
+    echo "# RSS bound not checked under AddressSanitizer"
+else
+    check "RSS after 20 000 requests within 10% of RSS after 1 000 ($rss1 -> $rss2 kB)" \
+        test "$rss2" -le $((rss1 + rss1 / 10))
+fi
 stop_agent "$AGENT_PID"
 check "SIGTERM after the load: exit 0" test "$AGENT_RC" = 0
 
