@@ -1,4 +1,6 @@
 # Helpers for the agent tests t_agent*.sh (sourced after lib.sh).
+# ThreadSanitizer build: the suppressions t_concurrency.sh uses (libp11/SoftHSM internals).
+export TSAN_OPTIONS="suppressions=$PHC_SRC/tests/tsan.supp:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
 
 # start_agent NAME CONFIG [agent options...]: runs `phc agent` in the background with its
 # stderr (the access log) in $TMP/NAME.err, waits until it listens; sets AGENT_PID.
@@ -39,4 +41,10 @@ agent_config() {
 # json_field FIELD: one top-level field of the JSON document on stdin.
 json_field() {
     python3 -c "import json,sys; v=json.load(sys.stdin)$1; print(v if not isinstance(v,bool) else str(v).lower())"
+}
+
+# clean_reports FILE...: no sanitizer report (ThreadSanitizer in the TSan build, ASan/UBSan
+# in the sanitizer build) in the agents' stderr.
+clean_reports() {
+    ! grep -lE "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer" "$@" 2>/dev/null | grep -q .
 }

@@ -149,4 +149,5 @@ check "periodic reload: every client switched to the new serial, never back" \
     bash -c "for i in 0 1 2 3 4 5 6 7; do grep -q '^200 $NEW3\$' '$TMP/rot.'\$i && awk '\$2==\"$NEW3\"{n=1} n && \$2!=\"$NEW3\"{exit 1}' '$TMP/rot.'\$i || exit 1; done"
 stop_agent "$AGENT_PID"
 
+check "no sanitizer report in the agent's stderr" clean_reports "$TMP"/*.err
 finish

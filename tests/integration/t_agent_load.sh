@@ -91,4 +91,5 @@ for m in agent-oneshot curl-oneshot keepalive agent; do
         python3 -c "import json,sys; l=[json.loads(x) for x in open('$TMP/out')]; sys.exit(0 if any(o['mode']=='$m' and o['failures']==0 and o['rps']>0 for o in l) else 1)"
 done
 check "bench --mode agent: its agent is gone and its socket removed" bash -c "! ls '$TMP'/benchtmp/*/agent.sock 2>/dev/null | grep -q ."
+check "no sanitizer report in the agent's stderr" clean_reports "$TMP/agent.err"
 finish

@@ -81,4 +81,5 @@ code=$(acurl "$SOCK" -o "$TMP/full.json" -w '%{http_code}' http://localhost/v2/a
 check "and the full answer still arrives whole" bash -c "[ $code = 200 ] && cmp -s '$TMP/full.json' '$TMP/big-sites.json'"
 stop_agent "$AGENT_PID"
 check "SIGTERM: exit 0" test "$AGENT_RC" = 0
+check "no sanitizer report in the agent's stderr" clean_reports "$TMP/agent.err"
 finish
