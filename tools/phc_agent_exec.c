@@ -14,15 +14,21 @@
 #ifndef PHC_LIBEXECDIR
 #define PHC_LIBEXECDIR "/usr/libexec/phconnect"
 #endif
+#ifndef PHC_LIBEXEC_FROM_BIN
+#define PHC_LIBEXEC_FROM_BIN "../libexec/phconnect"
+#endif
 
 int phc_cmd_agent(const phc_globals *g, int argc, char **argv)
 {
-    char self[PATH_MAX], path[PATH_MAX + 16];
+    char self[PATH_MAX], path[PATH_MAX + 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     path[0] = '\0';
     if (n > 0) {
         self[n] = '\0';
-        snprintf(path, sizeof(path), "%s/phc-agent", dirname(self));
+        const char *dir = dirname(self);
+        snprintf(path, sizeof(path), "%s/phc-agent", dir); /* the build tree */
+        if (access(path, X_OK) != 0)
+            snprintf(path, sizeof(path), "%s/%s/phc-agent", dir, PHC_LIBEXEC_FROM_BIN);
     }
     if (!path[0] || access(path, X_OK) != 0)
         snprintf(path, sizeof(path), "%s/phc-agent", PHC_LIBEXECDIR);
