@@ -13,6 +13,7 @@
 #include "gen_open.h"
 #include "log.h"
 #include "secret.h"
+#include "stats.h"
 #include "trust.h"
 #include "util_retry.h"
 #include "util_time.h"
@@ -147,6 +148,8 @@ static void install_gen(phc_client *c, phc_gen *fresh, int force, int *changed)
     }
     pthread_mutex_unlock(&c->mu);
     if (swap) {
+        if (!old)
+            phc__stats_reopen();
         X509 *cert = phc__gen_cert(c->cur);
         char subj[256] = "(none)";
         if (cert)
@@ -309,6 +312,14 @@ static int current(phc_client *c, phc_gen **out, phc_errbuf *err)
         *out = NULL;
         return phc__err_copy(err, &down);
     }
+}
+
+phc_gen *phc__client_peek_gen(phc_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    phc_gen *g = c->cur ? phc__gen_ref(c->cur) : NULL;
+    pthread_mutex_unlock(&c->mu);
+    return g;
 }
 
 /* The token stopped signing: drop the generation so that no request uses its sessions; the

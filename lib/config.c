@@ -236,6 +236,9 @@ int phc_config_validate(const phc_config *cfg, phc_errbuf *err)
     const struct where w = {cfg->name, 0};
     where_str(loc, sizeof(loc), &w);
 
+    /* A config for the agent's clients: the agent holds everything else. */
+    if (phc__config_cimpl(cfg)->raw[K_AGENT] && !cfg->url)
+        return PHC_OK;
     if (!cfg->url)
         return missing(err, loc, "url", "");
     if (!cfg->ca_file)

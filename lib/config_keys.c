@@ -5,6 +5,7 @@
 #define _DEFAULT_SOURCE 1 /* timegm, strncasecmp */
 #endif
 
+#include "config_agent.h"
 #include "config_impl.h"
 #include "p11_uri.h"
 #include "util_hex.h"
@@ -48,6 +49,13 @@ const char *const phc__config_keys[K_COUNT] = {
     [K_MIN_TLS_VERSION] = "min_tls_version",
     [K_X509_PROFILE] = "x509_profile",
     [K_STRICT_MODES] = "strict_modes",
+    [K_AGENT] = "agent",
+    [K_AGENT_LISTEN] = "agent_listen",
+    [K_AGENT_ALLOW_USERS] = "agent_allow_users",
+    [K_AGENT_GROUP] = "agent_group",
+    [K_AGENT_PATHS] = "agent_paths",
+    [K_AGENT_MAX_CLIENTS] = "agent_max_clients",
+    [K_AGENT_MAX_REQUEST_BYTES] = "agent_max_request_bytes",
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -867,6 +875,17 @@ static int set_strict_modes(struct cfg_impl *c, const char *key, const char *v,
     return PHC_OK;
 }
 
+/* The agent's keys: checked here, used by the phc tool (config_agent.h). */
+static int set_agent_key(struct cfg_impl *c, const char *key, const char *v, const struct where *w,
+                         phc_errbuf *err)
+{
+    (void)c;
+    char why[256];
+    return phc__config_agent_check(key, v, why, sizeof(why)) == 0
+               ? PHC_OK
+               : phc__config_bad(err, w, key, "%s", why);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The one validation path */
 
@@ -895,6 +914,13 @@ static const setter_fn setters[K_COUNT] = {
     [K_MIN_TLS_VERSION] = set_min_tls_version,
     [K_X509_PROFILE] = set_x509_profile,
     [K_STRICT_MODES] = set_strict_modes,
+    [K_AGENT] = set_agent_key,
+    [K_AGENT_LISTEN] = set_agent_key,
+    [K_AGENT_ALLOW_USERS] = set_agent_key,
+    [K_AGENT_GROUP] = set_agent_key,
+    [K_AGENT_PATHS] = set_agent_key,
+    [K_AGENT_MAX_CLIENTS] = set_agent_key,
+    [K_AGENT_MAX_REQUEST_BYTES] = set_agent_key,
 };
 
 int phc__config_find_key(const char *key)

@@ -5,6 +5,7 @@
 #include "http_headers.h"
 #include "http_trace.h"
 #include "tls_describe.h"
+#include "stats.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -142,6 +143,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     phc_xfer *x = ud;
     size_t n = size * nmemb;
+    phc__stats_transfer(x->curl);
     describe_connection(x);
     /* A new status line starts a new block (after 100 Continue, say): keep the final one. */
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
@@ -652,6 +654,7 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
     curl_easy_setopt(x->curl, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L);
     curl_easy_setopt(x->curl, CURLOPT_SSL_SESSIONID_CACHE,
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
+    phc__stats_reset_last();
     CURLcode cc = run(x);
     phc__trace_timings(x->setup->log, x->curl);
     if (cc != CURLE_OK) {

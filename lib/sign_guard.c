@@ -6,6 +6,7 @@
 #include "sign_guard.h"
 
 #include "err.h"
+#include "stats.h"
 #include "waiter.h"
 
 #include <errno.h>
@@ -113,6 +114,7 @@ static void job_run(phc_task *t)
  * it finished. */
 static int run_bounded(struct guard *g, struct job *j)
 {
+    phc__stats_signature();
     __atomic_add_fetch(&j->refs, 1, __ATOMIC_RELAXED); /* the pool's */
     int done = phc__pool_run(g->workers, &j->task, g->timeout_ms);
     if (done < 0) {

@@ -3,14 +3,18 @@
 # demo PKI and an empty SoftHSM token in ./demo, starts a mock Powerhub on 127.0.0.1, then
 # runs the operator's life cycle with phc alone: enrol (key generated ON the token, CSR out),
 # the demo CA issues the certificate, install --probe, one real mutually-authenticated
-# request, status. It ends with the commands to paste to go on by hand.
+# request, status. It ends with the commands to paste to go on by hand. With --agent it then
+# starts the phconnect agent and has a Python program (standard library only, no PIN, no key,
+# no CA) use the API through its Unix socket.
 #
 #   ./tools/demo.sh          the mock Powerhub stops when the demo ends
 #   ./tools/demo.sh --keep   the mock keeps running for your own requests (the demo prints
 #                            how to stop it)
+#   ./tools/demo.sh --agent  also the agent and a Python program using it
 # Environment: PHC_DEMO_DIR (default ./demo), PHC_DEMO_BUILD (an existing build directory to
 # use as it is, instead of building ./build).
 set -euo pipefail
+WITH_AGENT=0
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=${PHC_DEMO_DIR:-$ROOT/demo}
@@ -19,12 +23,13 @@ KEEP=0
 for a in "$@"; do
     case $a in
     --keep) KEEP=1 ;;
+    --agent) WITH_AGENT=1 ;;
     -h | --help)
-        sed -n '8,12s/^# \{0,1\}//p' "$0"
+        sed -n '10,15s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
-        echo "demo.sh: unknown option '$a' (--keep, --help)" >&2
+        echo "demo.sh: unknown option '$a' (--keep, --agent, --help)" >&2
         exit 2
         ;;
     esac
@@ -37,9 +42,9 @@ if [ -n "${PHC_DEMO_BUILD:-}" ]; then
     echo "== using the build in $BUILD"
 else
     BUILD=$ROOT/build
-    echo "== building phc and the mock Powerhub"
+    echo "== building phc, its agent and the mock Powerhub"
     cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build "$BUILD" -j"$(nproc)" --target phc mock_powerhub >/dev/null
+    cmake --build "$BUILD" -j"$(nproc)" --target phc phc-agent mock_powerhub >/dev/null
 fi
 PHC=$BUILD/tools/phc
 
@@ -96,6 +101,24 @@ echo "== phc -v request /v2/asset/sites"
 echo
 echo "== phc status"
 "$PHC" status
+if [ "$WITH_AGENT" = 1 ]; then
+    echo "== phc agent: one token login for the host; local programs use its socket"
+    "$PHC" agent --listen "unix:$DEMO/agent.sock" 2>"$DEMO/agent.log" &
+    AGENT=$!
+    trap 'kill $AGENT 2>/dev/null; wait $AGENT 2>/dev/null; if [ $KEEP = 0 ] || [ "${DONE:-0}" = 0 ]; then kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null; rm -f "$DEMO/mock.pid"; fi' EXIT
+    for _ in $(seq 1 100); do [ -S "$DEMO/agent.sock" ] && break; sleep 0.05; done
+    echo "== a Python program (examples/agent_client.py) through the agent: no PIN, no key, no CA"
+    python3 "$ROOT/examples/agent_client.py" --socket "$DEMO/agent.sock" /v2/asset/sites
+    echo "== curl --unix-socket $DEMO/agent.sock http://localhost/_phc/health"
+    curl -sS --unix-socket "$DEMO/agent.sock" http://localhost/_phc/health
+    echo "== phc request --agent unix:$DEMO/agent.sock /v2/asset/sites"
+    "$PHC" request --agent "unix:$DEMO/agent.sock" /v2/asset/sites
+    echo
+    kill -TERM "$AGENT"
+    wait "$AGENT" || true
+    echo "== the agent's access log (demo/agent.log):"
+    grep 'uid=' "$DEMO/agent.log" | sed 's/^/   /'
+fi
 echo "== done: the private key never left the token."
 DONE=1
 # The next commands, exactly as they are to be pasted (quoted for the shell when a path needs

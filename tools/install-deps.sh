@@ -10,16 +10,18 @@ set -euo pipefail
 DEMO_PKGS=(
   build-essential cmake pkg-config
   libssl-dev openssl libp11-dev libcurl4-openssl-dev libp11-kit-dev libjansson-dev
+  libmicrohttpd-dev libsystemd-dev
   softhsm2
 )
 # The tests on top: the second compiler and the formatter, nginx, stock curl with the libp11
-# engine, pkcs11-tool (opensc), p11-kit's remoting (server and client module), valgrind, the firewall tools, packaging and the man-page linter.
+# engine, pkcs11-tool (opensc), p11-kit's remoting (server and client module), valgrind, the firewall tools, packaging, the man-page linter and systemd's unit tools (systemd-analyze, systemd-socket-activate).
 TEST_PKGS=(
   clang clang-format
   opensc libengine-pkcs11-openssl p11-kit p11-kit-modules
   nginx curl python3 valgrind procps nftables iptables
   dpkg-dev file
   mandoc
+  systemd
 )
 demo=0 list=0
 for a in "$@"; do

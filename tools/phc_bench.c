@@ -30,6 +30,7 @@ extern char **environ;
 #define MODE_FULL 0x4u
 #define MODE_RESUMED 0x8u
 #define MODE_ALL 0xfu
+#define MODE_AGENT 0x10u /* not in all: it starts an agent */
 #define MAX_RESULTS 16
 
 /* The PIN-bearing engine config for curl, removed even when the bench is interrupted. */
@@ -59,11 +60,8 @@ static int parse_modes(const char *arg, unsigned *out)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"oneshot", MODE_ONESHOT},
-                 {"keepalive", MODE_KEEPALIVE},
-                 {"full", MODE_FULL},
-                 {"resumed", MODE_RESUMED},
-                 {"all", MODE_ALL}};
+    } names[] = {{"oneshot", MODE_ONESHOT}, {"keepalive", MODE_KEEPALIVE}, {"full", MODE_FULL},
+                 {"resumed", MODE_RESUMED}, {"agent", MODE_AGENT},         {"all", MODE_ALL}};
     for (const char *p = arg; *p;) {
         size_t len = strcspn(p, ",");
         size_t i = 0;
@@ -360,6 +358,12 @@ static void ratio_note(char *buf, size_t size, const bench_result *r, const benc
                  r->cpu_ms_per_request / c->cpu_ms_per_request);
     else if (strcmp(r->mode, "full") == 0 && (c = find(all, n, "sign", 0)) && c->p50_ms > 0)
         snprintf(buf, size, "cpu/req %.2fx 1 signature", r->cpu_ms_per_request / c->p50_ms);
+    else if (strcmp(r->mode, "agent-oneshot") == 0 && (c = find(all, n, "curl-oneshot", 0)) &&
+             c->p50_ms > 0)
+        snprintf(buf, size, "p50 %.2fx curl", r->p50_ms / c->p50_ms);
+    else if (strcmp(r->mode, "agent") == 0 && (c = find(all, n, "keepalive", threads)) &&
+             rps(c) > 0)
+        snprintf(buf, size, "rate %.2fx in-process", rps(r) / rps(c));
     else if (strcmp(r->mode, "resumed") == 0 && (c = find(all, n, "full", threads)) && rps(c) > 0)
         snprintf(buf, size, "rate %.2fx full", rps(r) / rps(c));
     else if (strncmp(r->mode, "curl-", 5) == 0 && strcmp(r->mode, "curl-oneshot") != 0 &&
@@ -383,6 +387,7 @@ static void print_table(const bench_result *res, int n, int threads)
     const bench_result *kat = threads > 1 ? find(res, n, "keepalive", threads) : NULL;
     const bench_result *full = find(res, n, "full", threads), *sign = find(res, n, "sign", 0);
     const bench_result *resumed = find(res, n, "resumed", threads);
+    const bench_result *aone = find(res, n, "agent-oneshot", 0), *ag = find(res, n, "agent", 0);
     struct target t[] = {
         {"oneshot: p50 wall vs curl's one-shot request",
          one && c1 && c1->p50_ms > 0 ? one->p50_ms / c1->p50_ms : -1, 0.8, 1},
@@ -399,6 +404,13 @@ static void print_table(const bench_result *res, int n, int threads)
          kat && ka && ka->cpu_ms_per_request > 0 ? kat->cpu_ms_per_request / ka->cpu_ms_per_request
                                                  : -1,
          1.1, 1},
+        {"agent: one-shot phc request wall vs curl + engine",
+         aone && c1 && c1->p50_ms > 0 ? aone->p50_ms / c1->p50_ms : -1, 0.3, 1},
+        {"agent: T clients' rate vs in-process keep-alive",
+         ag && kat && rps(kat) > 0                 ? rps(ag) / rps(kat)
+         : ag && ka && threads == 1 && rps(ka) > 0 ? rps(ag) / rps(ka)
+                                                   : -1,
+         0.5, 0},
     };
     printf("\ntargets:\n");
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -435,9 +447,10 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
         switch (c) {
         case 'm':
             if (parse_modes(optarg, &modes) != 0)
-                return phc_tool_usage("--mode takes oneshot, keepalive, full, resumed or all "
-                                      "(comma-separated), not '%s'",
-                                      optarg);
+                return phc_tool_usage(
+                    "--mode takes oneshot, keepalive, full, resumed, agent or all "
+                    "(comma-separated), not '%s'",
+                    optarg);
             break;
         case 'n':
             if (parse_int(optarg, 1, BENCH_MAX_REQUESTS, &requests) != 0)
@@ -465,7 +478,7 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
             no_curl = 1;
             break;
         case 'h':
-            printf("usage: phc bench [--mode oneshot|keepalive|full|resumed|all[,...]] "
+            printf("usage: phc bench [--mode oneshot|keepalive|full|resumed|agent|all[,...]] "
                    "[--requests N]\n                 [--threads T] [--json] [--timeout S] "
                    "[--signatures N]\n                 [--curl PROG | --no-curl] PATH\n"
                    "Requests to url + PATH: oneshot = N `phc request` processes; keepalive = "
@@ -558,7 +571,8 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
     } order[] = {{MODE_ONESHOT, "oneshot"},
                  {MODE_KEEPALIVE, "keepalive"},
                  {MODE_FULL, "full"},
-                 {MODE_RESUMED, "resumed"}};
+                 {MODE_RESUMED, "resumed"},
+                 {MODE_AGENT, "agent"}};
     for (size_t m = 0; m < sizeof(order) / sizeof(order[0]) && rc == 0; m++) {
         if (!(modes & order[m].bit))
             continue;
@@ -569,6 +583,8 @@ int phc_cmd_bench(const phc_globals *g, int argc, char **argv)
         if (order[m].bit == MODE_ONESHOT) {
             rc = bench_run_oneshot(&env, &res[nres], &res[nres + 1]);
             nres += env.curl ? 2 : 1;
+        } else if (order[m].bit == MODE_AGENT) {
+            rc = bench_run_agent(&env, res, &nres);
         } else {
             if (order[m].bit == MODE_KEEPALIVE && threads > 1) {
                 /* The one-thread baseline for the per-request CPU of T threads. */

@@ -33,12 +33,13 @@ typedef struct bench_env {
     int requests, threads;
     double timeout; /* seconds: bound of one measurement */
     /* Children (oneshot, curl). */
-    char self_exe[4096]; /* our own binary, from /proc/self/exe */
-    char tmpdir[4096];   /* private (0700), removed at the end */
-    const char *curl;    /* curl binary (PATH search), NULL: no curl comparison */
-    char **curl_args;    /* NULL-terminated: engine, key, cert, CA, resolve... (no URL) */
-    char **curl_envp;    /* environ with OPENSSL_CONF pointing at the rendered engine conf */
-    char *url;           /* base URL + path, for curl */
+    char self_exe[4096];   /* our own binary, from /proc/self/exe */
+    char tmpdir[4096];     /* private (0700), removed at the end */
+    const char *curl;      /* curl binary (PATH search), NULL: no curl comparison */
+    char **curl_args;      /* NULL-terminated: engine, key, cert, CA, resolve... (no URL) */
+    char **curl_envp;      /* environ with OPENSSL_CONF pointing at the rendered engine conf */
+    char *url;             /* base URL + path, for curl */
+    const char *agent_arg; /* "unix:PATH": oneshot runs `phc request --agent PATH` */
 } bench_env;
 
 /* Sorts lat[0..n) and stores the nearest-rank p50/p99 in r. */
@@ -68,5 +69,9 @@ int bench_run_oneshot(const bench_env *env, bench_result *phc_out, bench_result 
  * curl. mode: keepalive (reused connection), full (new connection and handshake each, no
  * session reuse) or resumed (new connection each, resumed session). */
 int bench_run_curl_steady(const bench_env *env, const char *mode, bench_result *out);
+
+/* --mode agent (phc_bench_agent.c): starts an agent child, appends agent-oneshot (with
+ * curl-oneshot), keepalive (T threads) and agent (T local clients) to res[*nres...]. */
+int bench_run_agent(const bench_env *env, bench_result *res, int *nres);
 
 #endif

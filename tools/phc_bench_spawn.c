@@ -166,8 +166,19 @@ static void *spawner_main(void *arg)
     char errfile[4200];
     snprintf(errfile, sizeof(errfile), "%s/child-%d.err", env->tmpdir, s->index);
     /* argv: ours as `phc --config CFG request PATH`, curl's as its prepared options + URL. */
-    char *phc_argv[] = {(char *)env->self_exe, "--config", (char *)env->g->config_path, "request",
-                        (char *)env->path,     NULL};
+    char *phc_argv[] = {(char *)env->self_exe,
+                        "--config",
+                        (char *)env->g->config_path,
+                        "request",
+                        (char *)env->path,
+                        NULL,
+                        NULL,
+                        NULL};
+    if (env->agent_arg) { /* through the agent: phc request --agent unix:PATH PATH */
+        phc_argv[4] = "--agent";
+        phc_argv[5] = (char *)env->agent_arg;
+        phc_argv[6] = (char *)env->path;
+    }
     size_t ncurl = 0;
     while (env->curl && env->curl_args[ncurl])
         ncurl++;

@@ -1,5 +1,6 @@
 /* phc request [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE|@-] [-o FILE] [-i] PATH */
 #include "phc.h"
+#include "phc_agent_client.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -89,18 +90,38 @@ static int write_output(const char *path, const char *head, size_t hlen, const c
     return 2;
 }
 
+/* The same request through the agent (docs/agent.md): same output, same exit codes. */
+static int request_via_agent(const char *agent, const char *method, const char *path,
+                             const char *const *headers, const char *body, size_t body_len,
+                             const char *output, int include)
+{
+    phc_request req = {method, path, headers, body, body_len, 0};
+    phc_agent_reply rep;
+    phc_errbuf err = {0};
+    int rc = 0, prc = phc_agent_client_request(agent, &req, &rep, &err);
+    if (rep.status)
+        rc = write_output(output, rep.head, include ? rep.hlen : 0, rep.body, rep.blen);
+    if (prc != PHC_OK)
+        rc = phc_tool_fail(&err);
+    phc_agent_reply_free(&rep);
+    return rc;
+}
+
 int phc_cmd_request(const phc_globals *g, int argc, char **argv)
 {
+    /* clang-format off */
     static const struct option longopts[] = {
         {"request", required_argument, NULL, 'X'},
         {"header", required_argument, NULL, 'H'},
         {"data", required_argument, NULL, 'd'},
         {"output", required_argument, NULL, 'o'},
         {"include", no_argument, NULL, 'i'},
+        {"agent", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *method = NULL, *data = NULL, *output = NULL;
+    /* clang-format on */
+    const char *method = NULL, *data = NULL, *output = NULL, *agent_flag = NULL;
     const char *headers[MAX_HEADERS + 1] = {0};
     size_t nheaders = 0;
     int include = 0, c;
@@ -124,9 +145,12 @@ int phc_cmd_request(const phc_globals *g, int argc, char **argv)
         case 'i':
             include = 1;
             break;
+        case 'A':
+            agent_flag = optarg;
+            break;
         case 'h':
             printf("usage: phc request [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE|@-] "
-                   "[-o FILE] [-i] PATH\n");
+                   "[-o FILE] [-i] [--agent unix:PATH] PATH\n");
             return 0;
         default:
             return 2; /* phc_tool_getopt said why */
@@ -144,6 +168,15 @@ int phc_cmd_request(const phc_globals *g, int argc, char **argv)
     if (data && (rc = load_body(data, &body, &body_len)) != 0)
         return rc;
 
+    char *agent = NULL;
+    if ((rc = phc_agent_client_want(g, agent_flag, &agent)) != 0 || agent) {
+        if (agent)
+            rc = request_via_agent(agent, method, path, nheaders ? headers : NULL, body, body_len,
+                                   output, include);
+        free(agent);
+        free(body);
+        return rc;
+    }
     phc_client *client = NULL;
     if ((rc = phc_tool_open_client(g, &client)) != 0) {
         free(body);

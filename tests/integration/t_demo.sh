@@ -34,7 +34,7 @@ check "the test set holds every package of the demo set" \
 check "demo.sh installs with --demo" grep -q 'install-deps.sh --demo' "$DEMO_SH"
 check "tests/run.sh installs everything (no --demo)" grep -qx 'bash tools/install-deps.sh' "$PHC_SRC/tests/run.sh"
 expect 2 "install-deps.sh: unknown option '--bogus' (--demo, --list)" "install-deps.sh --bogus refused" -- bash "$DEPS" --bogus
-expect 2 "demo.sh: unknown option '--bogus' (--keep, --help)" "demo.sh --bogus refused" -- bash "$DEMO_SH" --bogus
+expect 2 "demo.sh: unknown option '--bogus' (--keep, --agent, --help)" "demo.sh --bogus refused" -- bash "$DEMO_SH" --bogus
 check "... as one line" test "$(wc -l <"$TMP/err")" -eq 1
 
 # --- the demo, mock stopped at the end ---------------------------------------------------------

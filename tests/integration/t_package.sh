@@ -117,6 +117,8 @@ check "the User-Agent is phconnect/$VERSION" test "$(python3 -c \
     = "phconnect/$VERSION"
 check "the installed engine_conf template is found" bash -c \
     "'$PHC' --config '$CFG' engine-conf | grep -q '^MODULE_PATH = '"
+expect 0 "usage: phc agent" "the installed phc agent finds its program in libexec" -- bash -c "'$PHC' agent --help >&2"
+check "the systemd units are installed" test -f "$P/lib/systemd/system/phconnect-agent.service"
 
 # --- (b) the Debian package -------------------------------------------------------------
 expect 0 "" "cpack builds the .deb" -- bash -c "cd '$PHC_BUILD' && cpack -G DEB -B '$TMP/deb'"

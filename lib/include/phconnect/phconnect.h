@@ -262,6 +262,7 @@ PHC_API PHC_WUR int phc_client_reload(phc_client *client, int *changed, phc_errb
 }
 #endif
 
+#include <phconnect/stats.h>
 #include <phconnect/token.h>
 #include <phconnect/trustcheck.h>
 

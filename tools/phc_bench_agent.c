@@ -1,0 +1,224 @@
+/* phc bench --mode agent: the agent against what it replaces, in one run. A phc agent is
+ * started as a child on a private socket; then
+ *  - agent-oneshot: N `phc request --agent` processes next to N curl + libp11 engine
+ *    processes doing the same request directly (bench_run_oneshot, interleaved);
+ *  - agent: T local clients, each on its own kept-alive connection to the agent, next to the
+ *    in-process keep-alive rate of T threads (bench_run_inproc).
+ * The agent is stopped (SIGTERM) at the end. */
+#define _GNU_SOURCE
+#include "phc_bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Starts `phc --config CFG agent --listen unix:SOCK` and waits until it accepts. */
+static pid_t start_agent(const bench_env *env, const char *sock, const char *errfile)
+{
+    char listen[4300];
+    snprintf(listen, sizeof(listen), "unix:%s", sock);
+    char *argv[] = {(char *)env->self_exe,
+                    "--config",
+                    (char *)env->g->config_path,
+                    "agent",
+                    "--listen",
+                    listen,
+                    NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    for (int i = 0; i < 600; i++) {
+        int fd = connect_unix(sock);
+        if (fd >= 0) {
+            close(fd);
+            return pid;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return -1;
+        usleep(50 * 1000);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+/* One kept-alive request: 0 when the answer was a complete 2xx. */
+static int one_request(int fd, const char *req, size_t reqlen, char *buf, size_t cap)
+{
+    if (send(fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen)
+        return -1;
+    size_t len = 0;
+    char *end = NULL;
+    while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+        if (len == cap)
+            return -1;
+        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        if (n <= 0)
+            return -1;
+        len += (size_t)n;
+    }
+    *end = '\0';
+    long status = 0;
+    if (sscanf(buf, "HTTP/1.1 %ld", &status) != 1)
+        return -1;
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0;
+    size_t have = len - (size_t)(end + 4 - buf);
+    while (have < body) {
+        ssize_t n = recv(fd, buf, cap, 0);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+    }
+    return status >= 200 && status <= 299 ? 0 : -1;
+}
+
+struct client {
+    const bench_env *env;
+    const char *sock;
+    int n, failures;
+    double *lat;
+    char msg[200];
+};
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    char req[4200], *buf = malloc(1 << 20);
+    int len =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", c->env->path);
+    int fd = connect_unix(c->sock);
+    for (int i = 0; i < c->n; i++) {
+        double t = bench_now();
+        if (!buf || fd < 0 || one_request(fd, req, (size_t)len, buf, 1 << 20) != 0) {
+            if (!c->failures)
+                snprintf(c->msg, sizeof(c->msg), "request %d through the agent failed", i + 1);
+            c->failures++;
+            if (fd >= 0)
+                close(fd);
+            fd = connect_unix(c->sock);
+        }
+        c->lat[i] = (bench_now() - t) * 1000.0;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return NULL;
+}
+
+static void rate(const bench_env *env, const char *sock, bench_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->mode, sizeof(out->mode), "agent");
+    out->requests = env->requests;
+    out->threads = env->threads;
+    struct client *c = calloc((size_t)env->threads, sizeof(*c));
+    pthread_t *tid = calloc((size_t)env->threads, sizeof(*tid));
+    double *lat = calloc((size_t)env->requests + 1, sizeof(*lat));
+    if (!c || !tid || !lat) {
+        out->failures = env->requests;
+        out->first_exit = 9;
+        snprintf(out->first_msg, sizeof(out->first_msg), "out of memory");
+        goto out;
+    }
+    int started = 0, off = 0;
+    for (int i = 0; i < env->threads; i++) {
+        c[i].env = env;
+        c[i].sock = sock;
+        c[i].n = env->requests / env->threads + (i < env->requests % env->threads);
+        c[i].lat = lat + off;
+        off += c[i].n;
+    }
+    double cpu0 = bench_cpu_self(), t0 = bench_now();
+    for (; started < env->threads; started++)
+        if (pthread_create(&tid[started], NULL, client_main, &c[started]) != 0)
+            break;
+    for (int i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    out->seconds = bench_now() - t0;
+    /* The clients' CPU only: the agent's is its own process's. */
+    out->cpu_ms_per_request = (bench_cpu_self() - cpu0) * 1000.0 / env->requests;
+    for (int i = 0; i < env->threads; i++) {
+        out->failures += i < started ? c[i].failures : c[i].n;
+        if (!out->first_exit && i < started && c[i].failures) {
+            out->first_exit = 7;
+            snprintf(out->first_msg, sizeof(out->first_msg), "%s", c[i].msg);
+        }
+    }
+    bench_percentiles(out, lat, (size_t)env->requests);
+    out->peak_rss_kb = bench_peak_rss_kb(); /* the clients' process */
+out:
+    free(c);
+    free(tid);
+    free(lat);
+}
+
+int bench_run_agent(const bench_env *env, bench_result *res, int *nres)
+{
+    char sock[4200], errfile[4200], arg[4300];
+    snprintf(sock, sizeof(sock), "%s/agent.sock", env->tmpdir);
+    snprintf(errfile, sizeof(errfile), "%s/agent.err", env->tmpdir);
+    pid_t pid = start_agent(env, sock, errfile);
+    if (pid < 0) {
+        char why[300] = "";
+        FILE *f = fopen(errfile, "r");
+        if (f) {
+            if (!fgets(why, sizeof(why), f))
+                why[0] = '\0';
+            fclose(f);
+        }
+        why[strcspn(why, "\n")] = '\0';
+        fprintf(stderr, "phc: bench: the agent did not start%s%s\n", why[0] ? ": " : "", why);
+        return 7;
+    }
+    /* One-shot processes through the agent, next to curl + engine doing it directly: one at a
+     * time, as a script runs them (and SoftHSM's file store does not survive many processes
+     * logging in at once, which curl + engine does for every request). */
+    bench_env e = *env;
+    e.threads = 1;
+    snprintf(arg, sizeof(arg), "unix:%s", sock);
+    e.agent_arg = arg;
+    int rc = bench_run_oneshot(&e, &res[*nres], &res[*nres + 1]);
+    res[*nres].threads = 1;
+    snprintf(res[*nres].mode, sizeof(res[*nres].mode), "agent-oneshot");
+    *nres += env->curl ? 2 : 1;
+    /* The steady rate of T local clients, next to T threads in this process. */
+    if (rc == 0)
+        rc = bench_run_inproc(env, "keepalive", env->threads, &res[(*nres)++]);
+    if (rc == 0)
+        rate(env, sock, &res[(*nres)++]);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return rc;
+}
