@@ -157,7 +157,7 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
     const char *listen_arg = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "l:h", longopts, NULL)) != -1) {
+    while ((c = phc_tool_getopt(g, argc, argv, "l:h", longopts)) != -1) {
         switch (c) {
         case 'l':
             listen_arg = optarg;
@@ -165,8 +165,8 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
         case 'h':
             fputs(usage_text, stdout);
             return 0;
-        default:
-            return phc_tool_usage("see 'phc agent --help'");
+        default: /* phc_tool_getopt printed the one line */
+            return 2;
         }
     }
     if (optind != argc)

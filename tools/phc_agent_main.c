@@ -6,12 +6,16 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 int main(int argc, char **argv)
 {
+    /* The same process hardening as phc (tools/phc.c): execve() made this process dumpable
+     * again, and it holds the PIN, the client secret and the API tokens for its whole life. */
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     phc_globals g = {.config_path = NULL, .verbose = 0};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -32,7 +36,9 @@ int main(int argc, char **argv)
         i++;
     if (!g.config_path)
         g.config_path = phc_config_default_path();
-    if (phc_global_init() != PHC_OK) {
+    /* libcurl's allocators wipe what they free (bearer tokens in header buffers); they must
+     * be installed before the library initialises libcurl. */
+    if (phc_tool_curl_init() != 0 || phc_global_init() != PHC_OK) {
         fprintf(stderr, "phc: cannot initialise libcurl\n");
         return 9;
     }
@@ -40,5 +46,6 @@ int main(int argc, char **argv)
     argv[i - 1] = "agent";
     int rc = phc_agent_main(&g, argc - (i - 1), argv + (i - 1));
     phc_global_cleanup();
+    phc_tool_curl_cleanup();
     return rc;
 }
