@@ -286,6 +286,11 @@ int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err)
     SETOPT(CURLOPT_CONNECTTIMEOUT, cfg->connect_timeout);
     SETOPT(CURLOPT_TIMEOUT, cfg->timeout);
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cfg->max_response_bytes);
+    /* libcurl copies every HTTPS request through its upload buffer (64 KiB by default),
+     * allocated with each handle, and every request runs on a fresh handle: the smallest
+     * size libcurl takes (16 KiB, a TLS record) saves allocating and wiping 48 KiB per
+     * request; a larger body is sent in more writes. */
+    SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_USERAGENT, "phconnect/" PHC_VERSION_STRING);
