@@ -392,9 +392,11 @@ static int host_check_err(phc_xfer *x, phc_errbuf *err)
      * tls.c's report only those it verified. */
     const phc_alert_seen *a = &x->st.alert;
     const phc_tls_report *r = &x->st.report;
-    const char *subj = a->peer_seen ? a->peer_subject : r->v.subject;
-    const char *iss = a->peer_seen ? a->peer_issuer : r->v.issuer;
-    int known = a->peer_seen || r->v.subject[0] || r->v.issuer[0];
+    char peer_subj[256], peer_iss[256];
+    int seen = phc__alert_peer_names(a, peer_subj, sizeof(peer_subj), peer_iss, sizeof(peer_iss));
+    const char *subj = seen ? peer_subj : r->v.subject;
+    const char *iss = seen ? peer_iss : r->v.issuer;
+    int known = seen || r->v.subject[0] || r->v.issuer[0];
     return phc__err(err, PHC_ERR_TRUST,
                     "server certificate '%s' issued by '%s' refused: not valid for host '%s' "
                     "(libcurl's host name check)",
@@ -702,6 +704,7 @@ void phc__xfer_free(phc_xfer *x)
     if (x->tmpl)
         curl_easy_cleanup(x->tmpl);
     curl_slist_free_all(x->resolve);
+    phc__alert_reset(&x->st.alert);
     OPENSSL_clear_free(x->st.body, x->st.body_cap);
     OPENSSL_clear_free(x->st.headers, x->st.headers_cap);
     free(x);
