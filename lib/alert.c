@@ -17,11 +17,28 @@ static void make_index(void)
     rec_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-void phc__alert_reset(phc_alert_seen *rec)
+void phc__alert_init(phc_alert_seen *rec)
 {
     memset(rec, 0, sizeof(*rec));
     rec->received = -1;
     rec->sent = -1;
+}
+
+void phc__alert_reset(phc_alert_seen *rec)
+{
+    X509_free(rec->peer);
+    phc__alert_init(rec);
+}
+
+int phc__alert_peer_names(const phc_alert_seen *rec, char *subj, size_t subjlen, char *iss,
+                          size_t isslen)
+{
+    subj[0] = iss[0] = '\0';
+    if (!rec->peer)
+        return 0;
+    phc__name_str(subj, subjlen, X509_get_subject_name(rec->peer));
+    phc__name_str(iss, isslen, X509_get_issuer_name(rec->peer));
+    return 1;
 }
 
 /* In TLS 1.3 every alert but close_notify and user_canceled ends the connection, whatever
@@ -53,11 +70,8 @@ static void on_info(const SSL *ssl, int where, int ret)
         X509 *peer = SSL_get0_peer_certificate(ssl);
         rec->handshake_done = 1;
         rec->peer_seen = peer != NULL;
-        if (peer) {
-            phc__name_str(rec->peer_subject, sizeof(rec->peer_subject),
-                          X509_get_subject_name(peer));
-            phc__name_str(rec->peer_issuer, sizeof(rec->peer_issuer), X509_get_issuer_name(peer));
-        }
+        X509_free(rec->peer); /* a second handshake on the connection names its own */
+        rec->peer = peer && X509_up_ref(peer) ? peer : NULL;
     }
 }
 

@@ -20,13 +20,21 @@ typedef struct phc_alert_seen {
     int sent;           /* description of the first fatal alert we sent, -1: none */
     int cert_requested; /* the server asked for a client certificate */
     int handshake_done; /* a handshake finished */
-    int peer_seen;      /* ... and the server presented a certificate, named below */
-    char peer_subject[256];
-    char peer_issuer[256];
+    int peer_seen;      /* ... and the server presented a certificate: */
+    X509 *peer; /* a reference, named only when a message needs it (phc__alert_peer_names) */
 } phc_alert_seen;
 
-/* Clears rec for the next transfer. */
+/* An empty record (rec's previous contents are not looked at). */
+void phc__alert_init(phc_alert_seen *rec);
+
+/* Releases what rec holds and empties it: for the next transfer, and before rec goes. */
 void phc__alert_reset(phc_alert_seen *rec);
+
+/* The server certificate's subject and issuer (RFC 2253) into subj / iss; returns 0 (both "")
+ * when no handshake presented one. Formatted on demand: an accepted connection names nothing,
+ * and formatting both costs ~40k instructions per handshake. */
+int phc__alert_peer_names(const phc_alert_seen *rec, char *subj, size_t subjlen, char *iss,
+                          size_t isslen);
 
 /* Makes every connection of ctx report into rec. rec: borrowed, must outlive ctx (both live
  * in the transfer handle). Returns 0 or PHC_ERR_INTERNAL. */

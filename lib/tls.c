@@ -76,8 +76,8 @@ int phc__tls_verify_chain(const phc_tls *t, X509 *leaf, STACK_OF(X509) * untrust
 {
     phc_tls_report local;
     phc_tls_report *r = report ? report : &local;
-    int ok = phc__trust_check(t->trust, leaf, untrusted, X509_PURPOSE_SSL_SERVER, t->host, at, -1,
-                              &r->v, chain_out);
+    int ok = phc__trust_check_lean(t->trust, leaf, untrusted, X509_PURPOSE_SSL_SERVER, t->host, at,
+                                   &r->v, chain_out);
     r->failed = ok != 1;
     if (ok == 1 && r->v.partial)
         phc__log(t->log, PHC_LOG_INFO,

@@ -68,6 +68,13 @@ PHC_WUR int phc__trust_check(const phc_trust *t, X509 *leaf, STACK_OF(X509) * un
                              int purpose, const char *host, long long at, int relax, phc_verdict *v,
                              STACK_OF(X509) * *chain_out);
 
+/* phc__trust_check with the trust's own profile for the connection path: on acceptance the
+ * verdict's subject, issuer and anchor stay empty unless the chain is partial (they are
+ * formatted only to be shown). */
+PHC_WUR int phc__trust_check_lean(const phc_trust *t, X509 *leaf, STACK_OF(X509) * untrusted,
+                                  int purpose, const char *host, long long at, phc_verdict *v,
+                                  STACK_OF(X509) * *chain_out);
+
 /* One-line refusal into err: "<what> '<subject>' issued by '<issuer>' <reason>"; returns
  * PHC_ERR_TRUST. host as given to phc__trust_check (NULL: none). */
 int phc__trust_refusal(phc_errbuf *err, const char *what, const phc_verdict *v, const char *host,

@@ -46,7 +46,7 @@ static X509 *make_cert(int empty_subject)
 static phc_alert_seen seen(int received, int cert_requested)
 {
     phc_alert_seen a;
-    phc__alert_reset(&a);
+    phc__alert_init(&a);
     a.received = received;
     a.cert_requested = cert_requested;
     return a;
@@ -199,7 +199,7 @@ struct server_opts {
 static phc_alert_seen handshake(const struct server_opts *so, int with_cert, int *client_ok)
 {
     phc_alert_seen rec;
-    phc__alert_reset(&rec);
+    phc__alert_init(&rec);
     *client_ok = 0;
     char f1[600], f2[600];
     SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
@@ -288,23 +288,31 @@ static void test_capture(void)
 
         /* The server's clock is years ahead: our certificate is expired there. */
         struct server_opts late = {versions[v], "ca.pem", time(NULL) + 3L * 365 * 86400};
+        phc__alert_reset(&r); /* the record holds the server certificate it saw */
         r = handshake(&late, 1, &client_ok);
         CHECK(r.received == SSL_AD_CERTIFICATE_EXPIRED);
 
         /* No certificate at all. */
         struct server_opts ok = {versions[v], "ca.pem", 0};
+        phc__alert_reset(&r); /* the record holds the server certificate it saw */
         r = handshake(&ok, 0, &client_ok);
         CHECK(r.received == (tls13 ? TLS13_AD_CERTIFICATE_REQUIRED : SSL_AD_HANDSHAKE_FAILURE));
         CHECK(r.cert_requested == 1);
         CHECK(phc__alert_is_refusal(r.received, 0, r.cert_requested));
 
         /* Accepted: no alert, the server's certificate is recorded. */
+        phc__alert_reset(&r); /* the record holds the server certificate it saw */
         r = handshake(&ok, 1, &client_ok);
         CHECK(client_ok == 1);
         CHECK(r.received == -1 && r.sent == -1);
         CHECK(r.handshake_done == 1 && r.peer_seen == 1);
-        CHECK(strstr(r.peer_subject, "CN=api.powerhub.test") != NULL);
-        CHECK(strstr(r.peer_issuer, "CN=Powerhub Test Root CA") != NULL);
+        char subj[256], iss[256];
+        CHECK(phc__alert_peer_names(&r, subj, sizeof(subj), iss, sizeof(iss)) == 1);
+        CHECK(strstr(subj, "CN=api.powerhub.test") != NULL);
+        CHECK(strstr(iss, "CN=Powerhub Test Root CA") != NULL);
+        phc__alert_reset(&r);
+        CHECK(phc__alert_peer_names(&r, subj, sizeof(subj), iss, sizeof(iss)) == 0);
+        CHECK(subj[0] == '\0' && iss[0] == '\0');
     }
 }
 
