@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs the whole suite (unit, integration
 # against SoftHSM, the mock Powerhub and nginx on loopback, the fuzz corpora), then runs it
-# again built with AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrency test
-# (label concurrency) once more built with ThreadSanitizer.
+# again built with AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrency tests
+# (label concurrency: the threaded client and the agent under load) once more built with
+# ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -22,8 +23,8 @@ echo "== tests under ASan + UBSan"
 
 # ThreadSanitizer excludes ASan, so it gets a build of its own: only what the concurrency
 # test runs (phc, the mock, its driver), and only that test.
-echo "== build (ThreadSanitizer: the concurrency test)"
+echo "== build (ThreadSanitizer: the concurrency tests)"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPHC_TSAN=ON -DPHC_WERROR=ON -DPHC_TEST_HOOKS=ON >/dev/null
-cmake --build build-tsan -j"$JOBS" --target phc mock_powerhub concurrency
-echo "== concurrency test under TSan"
+cmake --build build-tsan -j"$JOBS" --target phc phc-agent mock_powerhub concurrency
+echo "== concurrency tests under TSan"
 (cd build-tsan && ctest --output-on-failure -L concurrency)
