@@ -15,6 +15,7 @@
 #include "tokendir.h"
 
 #include "err.h"
+#include "opts.h"
 #include "util_hex.h"
 
 #include <p11-kit/uri.h>
@@ -124,8 +125,8 @@ int phc_token_open(phc_token **out, phc_config *cfg, const phc_client_opts *opts
     P11KitUri *u = NULL;
     phc_token *t = NULL;
     *out = NULL;
-    int rc = phc_config_validate(cfg, err);
-    if (rc)
+    int rc = phc__client_opts_check(opts, err);
+    if (rc != PHC_OK || (rc = phc_config_validate(cfg, err)) != PHC_OK)
         return rc;
     if (!cfg->key)
         return phc__err(err, PHC_ERR_CONFIG,

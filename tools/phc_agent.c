@@ -203,6 +203,7 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
         goto out;
     }
     phc_client_opts opts = {
+        .version = PHC_CLIENT_OPTS_VERSION,
         .log = agent_log,
         .level = g->verbose >= 2 ? PHC_LOG_DEBUG
                  : g->verbose    ? PHC_LOG_INFO

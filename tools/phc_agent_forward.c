@@ -132,6 +132,7 @@ static void forward(struct phc_agent_req *r)
 {
     phc_agent *a = r->a;
     phc_request q = {
+        .version = PHC_REQUEST_VERSION,
         .method = r->method,
         .path = r->target,
         .headers = (const char *const *)r->headers,

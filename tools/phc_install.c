@@ -107,7 +107,9 @@ static int probe(const phc_globals *g, const char *cert_name, const char *pem, s
         return 9;
     }
     phc_client_opts o = phc_tool_log_opts(g);
-    phc_request req = {.path = path, .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
+    phc_request req = {.version = PHC_REQUEST_VERSION,
+                       .path = path,
+                       .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
     if (phc_config_set(cfg, "cert", mem_path, &err) != PHC_OK ||
         phc_client_new(&client, cfg, &o, &err) != PHC_OK ||
         phc_client_request(client, &resp, &req, &err) != PHC_OK) {

@@ -37,7 +37,8 @@ typedef struct phc_token phc_token;
 
 /* Opens the token: loads cfg's pkcs11_module, finds the token of the key URI, logs in with
  * the PIN from cfg's pin source (one attempt, never retried). cfg is borrowed for the call;
- * the handle keeps its own reference (which freezes cfg). opts may be NULL.
+ * the handle keeps its own reference (which freezes cfg). opts may be NULL (an unknown
+ * opts->version is PHC_ERR_CONFIG); only its logging fields are used.
  * Errors: PHC_ERR_CONFIG (invalid config, no key/pkcs11_module/pin), PHC_ERR_HSM (module,
  * token), PHC_ERR_PIN.
  * Clients on the same module may be made and freed while a handle is held, from any thread:
