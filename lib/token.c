@@ -15,6 +15,7 @@
 #include "tokendir.h"
 
 #include "err.h"
+#include "lists.h"
 #include "opts.h"
 #include "util_hex.h"
 
@@ -480,18 +481,21 @@ const char *phc_pair_state_name(phc_pair_state s)
     return "unknown";
 }
 
-int phc_token_pairs(phc_token *t, long long now, phc_pair_info **out, size_t *n, phc_errbuf *err)
+int phc_token_pairs(phc_token *t, long long now, phc_pair_list **out, phc_errbuf *err)
 {
     inventory inv;
+    phc_pair_info *v = NULL;
+    size_t n = 0;
     *out = NULL;
-    *n = 0;
     if (!t)
         return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
     int rc = phc__token_inventory_load(t, &inv, err);
     if (rc)
         return rc;
-    rc = pairs_of(&inv, phc__token_now_or(now), out, n, err);
+    rc = pairs_of(&inv, phc__token_now_or(now), &v, &n, err);
     phc__token_inventory_free(&inv);
+    if (rc == PHC_OK)
+        rc = phc__pair_list_take(out, v, n, err);
     return rc;
 }
 

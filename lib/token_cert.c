@@ -5,6 +5,7 @@
 
 #include "csr.h"
 #include "err.h"
+#include "lists.h"
 #include "util_hex.h"
 
 #include <openssl/bn.h>
@@ -312,7 +313,7 @@ static int delete_key(phc_token *t, const tkey *k, phc_errbuf *err)
     return rc;
 }
 
-int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info **out, size_t *n,
+int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
                     phc_errbuf *err)
 {
     inventory inv;
@@ -322,8 +323,6 @@ int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info *
     char cn[400];
     if (out)
         *out = NULL;
-    if (n)
-        *n = 0;
     long active;
     int rc = phc__token_inventory_at(t, &now, &inv, &active, err);
     if (rc)
@@ -372,12 +371,13 @@ int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info *
 out:
     OPENSSL_free(gone);
     phc__token_inventory_free(&inv);
-    if (out && cnt) {
-        *out = list;
-        list = NULL;
+    if (out) {
+        phc_errbuf lerr = {0};
+        int lrc = phc__pair_list_take(out, cnt ? list : NULL, cnt, &lerr);
+        list = cnt ? NULL : list;
+        if (lrc != PHC_OK && rc == PHC_OK)
+            rc = phc__err_copy(err, &lerr);
     }
-    if (n)
-        *n = out ? cnt : 0;
     OPENSSL_free(list);
     return rc;
 }

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-/* Releases memory the token functions return (strings and arrays). NULL allowed. */
+/* Releases memory the token functions return as strings (phc_token_csr). NULL allowed. */
 PHC_API void phc_free(void *p);
 
 /* ---------------------------------------------------------------------------------- */
@@ -84,9 +84,23 @@ typedef struct phc_pair_info {
     phc_pair_state state;
 } phc_pair_info;
 
-/* Every pair of the client's keys at time now, ordered by id, then notBefore. *out (release
- * with phc_free) may be NULL when *n is 0. */
-PHC_API PHC_WUR int phc_token_pairs(phc_token *t, long long now, phc_pair_info **out, size_t *n,
+/* A list of pairs, made by the library (phc_token_pairs, phc_token_prune). The elements are
+ * reached only through phc_pair_list_get, so phc_pair_info can grow at its end without a new
+ * SONAME for these: do not copy an element by value into storage of your own size. */
+typedef struct phc_pair_list phc_pair_list;
+
+/* The number of pairs in l; 0 for NULL. */
+PHC_API size_t phc_pair_list_count(const phc_pair_list *l);
+
+/* The i-th pair (from 0), borrowed from l; NULL when i is not below the count. */
+PHC_API const phc_pair_info *phc_pair_list_get(const phc_pair_list *l, size_t i);
+
+/* NULL allowed. */
+PHC_API void phc_pair_list_free(phc_pair_list *l);
+
+/* Every pair of the client's keys at time now, ordered by id, then notBefore. On PHC_OK *out
+ * (release with phc_pair_list_free) is a list, possibly empty; on failure NULL. */
+PHC_API PHC_WUR int phc_token_pairs(phc_token *t, long long now, phc_pair_list **out,
                                     phc_errbuf *err);
 
 /* ---------------------------------------------------------------------------------- */
@@ -151,11 +165,11 @@ PHC_API PHC_WUR int phc_token_install_cert(phc_token *t, const char *pem, size_t
 
 /* Deletes the certificates of EXPIRED and RETIRED pairs, and a key once no certificate of it
  * is left (with PHC_PRUNE_PENDING also keys that never had one). Never the ACTIVE pair, its
- * key, or a NOT_YET_VALID pair. *out (release with phc_free; may be NULL) lists what was
- * (or with PHC_PRUNE_DRY_RUN would be) deleted. On an error part may have been deleted;
- * *out then lists what was. */
+ * key, or a NOT_YET_VALID pair. out may be NULL; else *out (release with
+ * phc_pair_list_free) lists what was (or with PHC_PRUNE_DRY_RUN would be) deleted, possibly
+ * nothing. On an error part may have been deleted; *out then lists what was. */
 PHC_API PHC_WUR int phc_token_prune(phc_token *t, long long now, unsigned flags,
-                                    phc_pair_info **out, size_t *n, phc_errbuf *err);
+                                    phc_pair_list **out, phc_errbuf *err);
 
 /* Undoes the last installation: deletes the active pair's certificate (its key stays,
  * pending, so the certificate can be installed again later) so that the newest other valid
@@ -186,10 +200,23 @@ typedef struct phc_ca_info {
     long days_left;
 } phc_ca_info;
 
-/* The pinned CA certificates (ca_file, checked against ca_sha256 when set). *out: release
- * with phc_free. Errors: PHC_ERR_CONFIG as phc_client_new reports them. */
-PHC_API PHC_WUR int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_info **out,
-                                        size_t *n, phc_errbuf *err);
+/* A list of CA certificates, made by the library (phc_config_ca_certs); as phc_pair_list. */
+typedef struct phc_ca_list phc_ca_list;
+
+/* The number of CAs in l; 0 for NULL. */
+PHC_API size_t phc_ca_list_count(const phc_ca_list *l);
+
+/* The i-th CA (from 0), borrowed from l; NULL when i is not below the count. */
+PHC_API const phc_ca_info *phc_ca_list_get(const phc_ca_list *l, size_t i);
+
+/* NULL allowed. */
+PHC_API void phc_ca_list_free(phc_ca_list *l);
+
+/* The pinned CA certificates (ca_file, checked against ca_sha256 when set). On PHC_OK *out
+ * (release with phc_ca_list_free) is a list; on failure NULL. Errors: PHC_ERR_CONFIG as
+ * phc_client_new reports them. */
+PHC_API PHC_WUR int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_list **out,
+                                        phc_errbuf *err);
 
 typedef struct phc_endpoint {
     const char *url;  /* normalised "https://host:port" */
