@@ -77,3 +77,8 @@ void phc_ca_list_free(phc_ca_list *l)
     OPENSSL_free(l->v);
     OPENSSL_free(l);
 }
+
+void phc_pair_info_free(phc_pair_info *p)
+{
+    OPENSSL_free(p);
+}

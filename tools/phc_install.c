@@ -171,7 +171,7 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
 
     phc_config *cfg = NULL;
     phc_token *t = NULL;
-    phc_pair_info pi;
+    phc_pair_info *pi = NULL;
     phc_pair_list *pairs = NULL;
     size_t n = 0;
     int already = 0;
@@ -188,7 +188,7 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
     }
     phc_admin_pause("checked");
     if (already) {
-        say_pair("already on the token, nothing stored", &pi);
+        say_pair("already on the token, nothing stored", pi);
         goto report;
     }
     if (do_probe) {
@@ -204,12 +204,13 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
         if ((rc = phc_admin_open(g, &cfg, &t)) != 0)
             goto out;
     }
+    phc_pair_info_free(pi);
     if (phc_token_install_cert(t, pem, len, 0, &pi, &already, &err) != PHC_OK) {
         rc = phc_tool_fail(&err);
         goto out;
     }
     phc_admin_pause("stored");
-    say_pair(already ? "already on the token, nothing stored" : "installed", &pi);
+    say_pair(already ? "already on the token, nothing stored" : "installed", pi);
 report:
     if (phc_token_pairs(t, 0, &pairs, &err) != PHC_OK) {
         rc = phc_tool_fail(&err);
@@ -226,14 +227,15 @@ report:
         printf("active pair: none yet\n");
     for (size_t i = 0; i < n; i++)
         if (phc_pair_list_get(pairs, i)->has_cert &&
-            strcmp(phc_pair_list_get(pairs, i)->sha256, pi.sha256) == 0)
+            strcmp(phc_pair_list_get(pairs, i)->sha256, pi->sha256) == 0)
             explain_not_active(phc_pair_list_get(pairs, i), pairs);
-    if (pi.state == PHC_PAIR_NOT_YET_VALID) {
+    if (pi->state == PHC_PAIR_NOT_YET_VALID) {
         char from[40];
         printf("the new certificate is valid from %s; the connector switches to it then\n",
-               phc_admin_time(from, sizeof(from), pi.not_before, 0));
+               phc_admin_time(from, sizeof(from), pi->not_before, 0));
     }
 out:
+    phc_pair_info_free(pi);
     phc_pair_list_free(pairs);
     phc_token_free(t);
     phc_config_free(cfg);

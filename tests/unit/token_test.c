@@ -42,17 +42,21 @@ static void test_life_cycle(const char *name, const char *key_type, const char *
 
     /* Install: active. */
     char *pem = issue(pub1, "phc-unit", -60, 30 * DAY, 0);
-    phc_pair_info pi;
+    phc_pair_info *pi = NULL;
     int already = -1;
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_check_cert(t, pem, strlen(pem), 0, &pi, &already, &e) == 0);
-    CHECK(already == 0 && pi.state == PHC_PAIR_ACTIVE && strcmp(pi.id_hex, "01") == 0);
+    CHECK(pi && already == 0 && pi->state == PHC_PAIR_ACTIVE && strcmp(pi->id_hex, "01") == 0);
     CHECK_STATES(t, "01:pending"); /* check changes nothing */
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, &already, &e) == 0);
-    CHECK(already == 0 && pi.state == PHC_PAIR_ACTIVE);
-    CHECK(strstr(pi.subject, "CN=phc-unit") != NULL && pi.days_left >= 29 && pi.days_left <= 30);
-    CHECK(strcmp(pi.key_type, desc) == 0);
+    CHECK(pi && already == 0 && pi->state == PHC_PAIR_ACTIVE);
+    CHECK(pi && strstr(pi->subject, "CN=phc-unit") != NULL && pi->days_left >= 29 &&
+          pi->days_left <= 30);
+    CHECK(pi && strcmp(pi->key_type, desc) == 0);
     CHECK_STATES(t, "01:active");
     /* Installing the same certificate again stores nothing. */
+    phc_pair_info_free(pi);
     CHECK(phc_token_install_cert(t, pem, strlen(pem), 0, &pi, &already, &e) == 0 && already == 1);
     CHECK_STATES(t, "01:active");
     free(pem);
@@ -90,21 +94,30 @@ static void test_life_cycle(const char *name, const char *key_type, const char *
 
     /* The new certificate (newer notBefore) becomes active, the old pair retired. */
     pem = issue(pub2, "phc-unit-2", -30, 60 * DAY, 0);
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, NULL, &e) == 0);
-    CHECK(pi.state == PHC_PAIR_ACTIVE && strcmp(pi.id_hex, "02") == 0);
+    CHECK(pi && pi->state == PHC_PAIR_ACTIVE && strcmp(pi->id_hex, "02") == 0);
     CHECK_STATES(t, "01:retired 02:active");
 
     /* Rollback: 01 serves again, 02 is pending (its certificate can come back later). */
-    phc_pair_info from, to;
+    phc_pair_info *from = NULL, *to = NULL;
+    phc_pair_info_free(from);
+    phc_pair_info_free(to);
     CHECK(phc_token_rollback(t, 0, 1, &from, &to, &e) == 0);
-    CHECK(strcmp(from.id_hex, "02") == 0 && strcmp(to.id_hex, "01") == 0);
+    CHECK(from && to && strcmp(from->id_hex, "02") == 0 && strcmp(to->id_hex, "01") == 0);
     CHECK_STATES(t, "01:retired 02:active"); /* dry run */
+    phc_pair_info_free(from);
+    phc_pair_info_free(to);
     CHECK(phc_token_rollback(t, 0, 0, &from, &to, &e) == 0);
-    CHECK(from.state == PHC_PAIR_PENDING && to.state == PHC_PAIR_ACTIVE);
+    CHECK(from && to && from->state == PHC_PAIR_PENDING && to->state == PHC_PAIR_ACTIVE);
     CHECK_STATES(t, "01:active 02:pending");
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, NULL, &e) == 0);
     CHECK_STATES(t, "01:retired 02:active");
     free(pem);
+    phc_pair_info_free(pi);
+    phc_pair_info_free(from);
+    phc_pair_info_free(to);
 
     /* Prune: the retired pair goes (certificate, then key); never the active one. */
     phc_pair_list *gone = NULL;

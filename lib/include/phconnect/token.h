@@ -82,7 +82,12 @@ typedef struct phc_pair_info {
     long days_left;   /* whole days until not_after; negative once expired */
     int key_mismatch; /* the certificate's public key is not the key's: unusable */
     phc_pair_state state;
+    /* New fields go here, at the end: the library allocates every phc_pair_info (lists,
+     * phc_pair_info **out), so a program never depends on its size. */
 } phc_pair_info;
+
+/* Releases a phc_pair_info the library returned through phc_pair_info **out. NULL allowed. */
+PHC_API void phc_pair_info_free(phc_pair_info *p);
 
 /* A list of pairs, made by the library (phc_token_pairs, phc_token_prune). The elements are
  * reached only through phc_pair_list_get, so phc_pair_info can grow at its end without a new
@@ -147,17 +152,18 @@ PHC_API PHC_WUR int phc_subject_parse(const char *subject, char *rfc2253, size_t
  * present, key usage digitalSignature when present); not weaker than allowed (RSA >=
  * min_rsa_bits, EC P-256/P-384, no MD5/SHA-1 signature); its public key is one of the
  * client's keys on the token. Each refusal is PHC_ERR_TRUST naming the certificate and the
- * reason. On success *out (may be NULL) describes the pair the certificate makes, with its
- * state as it would be once installed, and *already (may be NULL) is 1 when this exact
- * certificate is on the token already. */
+ * reason. On success *out (out may be NULL; release with phc_pair_info_free) describes the
+ * pair the certificate makes, with its state as it would be once installed, and *already
+ * (may be NULL) is 1 when this exact certificate is on the token already. On failure *out is
+ * NULL. */
 PHC_API PHC_WUR int phc_token_check_cert(phc_token *t, const char *pem, size_t len, long long now,
-                                         phc_pair_info *out, int *already, phc_errbuf *err);
+                                         phc_pair_info **out, int *already, phc_errbuf *err);
 
 /* phc_token_check_cert, then stores the certificate as one certificate object with the
  * key's label and id (nothing when it is there already). A refusal leaves the token
  * unchanged. */
 PHC_API PHC_WUR int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long now,
-                                           phc_pair_info *out, int *already, phc_errbuf *err);
+                                           phc_pair_info **out, int *already, phc_errbuf *err);
 
 /* Prune flags */
 #define PHC_PRUNE_DRY_RUN 0x1u /* only report what would be deleted */
@@ -174,10 +180,11 @@ PHC_API PHC_WUR int phc_token_prune(phc_token *t, long long now, unsigned flags,
 /* Undoes the last installation: deletes the active pair's certificate (its key stays,
  * pending, so the certificate can be installed again later) so that the newest other valid
  * pair becomes active. Refused (PHC_ERR_HSM) when there is no active pair or no other valid
- * pair to fall back to. from/to (may be NULL) receive the pair given up and the pair that
- * becomes active; dry_run 1 only fills them. */
+ * pair to fall back to. On success *from and *to (from, to may be NULL; release each with
+ * phc_pair_info_free) receive the pair given up and the pair that becomes active; on failure
+ * NULL. dry_run 1 only fills them. */
 PHC_API PHC_WUR int phc_token_rollback(phc_token *t, long long now, int dry_run,
-                                       phc_pair_info *from, phc_pair_info *to, phc_errbuf *err);
+                                       phc_pair_info **from, phc_pair_info **to, phc_errbuf *err);
 
 /* ---------------------------------------------------------------------------------- */
 /* Client secret */
