@@ -57,3 +57,11 @@ int phc_trust_check_opts_init(phc_trust_check_opts *opts, unsigned int version)
         *opts = (phc_trust_check_opts)PHC_TRUST_CHECK_OPTS_INIT;
     return opts ? rc : PHC_ERR_CONFIG;
 }
+
+int phc_stats_init(phc_stats *out, unsigned int version)
+{
+    int rc = phc__version_check("phc_stats", version, PHC_STATS_VERSION, NULL);
+    if (rc == PHC_OK && out)
+        *out = (phc_stats)PHC_STATS_INIT;
+    return out ? rc : PHC_ERR_CONFIG;
+}

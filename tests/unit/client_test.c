@@ -73,6 +73,15 @@ int main(void)
               "built against a newer phconnect");
     CHECK_ERR(phc_client_request(cl, &resp, NULL, &e), e, PHC_ERR_CONFIG, "no request");
 
+    /* phc_stats is the caller's: its version says how much of it the program knows */
+    phc_stats stats = {0};
+    CHECK_ERR(phc_client_stats(cl, &stats, &e), e, PHC_ERR_CONFIG,
+              "phc_stats version 0 is unknown");
+    stats = (phc_stats)PHC_STATS_INIT;
+    CHECK(phc_client_stats(cl, &stats, &e) == PHC_OK && stats.version == PHC_STATS_VERSION &&
+          stats.token_ok == 1);
+    CHECK(phc_client_stats(cl, &stats, &e) == PHC_OK); /* the filled struct can be used again */
+
     /* a closed port: the network error names the address */
     rc = phc_client_request(cl, &resp, &req, &e);
     CHECK_ERR(rc, e, PHC_ERR_NETWORK, "cannot connect to https://127.0.0.1:1");

@@ -41,6 +41,14 @@ static void test_init_functions(void)
           t.now == 0 && t.warn_days == 30 && t.crit_days == 7 && tm.warn_days == 30);
     CHECK(phc_trust_check_opts_init(&t, 0) == PHC_ERR_CONFIG && t.warn_days == 30);
     CHECK(phc_trust_check_opts_init(NULL, 1) == PHC_ERR_CONFIG);
+
+    phc_stats st;
+    memset(&st, 0x5a, sizeof(st));
+    CHECK(phc_stats_init(&st, PHC_STATS_VERSION) == PHC_OK);
+    phc_stats sm = PHC_STATS_INIT;
+    CHECK(st.version == 1 && sm.version == 1 && st.token_ok == 0 && st.requests == 0 &&
+          st.cert_serial[0] == '\0');
+    CHECK(phc_stats_init(&st, 0) == PHC_ERR_CONFIG && phc_stats_init(NULL, 1) == PHC_ERR_CONFIG);
 }
 
 /* The message names the struct, the version, the library and the likely cause. */
