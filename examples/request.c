@@ -17,10 +17,14 @@ int main(int argc, char **argv)
     int rc = phc_global_init();
     if (rc == PHC_OK)
         rc = phc_config_load(&cfg, argv[1], &err);
+    /* Structs passed in start from their _INIT (the defaults); set the fields wanted after it. */
+    phc_client_opts opts = PHC_CLIENT_OPTS_INIT;
+    opts.retry_max_wait_ms = 10000; /* a 429/503 retry waits 10 s at most in all */
     if (rc == PHC_OK)
-        rc = phc_client_new(&client, cfg, NULL, &err);
+        rc = phc_client_new(&client, cfg, &opts, &err);
     if (rc == PHC_OK) {
-        phc_request req = {.path = argv[2]};
+        phc_request req = PHC_REQUEST_INIT;
+        req.path = argv[2];
         rc = phc_client_request(client, &resp, &req, &err);
     }
     if (resp) {

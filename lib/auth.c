@@ -293,7 +293,8 @@ static int fetch_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char
             return rc;
         const char *headers[] = {basic, "Content-Type: application/x-www-form-urlencoded",
                                  "Accept: application/json", NULL};
-        phc_request req = {.method = "POST",
+        phc_request req = {.version = PHC_REQUEST_VERSION,
+                           .method = "POST",
                            .path = cfg->token_path,
                            .headers = headers,
                            .body = form,

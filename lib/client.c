@@ -15,6 +15,7 @@
 #include "secret.h"
 #include "stats.h"
 #include "trust.h"
+#include "opts.h"
 #include "util_retry.h"
 #include "util_time.h"
 
@@ -30,7 +31,9 @@
 #define REBUILD_INTERVAL_MS 1000
 
 struct phc_client {
-    phc_config *cfg; /* as given: everything but the trust keys */
+    int retry_max_attempts;         /* phc_client_opts: 0 the default */
+    unsigned int retry_max_wait_ms; /* phc_client_opts: 0 the default */
+    phc_config *cfg;                /* as given: everything but the trust keys */
     phc_log log;
     phc_config *gcfg;          /* cfg with the trust keys as last read; guarded by reload_mu */
     phc_trust *trust;          /* the pinned CAs as last read; guarded by reload_mu */
@@ -89,8 +92,8 @@ static int open_token(phc_client *c, phc_config *cfg, phc_trust *trust, phc_gen 
 int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts, phc_errbuf *err)
 {
     *out = NULL;
-    int rc = phc_config_validate(cfg, err);
-    if (rc != PHC_OK)
+    int rc = phc__client_opts_check(opts, err);
+    if (rc != PHC_OK || (rc = phc_config_validate(cfg, err)) != PHC_OK)
         return rc;
     phc_client *c = calloc(1, sizeof(*c));
     if (!c)
@@ -104,6 +107,8 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
         c->log.fn = opts->log;
         c->log.ud = opts->log_userdata;
         c->log.level = opts->level;
+        c->retry_max_attempts = opts->retry_max_attempts;
+        c->retry_max_wait_ms = opts->retry_max_wait_ms;
     }
     if ((rc = phc__trust_load(&c->trust, cfg->ca_file, (const unsigned char(*)[32])cfg->ca_sha256,
                               cfg->n_ca_sha256, err)) != PHC_OK)
@@ -365,6 +370,7 @@ static int perform_plain(void *ud, const phc_request *req, phc_response **out, p
     phc_client *c = ud;
     phc_retry retry;
     phc__retry_init(&retry, c->cfg->timeout);
+    phc__retry_limits(&retry, c->retry_max_attempts, c->retry_max_wait_ms);
     int reopened = 0;
     for (;;) {
         phc_gen *g = NULL;
@@ -404,7 +410,7 @@ static int perform_plain(void *ud, const phc_request *req, phc_response **out, p
             return rc;
         phc__log(&c->log, PHC_LOG_WARN,
                  "server answered %ld for %s; retrying in %ld s (attempt %d of %d)", status,
-                 req->path, retry.wait_s, retry.attempt + 1, PHC_RETRY_ATTEMPTS);
+                 req->path, retry.wait_s, retry.attempt + 1, retry.max_attempts);
         phc_response_free(*out);
         *out = NULL;
         phc__retry_wait(&retry);
@@ -416,6 +422,11 @@ int phc_client_request(phc_client *c, phc_response **out, const phc_request *req
     *out = NULL;
     if (!c)
         return phc__err(err, PHC_ERR_CONFIG, "no client");
+    if (!req)
+        return phc__err(err, PHC_ERR_CONFIG, "no request");
+    int rc = phc__version_check("phc_request", req->version, PHC_REQUEST_VERSION, err);
+    if (rc != PHC_OK)
+        return rc;
     if (forked(c, err))
         return PHC_ERR_HSM;
     maybe_reload(c);

@@ -18,6 +18,7 @@
 #endif
 
 #include "config_impl.h"
+#include "lists.h"
 #include "rotation.h"
 #include "trust.h"
 #include "util_hex.h"
@@ -356,12 +357,10 @@ out:
 /* ------------------------------------------------------------------------------------ */
 /* What the config names: its CAs and its endpoint (phconnect/token.h) */
 
-int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_info **out, size_t *n,
-                        phc_errbuf *err)
+int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_list **out, phc_errbuf *err)
 {
     phc_trust *trust = NULL;
     *out = NULL;
-    *n = 0;
     if (!cfg || !cfg->ca_file)
         return phc__err(err, PHC_ERR_CONFIG, "config has no 'ca_file'");
     if (!now)
@@ -391,8 +390,7 @@ int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_info **out,
         phc__cert_dates(x, now, &c->not_before, &c->not_after, &c->days_left);
         ERR_clear_error();
     }
-    *out = list;
-    *n = cnt;
+    rc = phc__ca_list_take(out, list, cnt, err);
 out:
     phc__trust_free(trust);
     return rc;

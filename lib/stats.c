@@ -7,6 +7,7 @@
 #include "client.h"
 #include "err.h"
 #include "gen.h"
+#include "opts.h"
 
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
@@ -88,7 +89,12 @@ int phc_client_stats(phc_client *client, phc_stats *out, phc_errbuf *err)
 {
     if (!client || !out)
         return phc__err(err, PHC_ERR_INTERNAL, "phc_client_stats: client or out is NULL");
+    /* The caller's struct is as large as its version says: fill no more than that. */
+    int rc = phc__version_check("phc_stats", out->version, PHC_STATS_VERSION, err);
+    if (rc != PHC_OK)
+        return rc;
     memset(out, 0, sizeof(*out));
+    out->version = PHC_STATS_VERSION;
     phc_gen *g = phc__client_peek_gen(client);
     X509 *cert = g ? phc__gen_cert(g) : NULL;
     out->token_ok = g != NULL;

@@ -15,6 +15,8 @@
 #include "tokendir.h"
 
 #include "err.h"
+#include "lists.h"
+#include "opts.h"
 #include "util_hex.h"
 
 #include <p11-kit/uri.h>
@@ -124,8 +126,8 @@ int phc_token_open(phc_token **out, phc_config *cfg, const phc_client_opts *opts
     P11KitUri *u = NULL;
     phc_token *t = NULL;
     *out = NULL;
-    int rc = phc_config_validate(cfg, err);
-    if (rc)
+    int rc = phc__client_opts_check(opts, err);
+    if (rc != PHC_OK || (rc = phc_config_validate(cfg, err)) != PHC_OK)
         return rc;
     if (!cfg->key)
         return phc__err(err, PHC_ERR_CONFIG,
@@ -479,18 +481,21 @@ const char *phc_pair_state_name(phc_pair_state s)
     return "unknown";
 }
 
-int phc_token_pairs(phc_token *t, long long now, phc_pair_info **out, size_t *n, phc_errbuf *err)
+int phc_token_pairs(phc_token *t, long long now, phc_pair_list **out, phc_errbuf *err)
 {
     inventory inv;
+    phc_pair_info *v = NULL;
+    size_t n = 0;
     *out = NULL;
-    *n = 0;
     if (!t)
         return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
     int rc = phc__token_inventory_load(t, &inv, err);
     if (rc)
         return rc;
-    rc = pairs_of(&inv, phc__token_now_or(now), out, n, err);
+    rc = pairs_of(&inv, phc__token_now_or(now), &v, &n, err);
     phc__token_inventory_free(&inv);
+    if (rc == PHC_OK)
+        rc = phc__pair_list_take(out, v, n, err);
     return rc;
 }
 

@@ -5,6 +5,7 @@
 
 #include "csr.h"
 #include "err.h"
+#include "lists.h"
 #include "util_hex.h"
 
 #include <openssl/bn.h>
@@ -271,20 +272,37 @@ out_noinv:
     return rc;
 }
 
-int phc_token_check_cert(phc_token *t, const char *pem, size_t len, long long now,
-                         phc_pair_info *out, int *already, phc_errbuf *err)
+/* The public side of check_or_install: the phc_pair_info the caller asked for is the
+ * library's to allocate (token.h), so that it can grow. */
+static int check_or_install_out(phc_token *t, const char *pem, size_t len, long long now,
+                                phc_pair_info **out, int *already, int install, phc_errbuf *err)
 {
+    phc_pair_info *pi = NULL;
+    if (out)
+        *out = NULL;
     if (!t)
         return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
-    return check_or_install(t, pem, len, now, out, already, 0, err);
+    if (out && !(pi = OPENSSL_zalloc(sizeof(*pi))))
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    int rc = check_or_install(t, pem, len, now, pi, already, install, err);
+    if (rc == PHC_OK && out) {
+        *out = pi;
+        pi = NULL;
+    }
+    phc_pair_info_free(pi);
+    return rc;
+}
+
+int phc_token_check_cert(phc_token *t, const char *pem, size_t len, long long now,
+                         phc_pair_info **out, int *already, phc_errbuf *err)
+{
+    return check_or_install_out(t, pem, len, now, out, already, 0, err);
 }
 
 int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long now,
-                           phc_pair_info *out, int *already, phc_errbuf *err)
+                           phc_pair_info **out, int *already, phc_errbuf *err)
 {
-    if (!t)
-        return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
-    return check_or_install(t, pem, len, now, out, already, 1, err);
+    return check_or_install_out(t, pem, len, now, out, already, 1, err);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -312,7 +330,7 @@ static int delete_key(phc_token *t, const tkey *k, phc_errbuf *err)
     return rc;
 }
 
-int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info **out, size_t *n,
+int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
                     phc_errbuf *err)
 {
     inventory inv;
@@ -322,8 +340,6 @@ int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info *
     char cn[400];
     if (out)
         *out = NULL;
-    if (n)
-        *n = 0;
     long active;
     int rc = phc__token_inventory_at(t, &now, &inv, &active, err);
     if (rc)
@@ -372,18 +388,19 @@ int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info *
 out:
     OPENSSL_free(gone);
     phc__token_inventory_free(&inv);
-    if (out && cnt) {
-        *out = list;
-        list = NULL;
+    if (out) {
+        phc_errbuf lerr = {0};
+        int lrc = phc__pair_list_take(out, cnt ? list : NULL, cnt, &lerr);
+        list = cnt ? NULL : list;
+        if (lrc != PHC_OK && rc == PHC_OK)
+            rc = phc__err_copy(err, &lerr);
     }
-    if (n)
-        *n = out ? cnt : 0;
     OPENSSL_free(list);
     return rc;
 }
 
-int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info *from,
-                       phc_pair_info *to, phc_errbuf *err)
+static int rollback(phc_token *t, long long now, int dry_run, phc_pair_info *from,
+                    phc_pair_info *to, phc_errbuf *err)
 {
     inventory inv;
     if (from)
@@ -436,5 +453,30 @@ int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info *
              phc_token_label(t));
 out:
     phc__token_inventory_free(&inv);
+    return rc;
+}
+
+int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info **from,
+                       phc_pair_info **to, phc_errbuf *err)
+{
+    phc_pair_info *f = NULL, *o = NULL;
+    if (from)
+        *from = NULL;
+    if (to)
+        *to = NULL;
+    if ((from && !(f = OPENSSL_zalloc(sizeof(*f)))) || (to && !(o = OPENSSL_zalloc(sizeof(*o))))) {
+        phc_pair_info_free(f);
+        return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+    }
+    int rc = rollback(t, now, dry_run, f, o, err);
+    if (rc == PHC_OK) {
+        if (from)
+            *from = f;
+        if (to)
+            *to = o;
+        f = o = NULL;
+    }
+    phc_pair_info_free(f);
+    phc_pair_info_free(o);
     return rc;
 }

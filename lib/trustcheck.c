@@ -3,6 +3,7 @@
  * phc__tls_configure, the verdict from phc__trust_check. Only the decoy is made here. */
 #include "config.h"
 #include "err.h"
+#include "opts.h"
 #include "tls.h"
 #include "trust.h"
 #include "x509_profile.h"
@@ -385,9 +386,10 @@ int phc_trust_check(phc_trust_report **out, const phc_config *cfg, const phc_tru
     if (!out || !cfg)
         return phc__err(err, PHC_ERR_INTERNAL, "phc_trust_check: out or cfg is NULL");
     *out = NULL;
-    if (o->version != PHC_TRUST_CHECK_OPTS_VERSION)
-        return phc__err(err, PHC_ERR_CONFIG, "phc_trust_check: unknown options version %u",
-                        o->version);
+    int vrc =
+        phc__version_check("phc_trust_check_opts", o->version, PHC_TRUST_CHECK_OPTS_VERSION, err);
+    if (vrc != PHC_OK)
+        return vrc;
     if (!cfg->ca_file || !cfg->host)
         return phc__err(err, PHC_ERR_CONFIG, "config has no '%s'",
                         cfg->ca_file ? "url" : "ca_file");

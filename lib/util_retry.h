@@ -1,6 +1,6 @@
 /* The one retry policy for answers that say "later" (429 Too Many Requests, 503 Service
  * Unavailable), used by requests (client.c) and by the token endpoint (auth.c):
- *  - at most PHC_RETRY_ATTEMPTS attempts in all;
+ *  - at most PHC_RETRY_ATTEMPTS attempts in all (a client's options may choose another count);
  *  - before each new attempt, the wait the answer's Retry-After asks for (phc__retry_after);
  *  - the waits add up to at most the budget (PHC_RETRY_BUDGET_S, or less when the caller's
  *    own timeout is smaller); an answer asking for more than is left ends the retries at once.
@@ -19,6 +19,7 @@
 
 typedef struct phc_retry {
     int attempt;       /* the attempt just made, from 1 */
+    int max_attempts;  /* attempts in all (PHC_RETRY_ATTEMPTS unless phc__retry_limits) */
     int64_t budget_ms; /* total wait allowed */
     int64_t waited_ms; /* waited so far */
     long wait_s;       /* the wait the last answer asked for (phc__retry_next) */
@@ -32,6 +33,10 @@ long phc__retry_after(const char *value);
 /* Starts a policy for one request; budget_s: the caller's own time limit, capped at
  * PHC_RETRY_BUDGET_S (<= 0: no waiting at all). The first attempt is attempt 1. */
 void phc__retry_init(phc_retry *r, long budget_s);
+
+/* The caller's own limits (phc_client_opts): max_attempts > 0 replaces the attempt count (1:
+ * no retry), max_wait_ms > 0 replaces the budget; 0 keeps the default of phc__retry_init. */
+void phc__retry_limits(phc_retry *r, int max_attempts, unsigned int max_wait_ms);
 
 /* 1 when status is 429 or 503; the rest of the policy only applies to those. */
 int phc__retry_status(long status);

@@ -100,7 +100,7 @@ static void reload(phc_agent *a)
     if (phc_client_reload(a->client, &changed, &err) != PHC_OK) {
         phc_agent_logf("reload failed, still serving with the current pair: %s", err.msg);
     } else if (changed) {
-        phc_stats st;
+        phc_stats st = PHC_STATS_INIT;
         phc_errbuf ignored = {0};
         if (phc_client_stats(a->client, &st, &ignored) == PHC_OK)
             phc_agent_logf("reloaded: now using client certificate serial %s",
@@ -203,6 +203,7 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
         goto out;
     }
     phc_client_opts opts = {
+        .version = PHC_CLIENT_OPTS_VERSION,
         .log = agent_log,
         .level = g->verbose >= 2 ? PHC_LOG_DEBUG
                  : g->verbose    ? PHC_LOG_INFO
@@ -217,7 +218,7 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
         goto out;
     if ((rc = phc_agent_serve(&a)) != 0)
         goto out;
-    phc_stats st;
+    phc_stats st = PHC_STATS_INIT;
     phc_errbuf ignored = {0};
     if (phc_client_stats(a.client, &st, &ignored) == PHC_OK)
         phc_agent_logf("listening on %s%s; client certificate serial %s", a.listen,

@@ -132,6 +132,7 @@ static void forward(struct phc_agent_req *r)
 {
     phc_agent *a = r->a;
     phc_request q = {
+        .version = PHC_REQUEST_VERSION,
         .method = r->method,
         .path = r->target,
         .headers = (const char *const *)r->headers,
@@ -143,7 +144,7 @@ static void forward(struct phc_agent_req *r)
     double t = now_s();
     int rc = forward_upstream(a, &q, &resp, &err, &r->reused, &r->resumed);
     r->upstream_s = now_s() - t;
-    phc_stats st;
+    phc_stats st = PHC_STATS_INIT;
     phc_errbuf ignored = {0};
     if (phc_client_stats(a->client, &st, &ignored) == PHC_OK)
         memcpy(r->serial, st.cert_serial, sizeof(r->serial));

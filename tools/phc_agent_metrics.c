@@ -84,7 +84,7 @@ static long long credential_expiry(const phc_config *cfg)
 
 char *phc_agent_health(phc_agent *a, unsigned *status)
 {
-    phc_stats st;
+    phc_stats st = PHC_STATS_INIT;
     phc_errbuf err = {0};
     int ok = phc_client_stats(a->client, &st, &err) == PHC_OK;
     int has_cert = ok && st.cert_serial[0];
@@ -171,7 +171,7 @@ char *phc_agent_metrics_text(phc_agent *a, unsigned connections_open)
     put(&b, "phc_agent_upstream_duration_seconds_sum %.6f\n", (double)get(&m->sum_us) / 1e6);
     put(&b, "phc_agent_upstream_duration_seconds_count %llu\n", get(&m->count));
 
-    phc_stats st;
+    phc_stats st = PHC_STATS_INIT;
     phc_errbuf err = {0};
     if (phc_client_stats(a->client, &st, &err) == PHC_OK) {
         put(&b,

@@ -112,7 +112,7 @@ static void fail(struct worker *w, int exit_code, const char *msg)
 
 static void one_request(struct worker *w, double *ms)
 {
-    phc_request req = {.path = w->env->path, .flags = w->flags};
+    phc_request req = {.version = PHC_REQUEST_VERSION, .path = w->env->path, .flags = w->flags};
     phc_response *resp = NULL;
     phc_errbuf err = {0};
     double t0 = bench_now();

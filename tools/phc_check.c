@@ -25,9 +25,9 @@ typedef struct check {
     char text[1024];
     char perf[512];
     /* for the metrics */
-    phc_pair_info *pairs;
+    phc_pair_list *pairs;
     size_t npairs;
-    phc_ca_info *ca;
+    phc_ca_list *ca;
     size_t nca;
     phc_endpoint ep;
     int have_key;
@@ -69,8 +69,8 @@ static void check_cert(check *c)
     const phc_pair_info *active = NULL;
     char w[64], d[40];
     for (size_t i = 0; i < c->npairs; i++)
-        if (c->pairs[i].state == PHC_PAIR_ACTIVE)
-            active = &c->pairs[i];
+        if (phc_pair_list_get(c->pairs, i)->state == PHC_PAIR_ACTIVE)
+            active = phc_pair_list_get(c->pairs, i);
     if (!active) {
         c->state = CRITICAL;
         add(c->text, sizeof(c->text), "no valid certificate on the token%s",
@@ -90,7 +90,7 @@ static void check_cert(check *c)
     for (int changed = 1; changed;) {
         changed = 0;
         for (size_t i = 0; i < c->npairs; i++) {
-            const phc_pair_info *p = &c->pairs[i];
+            const phc_pair_info *p = phc_pair_list_get(c->pairs, i);
             if (p->state == PHC_PAIR_NOT_YET_VALID && !p->key_mismatch && p->key_supported &&
                 p->not_before <= horizon && p->not_after > horizon) {
                 horizon = p->not_after;
@@ -113,8 +113,8 @@ static void check_ca(check *c)
     const phc_ca_info *first = NULL;
     char w[64];
     for (size_t i = 0; i < c->nca; i++)
-        if (!first || c->ca[i].not_after < first->not_after)
-            first = &c->ca[i];
+        if (!first || phc_ca_list_get(c->ca, i)->not_after < first->not_after)
+            first = phc_ca_list_get(c->ca, i);
     if (!first)
         return;
     int st;
@@ -190,7 +190,7 @@ static int write_metrics(const check *c, const char *path)
         fprintf(f, "# HELP phc_certificate_not_after_seconds notAfter of each certificate on the "
                    "token (Unix time).\n# TYPE phc_certificate_not_after_seconds gauge\n");
         for (size_t i = 0; i < c->npairs; i++) {
-            const phc_pair_info *p = &c->pairs[i];
+            const phc_pair_info *p = phc_pair_list_get(c->pairs, i);
             if (!p->has_cert)
                 continue;
             fputs("phc_certificate_not_after_seconds{", f);
@@ -205,7 +205,7 @@ static int write_metrics(const check *c, const char *path)
         for (int s = PHC_PAIR_ACTIVE; s <= PHC_PAIR_NOT_YET_VALID; s++) {
             size_t n = 0;
             for (size_t i = 0; i < c->npairs; i++)
-                n += c->pairs[i].state == (phc_pair_state)s;
+                n += phc_pair_list_get(c->pairs, i)->state == (phc_pair_state)s;
             fputs("phc_pairs{", f);
             label(f, "state", phc_pair_state_name((phc_pair_state)s), 1);
             fprintf(f, "} %zu\n", n);
@@ -216,9 +216,9 @@ static int write_metrics(const check *c, const char *path)
                    "time).\n# TYPE phc_ca_not_after_seconds gauge\n");
         for (size_t i = 0; i < c->nca; i++) {
             fputs("phc_ca_not_after_seconds{", f);
-            label(f, "sha256", c->ca[i].sha256, 0);
-            label(f, "subject", c->ca[i].subject, 1);
-            fprintf(f, "} %lld\n", c->ca[i].not_after);
+            label(f, "sha256", phc_ca_list_get(c->ca, i)->sha256, 0);
+            label(f, "subject", phc_ca_list_get(c->ca, i)->subject, 1);
+            fprintf(f, "} %lld\n", phc_ca_list_get(c->ca, i)->not_after);
         }
     }
     if (c->trust) {
@@ -448,18 +448,20 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     if (c.have_key) {
         phc_client_opts o = phc_tool_log_opts(g);
         if (phc_token_open(&t, cfg, &o, &err) != PHC_OK ||
-            phc_token_pairs(t, c.now, &c.pairs, &c.npairs, &err) != PHC_OK) {
+            phc_token_pairs(t, c.now, &c.pairs, &err) != PHC_OK) {
             c.state = UNKNOWN;
             snprintf(c.text, sizeof(c.text), "%s", err.msg);
             goto report;
         }
+        c.npairs = phc_pair_list_count(c.pairs);
         check_cert(&c);
     }
-    if (phc_config_ca_certs(cfg, c.now, &c.ca, &c.nca, &err) != PHC_OK) {
+    if (phc_config_ca_certs(cfg, c.now, &c.ca, &err) != PHC_OK) {
         c.state = UNKNOWN;
         snprintf(c.text, sizeof(c.text), "%s", err.msg);
         goto report;
     }
+    c.nca = phc_ca_list_count(c.ca);
     check_ca(&c);
     check_credential(&c, cfg);
     /* The decoy needs nothing but the CA file: a self-test that cannot run is not a finding. */
@@ -493,8 +495,8 @@ report:
         printf("%s: %s - %s\n", c.trust->findings[i].name,
                phc_trust_result_name(c.trust->findings[i].result), c.trust->findings[i].detail);
 out:
-    phc_free(c.pairs);
-    phc_free(c.ca);
+    phc_pair_list_free(c.pairs);
+    phc_ca_list_free(c.ca);
     phc_trust_report_free(c.trust);
     phc_token_free(t);
     phc_config_free(cfg);

@@ -191,6 +191,7 @@ static void log_to_stderr(void *ud, phc_log_level level, const char *msg)
 phc_client_opts phc_tool_log_opts(const phc_globals *g)
 {
     phc_client_opts o = {
+        .version = PHC_CLIENT_OPTS_VERSION,
         .log = log_to_stderr,
         .log_userdata = (void *)g,
         .level = g->verbose >= 2   ? PHC_LOG_DEBUG

@@ -70,13 +70,12 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
     if (new_key && !subject) {
         /* The new key borrows the active pair's subject; without one, say so before a key
          * is made for nothing. */
-        phc_pair_info *p = NULL;
-        size_t n = 0;
+        phc_pair_list *p = NULL;
         int have = 0;
-        if (phc_token_pairs(t, 0, &p, &n, &err) == PHC_OK)
-            for (size_t i = 0; i < n; i++)
-                have |= p[i].state == PHC_PAIR_ACTIVE;
-        phc_free(p);
+        if (phc_token_pairs(t, 0, &p, &err) == PHC_OK)
+            for (size_t i = 0; i < phc_pair_list_count(p); i++)
+                have |= phc_pair_list_get(p, i)->state == PHC_PAIR_ACTIVE;
+        phc_pair_list_free(p);
         if (!have) {
             rc = phc_tool_usage("no active pair to copy the subject from: give --subject DN");
             goto out;
@@ -111,17 +110,16 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
     }
     if (!key_id) {
         /* Name the key the library chose: the active pair's, else the only pending one. */
-        phc_pair_info *p = NULL;
-        size_t n = 0;
-        if (phc_token_pairs(t, 0, &p, &n, &err) == PHC_OK) {
-            for (size_t i = 0; i < n && !id[0]; i++)
-                if (p[i].state == PHC_PAIR_ACTIVE)
-                    snprintf(id, sizeof(id), "%s", p[i].id_hex);
-            for (size_t i = 0; i < n && !id[0]; i++)
-                if (p[i].state == PHC_PAIR_PENDING)
-                    snprintf(id, sizeof(id), "%s", p[i].id_hex);
+        phc_pair_list *p = NULL;
+        if (phc_token_pairs(t, 0, &p, &err) == PHC_OK) {
+            for (size_t i = 0; i < phc_pair_list_count(p) && !id[0]; i++)
+                if (phc_pair_list_get(p, i)->state == PHC_PAIR_ACTIVE)
+                    snprintf(id, sizeof(id), "%s", phc_pair_list_get(p, i)->id_hex);
+            for (size_t i = 0; i < phc_pair_list_count(p) && !id[0]; i++)
+                if (phc_pair_list_get(p, i)->state == PHC_PAIR_PENDING)
+                    snprintf(id, sizeof(id), "%s", phc_pair_list_get(p, i)->id_hex);
         }
-        phc_free(p);
+        phc_pair_list_free(p);
         key_id = id;
     }
     printf("certificate request (key id %s) written to %s\n", key_id, out);

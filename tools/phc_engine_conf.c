@@ -298,21 +298,21 @@ static int pick_uris(const phc_globals *g, phc_config *cfg, char **key, char **c
     }
     phc_client_opts o = phc_tool_log_opts(g);
     phc_token *t = NULL;
-    phc_pair_info *p = NULL;
+    phc_pair_list *p = NULL;
     size_t n = 0;
     phc_errbuf err = {0};
     int rc = 0;
-    if (phc_token_open(&t, cfg, &o, &err) != PHC_OK ||
-        phc_token_pairs(t, 0, &p, &n, &err) != PHC_OK) {
+    if (phc_token_open(&t, cfg, &o, &err) != PHC_OK || phc_token_pairs(t, 0, &p, &err) != PHC_OK) {
         fprintf(stderr, "phc: %s (engine-conf reads the token to name the active pair's id)\n",
                 err.msg);
         rc = phc_err_exit_code(err.code);
         goto out;
     }
     const phc_pair_info *active = NULL;
+    n = phc_pair_list_count(p);
     for (size_t i = 0; i < n; i++)
-        if (p[i].state == PHC_PAIR_ACTIVE)
-            active = &p[i];
+        if (phc_pair_list_get(p, i)->state == PHC_PAIR_ACTIVE)
+            active = phc_pair_list_get(p, i);
     if (!active) {
         fprintf(stderr,
                 "phc: [warning] no active pair on token '%s': the URIs name no id and match "
@@ -331,7 +331,7 @@ static int pick_uris(const phc_globals *g, phc_config *cfg, char **key, char **c
     if (!*key || !c)
         rc = 9;
 out:
-    phc_free(p);
+    phc_pair_list_free(p);
     phc_token_free(t);
     if (rc == 0) {
         *cert = c;

@@ -22,15 +22,14 @@ static int write_csr(const char *path, const char *pem, const char *id)
 static const char *key_desc(phc_token *t, const char *id)
 {
     static char desc[32];
-    phc_pair_info *p = NULL;
-    size_t n = 0;
+    phc_pair_list *p = NULL;
     phc_errbuf err = {0};
     snprintf(desc, sizeof(desc), "key");
-    if (phc_token_pairs(t, 0, &p, &n, &err) == PHC_OK)
-        for (size_t i = 0; i < n; i++)
-            if (!strcmp(p[i].id_hex, id))
-                snprintf(desc, sizeof(desc), "%s", p[i].key_type);
-    phc_free(p);
+    if (phc_token_pairs(t, 0, &p, &err) == PHC_OK)
+        for (size_t i = 0; i < phc_pair_list_count(p); i++)
+            if (!strcmp(phc_pair_list_get(p, i)->id_hex, id))
+                snprintf(desc, sizeof(desc), "%s", phc_pair_list_get(p, i)->key_type);
+    phc_pair_list_free(p);
     return desc;
 }
 

@@ -29,12 +29,13 @@ static void say_pair(const char *what, const phc_pair_info *p)
  * stderr and why, by the rotation rule (token.h): the active pair's certificate starts
  * later, or starts in the same second and ends later, or has the very same dates (a tie,
  * broken by a fixed order of the two encodings, not by which was installed later). */
-static void explain_not_active(const phc_pair_info *mine, const phc_pair_info *pairs, size_t n)
+static void explain_not_active(const phc_pair_info *mine, const phc_pair_list *pairs)
 {
+    size_t n = phc_pair_list_count(pairs);
     const phc_pair_info *act = NULL;
     for (size_t i = 0; i < n; i++)
-        if (pairs[i].state == PHC_PAIR_ACTIVE)
-            act = &pairs[i];
+        if (phc_pair_list_get(pairs, i)->state == PHC_PAIR_ACTIVE)
+            act = phc_pair_list_get(pairs, i);
     if (mine->state != PHC_PAIR_RETIRED || !act)
         return;
     char a[40], b[40];
@@ -107,7 +108,9 @@ static int probe(const phc_globals *g, const char *cert_name, const char *pem, s
         return 9;
     }
     phc_client_opts o = phc_tool_log_opts(g);
-    phc_request req = {.path = path, .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
+    phc_request req = {.version = PHC_REQUEST_VERSION,
+                       .path = path,
+                       .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
     if (phc_config_set(cfg, "cert", mem_path, &err) != PHC_OK ||
         phc_client_new(&client, cfg, &o, &err) != PHC_OK ||
         phc_client_request(client, &resp, &req, &err) != PHC_OK) {
@@ -168,7 +171,8 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
 
     phc_config *cfg = NULL;
     phc_token *t = NULL;
-    phc_pair_info pi, *pairs = NULL;
+    phc_pair_info *pi = NULL;
+    phc_pair_list *pairs = NULL;
     size_t n = 0;
     int already = 0;
     phc_errbuf err = {0};
@@ -184,7 +188,7 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
     }
     phc_admin_pause("checked");
     if (already) {
-        say_pair("already on the token, nothing stored", &pi);
+        say_pair("already on the token, nothing stored", pi);
         goto report;
     }
     if (do_probe) {
@@ -200,35 +204,39 @@ int phc_cmd_install(const phc_globals *g, int argc, char **argv)
         if ((rc = phc_admin_open(g, &cfg, &t)) != 0)
             goto out;
     }
+    phc_pair_info_free(pi);
     if (phc_token_install_cert(t, pem, len, 0, &pi, &already, &err) != PHC_OK) {
         rc = phc_tool_fail(&err);
         goto out;
     }
     phc_admin_pause("stored");
-    say_pair(already ? "already on the token, nothing stored" : "installed", &pi);
+    say_pair(already ? "already on the token, nothing stored" : "installed", pi);
 report:
-    if (phc_token_pairs(t, 0, &pairs, &n, &err) != PHC_OK) {
+    if (phc_token_pairs(t, 0, &pairs, &err) != PHC_OK) {
         rc = phc_tool_fail(&err);
         goto out;
     }
     int any = 0;
+    n = phc_pair_list_count(pairs);
     for (size_t i = 0; i < n; i++)
-        if (pairs[i].state == PHC_PAIR_ACTIVE) {
-            say_pair("active pair", &pairs[i]);
+        if (phc_pair_list_get(pairs, i)->state == PHC_PAIR_ACTIVE) {
+            say_pair("active pair", phc_pair_list_get(pairs, i));
             any = 1;
         }
     if (!any)
         printf("active pair: none yet\n");
     for (size_t i = 0; i < n; i++)
-        if (pairs[i].has_cert && strcmp(pairs[i].sha256, pi.sha256) == 0)
-            explain_not_active(&pairs[i], pairs, n);
-    if (pi.state == PHC_PAIR_NOT_YET_VALID) {
+        if (phc_pair_list_get(pairs, i)->has_cert &&
+            strcmp(phc_pair_list_get(pairs, i)->sha256, pi->sha256) == 0)
+            explain_not_active(phc_pair_list_get(pairs, i), pairs);
+    if (pi->state == PHC_PAIR_NOT_YET_VALID) {
         char from[40];
         printf("the new certificate is valid from %s; the connector switches to it then\n",
-               phc_admin_time(from, sizeof(from), pi.not_before, 0));
+               phc_admin_time(from, sizeof(from), pi->not_before, 0));
     }
 out:
-    phc_free(pairs);
+    phc_pair_info_free(pi);
+    phc_pair_list_free(pairs);
     phc_token_free(t);
     phc_config_free(cfg);
     free(pem);

@@ -7,42 +7,47 @@
 #include <string.h>
 #include <time.h>
 
-static void list(const char *what, const phc_pair_info *p, size_t n)
+static void list(const char *what, const phc_pair_list *p)
 {
     char until[40];
-    for (size_t i = 0; i < n; i++) {
-        if (p[i].has_cert)
-            printf("%s: id %s (%s) '%s', serial %s, valid until %s\n", what, p[i].id_hex,
-                   phc_pair_state_name(p[i].state), p[i].subject, p[i].serial,
-                   phc_admin_time(until, sizeof(until), p[i].not_after, 0));
+    for (size_t i = 0; i < phc_pair_list_count(p); i++) {
+        if (phc_pair_list_get(p, i)->has_cert)
+            printf("%s: id %s (%s) '%s', serial %s, valid until %s\n", what,
+                   phc_pair_list_get(p, i)->id_hex,
+                   phc_pair_state_name(phc_pair_list_get(p, i)->state),
+                   phc_pair_list_get(p, i)->subject, phc_pair_list_get(p, i)->serial,
+                   phc_admin_time(until, sizeof(until), phc_pair_list_get(p, i)->not_after, 0));
         else
-            printf("%s: id %s (pending key, %s, no certificate)\n", what, p[i].id_hex,
-                   p[i].key_type);
+            printf("%s: id %s (pending key, %s, no certificate)\n", what,
+                   phc_pair_list_get(p, i)->id_hex, phc_pair_list_get(p, i)->key_type);
     }
 }
 
 /* The private keys the prune removes: the library deletes a key once no certificate of it is
  * left, so a key goes when every pair with its id (before the prune) is in the list. One
  * line per key; returns how many. */
-static size_t list_keys(const char *what, const phc_pair_info *gone, size_t ngone,
-                        const phc_pair_info *all, size_t nall)
+static size_t list_keys(const char *what, const phc_pair_list *gone, const phc_pair_list *all)
 {
-    size_t keys = 0;
+    size_t keys = 0, ngone = phc_pair_list_count(gone), nall = phc_pair_list_count(all);
     for (size_t i = 0; i < ngone; i++) {
         int first = 1;
         size_t had = 0, going = 0;
         for (size_t j = 0; j < i; j++)
-            first &= strcmp(gone[j].id_hex, gone[i].id_hex) != 0;
+            first &=
+                strcmp(phc_pair_list_get(gone, j)->id_hex, phc_pair_list_get(gone, i)->id_hex) != 0;
         if (!first)
             continue;
         for (size_t j = 0; j < nall; j++)
-            had += strcmp(all[j].id_hex, gone[i].id_hex) == 0;
+            had +=
+                strcmp(phc_pair_list_get(all, j)->id_hex, phc_pair_list_get(gone, i)->id_hex) == 0;
         for (size_t j = 0; j < ngone; j++)
-            going += strcmp(gone[j].id_hex, gone[i].id_hex) == 0;
+            going +=
+                strcmp(phc_pair_list_get(gone, j)->id_hex, phc_pair_list_get(gone, i)->id_hex) == 0;
         if (going < had)
             continue;
-        printf("%s: private key id %s, label '%s', type %s\n", what, gone[i].id_hex, gone[i].label,
-               gone[i].key_type);
+        printf("%s: private key id %s, label '%s', type %s\n", what,
+               phc_pair_list_get(gone, i)->id_hex, phc_pair_list_get(gone, i)->label,
+               phc_pair_list_get(gone, i)->key_type);
         keys++;
     }
     return keys;
@@ -87,18 +92,19 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
     int rc = phc_admin_open(g, &cfg, &t);
     if (rc)
         return rc;
-    phc_pair_info *p = NULL, *all = NULL;
-    size_t n = 0, nall = 0, keys = 0;
+    phc_pair_list *p = NULL, *all = NULL;
+    size_t n = 0, keys = 0;
     phc_errbuf err = {0};
     long long now = (long long)time(NULL);
     /* Every pair before the prune, with the same now: which keys lose their last certificate. */
-    if (phc_token_pairs(t, now, &all, &nall, &err) != PHC_OK) {
+    if (phc_token_pairs(t, now, &all, &err) != PHC_OK) {
         rc = phc_tool_fail(&err);
         goto out;
     }
-    int prc = phc_token_prune(t, now, flags, &p, &n, &err);
-    list(yes ? "deleted" : "would delete", p, n);
-    keys = list_keys(yes ? "deleted" : "would delete", p, n, all, nall);
+    int prc = phc_token_prune(t, now, flags, &p, &err);
+    n = phc_pair_list_count(p);
+    list(yes ? "deleted" : "would delete", p);
+    keys = list_keys(yes ? "deleted" : "would delete", p, all);
     if (prc != PHC_OK)
         rc = phc_tool_fail(&err);
     else if (!n)
@@ -110,8 +116,8 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
                : keys == 1 ? " (and the private key above, for good)"
                            : " (and the private keys above, for good)");
 out:
-    phc_free(all);
-    phc_free(p);
+    phc_pair_list_free(all);
+    phc_pair_list_free(p);
     phc_token_free(t);
     phc_config_free(cfg);
     return rc;

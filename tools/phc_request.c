@@ -95,7 +95,7 @@ static int request_via_agent(const char *agent, const char *method, const char *
                              const char *const *headers, const char *body, size_t body_len,
                              const char *output, int include)
 {
-    phc_request req = {method, path, headers, body, body_len, 0};
+    phc_request req = {PHC_REQUEST_VERSION, method, path, headers, body, body_len, 0};
     phc_agent_reply rep;
     phc_errbuf err = {0};
     int rc = 0, prc = phc_agent_client_request(agent, &req, &rep, &err);
@@ -183,6 +183,7 @@ int phc_cmd_request(const phc_globals *g, int argc, char **argv)
         return rc;
     }
     phc_request req = {
+        .version = PHC_REQUEST_VERSION,
         .method = method,
         .path = path,
         .headers = nheaders ? headers : NULL,

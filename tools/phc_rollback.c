@@ -35,25 +35,27 @@ int phc_cmd_rollback(const phc_globals *g, int argc, char **argv)
     int rc = phc_admin_open(g, &cfg, &t);
     if (rc)
         return rc;
-    phc_pair_info from, to;
+    phc_pair_info *from = NULL, *to = NULL;
     phc_errbuf err = {0};
     char a[40], b[40];
     if (phc_token_rollback(t, 0, !yes, &from, &to, &err) != PHC_OK) {
         rc = phc_tool_fail(&err);
     } else {
         printf("%s certificate '%s' (serial %s) of key id %s, valid until %s\n",
-               yes ? "removed" : "would remove", from.subject, from.serial, from.id_hex,
-               phc_admin_time(a, sizeof(a), from.not_after, 0));
+               yes ? "removed" : "would remove", from->subject, from->serial, from->id_hex,
+               phc_admin_time(a, sizeof(a), from->not_after, 0));
         printf("%s pair: id %s, '%s' (serial %s), valid until %s (%ld days)\n",
-               yes ? "active" : "would become active", to.id_hex, to.subject, to.serial,
-               phc_admin_time(b, sizeof(b), to.not_after, 0), to.days_left);
+               yes ? "active" : "would become active", to->id_hex, to->subject, to->serial,
+               phc_admin_time(b, sizeof(b), to->not_after, 0), to->days_left);
         if (!yes)
             printf("nothing changed: run 'phc rollback --yes' to do it\n");
         else
             printf("key id %s keeps its key; 'phc install' of the removed certificate undoes "
                    "this\n",
-                   from.id_hex);
+                   from->id_hex);
     }
+    phc_pair_info_free(from);
+    phc_pair_info_free(to);
     phc_token_free(t);
     phc_config_free(cfg);
     return rc;

@@ -10,9 +10,9 @@
 typedef struct status {
     phc_config *cfg;
     phc_token *t;
-    phc_pair_info *pairs;
+    phc_pair_list *pairs;
     size_t npairs;
-    phc_ca_info *ca;
+    phc_ca_list *ca;
     size_t nca;
     phc_endpoint ep;
     long long now;
@@ -40,7 +40,7 @@ static void print_text(const status *s)
         printf("%-4s %-13s %-9s %-20s %-20s %6s  %s\n", "ID", "STATE", "KEY", "NOT BEFORE",
                "NOT AFTER", "DAYS", "SUBJECT / ISSUER / SERIAL");
     for (size_t i = 0; i < s->npairs; i++) {
-        const phc_pair_info *p = &s->pairs[i];
+        const phc_pair_info *p = phc_pair_list_get(s->pairs, i);
         if (!p->has_cert) {
             printf("%-4s %-13s %-9s %-20s %-20s %6s  (no certificate yet)\n", p->id_hex,
                    phc_pair_state_name(p->state), p->key_type, "-", "-", "-");
@@ -56,10 +56,11 @@ static void print_text(const status *s)
     if (phc_config_get(s->cfg, "cert"))
         printf("note: the config sets 'cert'; the connector uses that certificate, not the "
                "active pair\n");
-    for (size_t i = 0; i < s->nca; i++)
-        printf("CA '%s': valid until %s (%ld days), sha256 %s\n", s->ca[i].subject,
-               phc_admin_time(a, sizeof(a), s->ca[i].not_after, 0), s->ca[i].days_left,
-               s->ca[i].sha256);
+    for (size_t i = 0; i < s->nca; i++) {
+        const phc_ca_info *ca = phc_ca_list_get(s->ca, i);
+        printf("CA '%s': valid until %s (%ld days), sha256 %s\n", ca->subject,
+               phc_admin_time(a, sizeof(a), ca->not_after, 0), ca->days_left, ca->sha256);
+    }
     printf("url: %s\n", s->ep.url);
     printf("pinned addresses: ");
     for (size_t i = 0; i < s->ep.n_pinned_ips; i++)
@@ -125,7 +126,7 @@ static void print_json(const status *s)
     }
     fputs(",\"pairs\":[", f);
     for (size_t i = 0; i < s->npairs; i++) {
-        const phc_pair_info *p = &s->pairs[i];
+        const phc_pair_info *p = phc_pair_list_get(s->pairs, i);
         if (p->state == PHC_PAIR_ACTIVE)
             active = p->id_hex;
         fprintf(f, "%s{\"id\":", i ? "," : "");
@@ -159,13 +160,14 @@ static void print_json(const status *s)
     json_opt_str(f, active);
     fputs(",\"ca\":[", f);
     for (size_t i = 0; i < s->nca; i++) {
+        const phc_ca_info *ca = phc_ca_list_get(s->ca, i);
         fprintf(f, "%s{\"subject\":", i ? "," : "");
-        phc_admin_json_str(f, s->ca[i].subject);
+        phc_admin_json_str(f, ca->subject);
         fputs(",\"sha256\":", f);
-        phc_admin_json_str(f, s->ca[i].sha256);
+        phc_admin_json_str(f, ca->sha256);
         fputc(',', f);
-        json_time(f, "not_after", s->ca[i].not_after);
-        fprintf(f, ",\"days_left\":%ld}", s->ca[i].days_left);
+        json_time(f, "not_after", ca->not_after);
+        fprintf(f, ",\"days_left\":%ld}", ca->days_left);
     }
     fputs("],\"trust_selftest\":", f);
     json_opt_str(f, s->trust ? phc_trust_result_name(s->trust->overall) : NULL);
@@ -221,15 +223,17 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
     if (phc_config_get(s.cfg, "key")) {
         phc_client_opts o = phc_tool_log_opts(g);
         if (phc_token_open(&s.t, s.cfg, &o, &err) != PHC_OK ||
-            phc_token_pairs(s.t, s.now, &s.pairs, &s.npairs, &err) != PHC_OK) {
+            phc_token_pairs(s.t, s.now, &s.pairs, &err) != PHC_OK) {
             rc = phc_tool_fail(&err);
             goto out;
         }
     }
-    if (phc_config_ca_certs(s.cfg, s.now, &s.ca, &s.nca, &err) != PHC_OK) {
+    if (phc_config_ca_certs(s.cfg, s.now, &s.ca, &err) != PHC_OK) {
         rc = phc_tool_fail(&err);
         goto out;
     }
+    s.npairs = phc_pair_list_count(s.pairs);
+    s.nca = phc_ca_list_count(s.ca);
     phc_config_endpoint(s.cfg, &s.ep);
     if (phc_tool_trust_check(s.cfg, NULL, 30, 7, &s.trust, &s.trust_err) != PHC_OK)
         s.trust = NULL;
@@ -240,8 +244,8 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
     if (fflush(stdout) != 0)
         rc = phc_tool_usage("cannot write to standard output");
 out:
-    phc_free(s.pairs);
-    phc_free(s.ca);
+    phc_pair_list_free(s.pairs);
+    phc_ca_list_free(s.ca);
     phc_trust_report_free(s.trust);
     phc_token_free(s.t);
     phc_config_free(s.cfg);

@@ -165,24 +165,26 @@ out:
 
 static void check(const char *pem, size_t len, int reissued)
 {
-    phc_pair_info pi;
+    phc_pair_info *pi = NULL;
     int already = -1;
     phc_errbuf err = {0};
     int rc = phc_token_check_cert(g.token, pem, len, NOW, &pi, &already, &err);
     if (getenv("PHC_FUZZ_VERBOSE"))
         fprintf(stderr, "%s: rc %d %s\n", reissued ? "re-issued" : "as given", rc,
-                rc ? err.msg : phc_pair_state_name(pi.state));
+                rc ? err.msg : phc_pair_state_name(pi->state));
     fuzz_check_err(rc, &err);
     if (rc != PHC_OK) {
         if (rc != PHC_ERR_CONFIG && rc != PHC_ERR_TRUST)
             fprintf(stderr, "unexpected class %d: %s\n", rc, err.msg);
         FUZZ_CHECK(rc == PHC_ERR_CONFIG || rc == PHC_ERR_TRUST);
+        FUZZ_CHECK(pi == NULL);
         return;
     }
     FUZZ_CHECK(reissued);
-    FUZZ_CHECK(pi.has_cert && pi.key_supported && !pi.key_mismatch);
+    FUZZ_CHECK(pi && pi->has_cert && pi->key_supported && !pi->key_mismatch);
     FUZZ_CHECK(already == 0);
-    FUZZ_CHECK(memchr(pi.subject, '\0', sizeof(pi.subject)) != NULL);
+    FUZZ_CHECK(pi && memchr(pi->subject, '\0', sizeof(pi->subject)) != NULL);
+    phc_pair_info_free(pi);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -287,7 +287,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.size = size;
     pthread_mutex_unlock(&g.mu);
 
-    phc_request req = {.path = "/v2/asset/sites", .flags = PHC_REQ_FRESH_CONNECTION};
+    phc_request req = {.version = PHC_REQUEST_VERSION,
+                       .path = "/v2/asset/sites",
+                       .flags = PHC_REQ_FRESH_CONNECTION};
     phc_response *resp = NULL;
     phc_errbuf err = {0};
     int rc = phc__xfer_perform(g.xfer, &req, &resp, &err);

@@ -47,7 +47,11 @@ static void revoke_tokens(phc_client *client)
 {
     phc_response *resp = NULL;
     phc_errbuf err = {0};
-    phc_request req = {.method = "POST", .path = "/_revoke_tokens", .body = "", .body_len = 0};
+    phc_request req = {.version = PHC_REQUEST_VERSION,
+                       .method = "POST",
+                       .path = "/_revoke_tokens",
+                       .body = "",
+                       .body_len = 0};
     int rc = phc_client_request(client, &resp, &req, &err);
     pthread_mutex_lock(&out_mu);
     printf("revoke t=%ld exit=%d\n", elapsed_ms(), phc_err_exit_code(rc));
@@ -65,7 +69,7 @@ static void *run(void *arg)
         }
         phc_response *resp = NULL;
         phc_errbuf err = {0};
-        phc_request req = {.path = j->path};
+        phc_request req = {.version = PHC_REQUEST_VERSION, .path = j->path};
         int rc = phc_client_request(j->client, &resp, &req, &err);
         pthread_mutex_lock(&out_mu);
         printf("req %d.%d t=%ld exit=%d status=%ld%s%s\n", j->thread, i, elapsed_ms(),
@@ -106,7 +110,9 @@ int main(int argc, char **argv)
         return 2;
     setvbuf(stdout, NULL, _IOLBF, 0);
     clock_gettime(CLOCK_MONOTONIC, &start);
-    phc_client_opts opts = {.log = log_stderr, .level = verbose ? PHC_LOG_DEBUG : PHC_LOG_WARN};
+    phc_client_opts opts = {.version = PHC_CLIENT_OPTS_VERSION,
+                            .log = log_stderr,
+                            .level = verbose ? PHC_LOG_DEBUG : PHC_LOG_WARN};
     int code = 0;
     phc_client *client = driver_client(config, &opts, &code);
     if (!client)

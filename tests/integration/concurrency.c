@@ -92,7 +92,7 @@ static void *worker(void *arg)
         int after = atomic_load(&s->rotated);
         if (i > s->per_thread && (!s->rotating || (after && since_rotation >= s->per_thread / 4)))
             break;
-        phc_request req = {.path = s->path};
+        phc_request req = {.version = PHC_REQUEST_VERSION, .path = s->path};
         if (s->fresh_every > 0 && i % s->fresh_every == 0) {
             req.flags |= PHC_REQ_FRESH_CONNECTION;
             if (i % (s->fresh_every * 5) == 0)
@@ -167,7 +167,7 @@ static void wait_done(struct shared *s, int n)
 /* The serial the client presents now, by one request of its own. */
 static int current_serial(struct shared *s, char *out, size_t outlen)
 {
-    phc_request req = {.path = s->path};
+    phc_request req = {.version = PHC_REQUEST_VERSION, .path = s->path};
     phc_response *resp = NULL;
     phc_errbuf err = {0};
     int rc = phc_client_request(s->client, &resp, &req, &err);

@@ -12,7 +12,8 @@
 
 static int request(phc_client *c, phc_errbuf *err)
 {
-    phc_request req = {.path = "/echo",
+    phc_request req = {.version = PHC_REQUEST_VERSION,
+                       .path = "/echo",
                        .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
     phc_response *resp = NULL;
     int rc = phc_client_request(c, &resp, &req, err);

@@ -44,7 +44,8 @@ int main(int argc, char **argv)
             usleep((useconds_t)interval * 1000);
             continue;
         }
-        phc_request req = {.path = "/echo",
+        phc_request req = {.version = PHC_REQUEST_VERSION,
+                           .path = "/echo",
                            .flags = PHC_REQ_FRESH_CONNECTION | PHC_REQ_NO_SESSION_REUSE};
         phc_response *resp = NULL;
         double start = ms_since(&t0);

@@ -25,7 +25,7 @@ static void *run(void *arg)
     for (int i = 0; i < j->n; i++) {
         phc_response *resp = NULL;
         phc_errbuf err = {0};
-        phc_request req = {.path = j->path};
+        phc_request req = {.version = PHC_REQUEST_VERSION, .path = j->path};
         int rc = phc_client_request(j->client, &resp, &req, &err);
         phc_response_free(resp);
         if (rc != PHC_OK) {

@@ -30,7 +30,8 @@ int main(int argc, char **argv)
         int off = 0;
         int post = sscanf(line, "post %u %n", &flags, &off) == 1 && off > 0;
         if (post || strncmp(line, "req ", 4) == 0) {
-            phc_request req = {.path = post ? line + off : line + 4};
+            phc_request req = {.version = PHC_REQUEST_VERSION,
+                               .path = post ? line + off : line + 4};
             if (post) {
                 req.method = "POST";
                 req.body = "{\"asset\":\"STE-0001\"}";

@@ -63,7 +63,7 @@ static void *run(void *arg)
     struct worker *w = arg;
     unsigned i = 0;
     while (!atomic_load(&stop)) {
-        phc_request req = {.path = "/echo"};
+        phc_request req = {.version = PHC_REQUEST_VERSION, .path = "/echo"};
         /* Every third request on a new connection, when asked: rotation must hold for both
          * kept-alive and freshly made connections. */
         if (w->fresh && (i++ % 3) == 0)

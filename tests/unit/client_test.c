@@ -11,7 +11,7 @@ int main(void)
 {
     phc_errbuf e = {0};
     phc_response *resp = NULL;
-    phc_request req = {.path = "/v2/asset/sites"};
+    phc_request req = {.version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites"};
     phc_client *cl = NULL;
     phc_config *c = NULL;
 
@@ -61,6 +61,26 @@ int main(void)
     }
     int st = -1;
     CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    /* a request not set up with PHC_REQUEST_INIT is refused before anything is sent */
+    phc_request bad = req;
+    bad.version = 0;
+    CHECK_ERR(phc_client_request(cl, &resp, &bad, &e), e, PHC_ERR_CONFIG,
+              "phc_request version 0 is unknown to phconnect");
+    CHECK(resp == NULL);
+    bad.version = PHC_REQUEST_VERSION + 1;
+    CHECK_ERR(phc_client_request(cl, &resp, &bad, &e), e, PHC_ERR_CONFIG,
+              "built against a newer phconnect");
+    CHECK_ERR(phc_client_request(cl, &resp, NULL, &e), e, PHC_ERR_CONFIG, "no request");
+
+    /* phc_stats is the caller's: its version says how much of it the program knows */
+    phc_stats stats = {0};
+    CHECK_ERR(phc_client_stats(cl, &stats, &e), e, PHC_ERR_CONFIG,
+              "phc_stats version 0 is unknown");
+    stats = (phc_stats)PHC_STATS_INIT;
+    CHECK(phc_client_stats(cl, &stats, &e) == PHC_OK && stats.version == PHC_STATS_VERSION &&
+          stats.token_ok == 1);
+    CHECK(phc_client_stats(cl, &stats, &e) == PHC_OK); /* the filled struct can be used again */
 
     /* a closed port: the network error names the address */
     rc = phc_client_request(cl, &resp, &req, &e);

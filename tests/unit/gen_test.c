@@ -60,7 +60,7 @@ int main(void)
     CHECK(s == 0);
 
     /* a transfer to a closed port on loopback */
-    phc_request req = {.path = "/v2/asset/sites"};
+    phc_request req = {.version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites"};
     phc_response *resp = NULL;
     int unsent = -1;
     memset(&e, 0, sizeof(e));

@@ -49,7 +49,7 @@ static void test_pinned_only(void)
     phc_errbuf e = {0};
     CHECK(phc__xfer_new(&x, &setup, &e) == PHC_OK);
     phc_response *resp = NULL;
-    phc_request req = {.path = "/v2/asset/sites"};
+    phc_request req = {.version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites"};
     CHECK_ERR(phc__xfer_perform(x, &req, &resp, &e), e, PHC_ERR_NETWORK,
               "addresses tried: 127.0.0.2, ::1)");
     CHECK(resp == NULL);
@@ -82,7 +82,7 @@ static void test_ipv6_literal_not_pinned(void)
     phc_errbuf e = {0};
     CHECK(phc__xfer_new(&x, &setup, &e) == PHC_OK);
     phc_response *resp = NULL;
-    phc_request req = {.path = "/v2/asset/sites"};
+    phc_request req = {.version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites"};
     CHECK_ERR(phc__xfer_perform(x, &req, &resp, &e), e, PHC_ERR_POLICY,
               "connection to ::1 refused by policy: the address is not in pinned_ips");
     CHECK(resp == NULL);
@@ -103,15 +103,17 @@ static void test_request_checks(void)
     phc_errbuf e = {0};
     CHECK(phc__xfer_new(&x, &setup, &e) == PHC_OK);
     phc_response *resp = NULL;
-    phc_request rel = {.path = "v2/asset/sites"};
+    phc_request rel = {.version = PHC_REQUEST_VERSION, .path = "v2/asset/sites"};
     CHECK_ERR(phc__xfer_perform(x, &rel, &resp, &e), e, PHC_ERR_CONFIG, "must start with '/'");
-    phc_request space = {.path = "/v2/asset sites"};
+    phc_request space = {.version = PHC_REQUEST_VERSION, .path = "/v2/asset sites"};
     CHECK_ERR(phc__xfer_perform(x, &space, &resp, &e), e, PHC_ERR_CONFIG, "space or control");
     const char *inject[] = {"X-Test: a\r\nHost: evil", NULL};
-    phc_request hdr = {.path = "/v2/asset/sites", .headers = inject};
+    phc_request hdr = {
+        .version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites", .headers = inject};
     CHECK_ERR(phc__xfer_perform(x, &hdr, &resp, &e), e, PHC_ERR_CONFIG, "one line");
     const char *noname[] = {"no colon here", NULL};
-    phc_request hdr2 = {.path = "/v2/asset/sites", .headers = noname};
+    phc_request hdr2 = {
+        .version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites", .headers = noname};
     CHECK_ERR(phc__xfer_perform(x, &hdr2, &resp, &e), e, PHC_ERR_CONFIG, "Name: value");
     /* Host, in any case, and a control character anywhere in a header are refused; the
      * message names the header. A tab inside a value is fine. */
@@ -132,18 +134,19 @@ static void test_request_checks(void)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *one[] = {"Accept: application/json", bad[i].header, NULL};
-        phc_request r = {.path = "/v2/asset/sites", .headers = one};
+        phc_request r = {.version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites", .headers = one};
         CHECK_ERR(phc__xfer_perform(x, &r, &resp, &e), e, PHC_ERR_CONFIG, bad[i].want);
     }
     /* Allowed: a tab in a value, an empty value, a Host-like name that is not Host. These go
      * on to the (closed) port and fail there, not in the check. */
     const char *fine[] = {"X-Test: a\tb", "X-Empty:", "X-Host: a", NULL};
-    phc_request okh = {.path = "/v2/asset/sites", .headers = fine};
+    phc_request okh = {.version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites", .headers = fine};
     int frc = phc__xfer_perform(x, &okh, &resp, &e);
     CHECK(frc != PHC_ERR_CONFIG);
     phc_response_free(resp);
     resp = NULL;
-    phc_request method = {.path = "/v2/asset/sites", .method = "GET /x HTTP/1.1\r\n"};
+    phc_request method = {
+        .version = PHC_REQUEST_VERSION, .path = "/v2/asset/sites", .method = "GET /x HTTP/1.1\r\n"};
     CHECK_ERR(phc__xfer_perform(x, &method, &resp, &e), e, PHC_ERR_CONFIG, "invalid HTTP method");
     CHECK(resp == NULL);
     phc__xfer_free(x);

@@ -137,15 +137,15 @@ static void test_token_held_while_clients_come_and_go(const tok *t)
     /* Meanwhile the held handle keeps reading the token. */
     int reads_ok = 1;
     for (int i = 0; i < 10; i++) {
-        phc_pair_info *pairs = NULL;
-        size_t n = 0;
+        phc_pair_list *pairs = NULL;
         phc_errbuf re = {0};
-        int rc = phc_token_pairs(tk, 0, &pairs, &n, &re);
+        int rc = phc_token_pairs(tk, 0, &pairs, &re);
+        size_t n = phc_pair_list_count(pairs);
         if (rc != PHC_OK || n != 1) {
             fprintf(stderr, "pairs while clients churn: rc=%d n=%zu %s\n", rc, n, re.msg);
             reads_ok = 0;
         }
-        phc_free(pairs);
+        phc_pair_list_free(pairs);
     }
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
@@ -154,10 +154,10 @@ static void test_token_held_while_clients_come_and_go(const tok *t)
         fprintf(stderr, "clients: %d/%d: %s %s\n", a.made, b.made, a.err.msg, b.err.msg);
     CHECK(a.made == 6 && b.made == 6);
     /* After every client is gone the handle still works. */
-    phc_pair_info *pairs = NULL;
-    size_t n = 0;
-    CHECK(phc_token_pairs(tk, 0, &pairs, &n, &e) == PHC_OK && n == 1 && pairs[0].has_cert);
-    phc_free(pairs);
+    phc_pair_list *pairs = NULL;
+    CHECK(phc_token_pairs(tk, 0, &pairs, &e) == PHC_OK && phc_pair_list_count(pairs) == 1 &&
+          phc_pair_list_get(pairs, 0)->has_cert);
+    phc_pair_list_free(pairs);
     phc_token_free(tk);
     phc_config_free(cfg);
 }

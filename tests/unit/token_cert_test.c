@@ -61,9 +61,12 @@ static void test_install_refusals(void)
     /* No extended key usage at all is "any purpose" (RFC 5280): accepted. Within the clock
      * skew a certificate is accepted and waits as not-yet-valid. */
     char *pem = issue(pub, "soon", 120, 30 * DAY, C_NO_EKU);
-    phc_pair_info pi;
+    phc_pair_info *pi = (phc_pair_info *)&e; /* must be reset */
+    rc = phc_token_install_cert(t, "garbage", 7, 0, &pi, NULL, &e);
+    CHECK(rc == PHC_ERR_CONFIG && pi == NULL); /* nothing to release after a refusal */
     CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, NULL, &e) == 0);
-    CHECK(pi.state == PHC_PAIR_NOT_YET_VALID);
+    CHECK(pi && pi->state == PHC_PAIR_NOT_YET_VALID);
+    phc_pair_info_free(pi);
     CHECK_STATES(t, "01:not-yet-valid");
     CHECK(strcmp(states(t, (long long)time(NULL) + 300), "01:active") == 0);
     free(pem);

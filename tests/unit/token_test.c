@@ -42,17 +42,21 @@ static void test_life_cycle(const char *name, const char *key_type, const char *
 
     /* Install: active. */
     char *pem = issue(pub1, "phc-unit", -60, 30 * DAY, 0);
-    phc_pair_info pi;
+    phc_pair_info *pi = NULL;
     int already = -1;
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_check_cert(t, pem, strlen(pem), 0, &pi, &already, &e) == 0);
-    CHECK(already == 0 && pi.state == PHC_PAIR_ACTIVE && strcmp(pi.id_hex, "01") == 0);
+    CHECK(pi && already == 0 && pi->state == PHC_PAIR_ACTIVE && strcmp(pi->id_hex, "01") == 0);
     CHECK_STATES(t, "01:pending"); /* check changes nothing */
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, &already, &e) == 0);
-    CHECK(already == 0 && pi.state == PHC_PAIR_ACTIVE);
-    CHECK(strstr(pi.subject, "CN=phc-unit") != NULL && pi.days_left >= 29 && pi.days_left <= 30);
-    CHECK(strcmp(pi.key_type, desc) == 0);
+    CHECK(pi && already == 0 && pi->state == PHC_PAIR_ACTIVE);
+    CHECK(pi && strstr(pi->subject, "CN=phc-unit") != NULL && pi->days_left >= 29 &&
+          pi->days_left <= 30);
+    CHECK(pi && strcmp(pi->key_type, desc) == 0);
     CHECK_STATES(t, "01:active");
     /* Installing the same certificate again stores nothing. */
+    phc_pair_info_free(pi);
     CHECK(phc_token_install_cert(t, pem, strlen(pem), 0, &pi, &already, &e) == 0 && already == 1);
     CHECK_STATES(t, "01:active");
     free(pem);
@@ -90,34 +94,47 @@ static void test_life_cycle(const char *name, const char *key_type, const char *
 
     /* The new certificate (newer notBefore) becomes active, the old pair retired. */
     pem = issue(pub2, "phc-unit-2", -30, 60 * DAY, 0);
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, NULL, &e) == 0);
-    CHECK(pi.state == PHC_PAIR_ACTIVE && strcmp(pi.id_hex, "02") == 0);
+    CHECK(pi && pi->state == PHC_PAIR_ACTIVE && strcmp(pi->id_hex, "02") == 0);
     CHECK_STATES(t, "01:retired 02:active");
 
     /* Rollback: 01 serves again, 02 is pending (its certificate can come back later). */
-    phc_pair_info from, to;
+    phc_pair_info *from = NULL, *to = NULL;
+    phc_pair_info_free(from);
+    phc_pair_info_free(to);
     CHECK(phc_token_rollback(t, 0, 1, &from, &to, &e) == 0);
-    CHECK(strcmp(from.id_hex, "02") == 0 && strcmp(to.id_hex, "01") == 0);
+    CHECK(from && to && strcmp(from->id_hex, "02") == 0 && strcmp(to->id_hex, "01") == 0);
     CHECK_STATES(t, "01:retired 02:active"); /* dry run */
+    phc_pair_info_free(from);
+    phc_pair_info_free(to);
     CHECK(phc_token_rollback(t, 0, 0, &from, &to, &e) == 0);
-    CHECK(from.state == PHC_PAIR_PENDING && to.state == PHC_PAIR_ACTIVE);
+    CHECK(from && to && from->state == PHC_PAIR_PENDING && to->state == PHC_PAIR_ACTIVE);
     CHECK_STATES(t, "01:active 02:pending");
+    phc_pair_info_free(pi);
     CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, &pi, NULL, &e) == 0);
     CHECK_STATES(t, "01:retired 02:active");
     free(pem);
+    phc_pair_info_free(pi);
+    phc_pair_info_free(from);
+    phc_pair_info_free(to);
 
     /* Prune: the retired pair goes (certificate, then key); never the active one. */
-    phc_pair_info *gone = NULL;
-    size_t ngone = 0;
-    CHECK(phc_token_prune(t, 0, PHC_PRUNE_DRY_RUN, &gone, &ngone, &e) == 0 && ngone == 1);
-    if (ngone == 1)
-        CHECK(strcmp(gone[0].id_hex, "01") == 0 && gone[0].state == PHC_PAIR_RETIRED);
-    phc_free(gone);
+    phc_pair_list *gone = NULL;
+    CHECK(phc_token_prune(t, 0, PHC_PRUNE_DRY_RUN, &gone, &e) == 0 &&
+          phc_pair_list_count(gone) == 1);
+    if (phc_pair_list_count(gone) == 1)
+        CHECK(strcmp(phc_pair_list_get(gone, 0)->id_hex, "01") == 0 &&
+              phc_pair_list_get(gone, 0)->state == PHC_PAIR_RETIRED);
+    phc_pair_list_free(gone);
     CHECK_STATES(t, "01:retired 02:active");
-    CHECK(phc_token_prune(t, 0, 0, &gone, &ngone, &e) == 0 && ngone == 1);
-    phc_free(gone);
+    CHECK(phc_token_prune(t, 0, 0, &gone, &e) == 0 && phc_pair_list_count(gone) == 1);
+    phc_pair_list_free(gone);
     CHECK_STATES(t, "02:active");
-    CHECK(phc_token_prune(t, 0, PHC_PRUNE_PENDING, &gone, &ngone, &e) == 0 && ngone == 0);
+    CHECK(phc_token_prune(t, 0, PHC_PRUNE_PENDING, &gone, &e) == 0 &&
+          phc_pair_list_count(gone) == 0);
+    CHECK(gone != NULL && phc_pair_list_get(gone, 0) == NULL); /* an empty list, not NULL */
+    phc_pair_list_free(gone);
     CHECK_STATES(t, "02:active");
     /* Nothing left to fall back to. */
     rc = phc_token_rollback(t, 0, 0, NULL, NULL, &e);
@@ -183,20 +200,24 @@ static void test_states_agree_with_hsm(void)
     free(pem);
     CHECK_STATES(t, "01:retired 02:retired 02:active 03:expired 04:not-yet-valid");
 
-    phc_pair_info *p = NULL;
+    phc_pair_list *p = NULL;
     size_t n = 0;
     char active_serial[80] = "";
-    CHECK(phc_token_pairs(t, 0, &p, &n, &e) == 0 && n == 5);
+    CHECK(phc_token_pairs(t, 0, &p, &e) == 0 && (n = phc_pair_list_count(p)) == 5);
+    CHECK(phc_pair_list_get(p, n) == NULL && phc_pair_list_get(NULL, 0) == NULL &&
+          phc_pair_list_count(NULL) == 0);
     for (size_t i = 0; i < n; i++) {
-        CHECK(!p[i].key_mismatch && p[i].key_supported && p[i].has_cert);
-        CHECK(strlen(p[i].sha256) == 64);
-        if (p[i].state == PHC_PAIR_ACTIVE)
-            snprintf(active_serial, sizeof(active_serial), "%s", p[i].serial);
+        CHECK(!phc_pair_list_get(p, i)->key_mismatch && phc_pair_list_get(p, i)->key_supported &&
+              phc_pair_list_get(p, i)->has_cert);
+        CHECK(strlen(phc_pair_list_get(p, i)->sha256) == 64);
+        if (phc_pair_list_get(p, i)->state == PHC_PAIR_ACTIVE)
+            snprintf(active_serial, sizeof(active_serial), "%s", phc_pair_list_get(p, i)->serial);
     }
     if (n == 5)
-        CHECK(p[3].days_left >= -2 && p[3].days_left <= -1 && p[4].days_left >= 39 &&
-              p[4].days_left <= 40);
-    phc_free(p);
+        CHECK(phc_pair_list_get(p, 3)->days_left >= -2 &&
+              phc_pair_list_get(p, 3)->days_left <= -1 &&
+              phc_pair_list_get(p, 4)->days_left >= 39 && phc_pair_list_get(p, 4)->days_left <= 40);
+    phc_pair_list_free(p);
     phc_token_free(t);
     t = NULL;
 
@@ -219,10 +240,9 @@ static void test_states_agree_with_hsm(void)
     /* Prune removes the retired and expired certificates, the keys left without one (01,
      * 03), and keeps the active pair and the one still to come. */
     t = open_tok(cfg);
-    phc_pair_info *gone = NULL;
-    size_t ngone = 0;
-    CHECK(t && phc_token_prune(t, 0, 0, &gone, &ngone, &e) == 0 && ngone == 3);
-    phc_free(gone);
+    phc_pair_list *gone = NULL;
+    CHECK(t && phc_token_prune(t, 0, 0, &gone, &e) == 0 && phc_pair_list_count(gone) == 3);
+    phc_pair_list_free(gone);
     CHECK_STATES(t, "02:active 04:not-yet-valid");
 out:
     for (int i = 0; i < 4; i++)
@@ -258,16 +278,16 @@ static void test_tie(void)
         EVP_PKEY_free(pk);
     }
     g_fixed_nb = g_fixed_na = 0;
-    phc_pair_info *p = NULL;
+    phc_pair_list *p = NULL;
     size_t n = 0, nactive = 0;
-    CHECK(t && phc_token_pairs(t, 0, &p, &n, &e) == 0 && n == 3);
+    CHECK(t && phc_token_pairs(t, 0, &p, &e) == 0 && (n = phc_pair_list_count(p)) == 3);
     for (size_t i = 0; i < n; i++)
-        if (p[i].state == PHC_PAIR_ACTIVE) {
+        if (phc_pair_list_get(p, i)->state == PHC_PAIR_ACTIVE) {
             nactive++;
-            snprintf(active, sizeof(active), "%s", p[i].serial);
+            snprintf(active, sizeof(active), "%s", phc_pair_list_get(p, i)->serial);
         }
     CHECK(nactive == 1);
-    phc_free(p);
+    phc_pair_list_free(p);
     phc_token_free(t);
     phc_hsm *h = NULL;
     EVP_PKEY *key = NULL;
@@ -319,9 +339,9 @@ static void test_open_refusals(void)
     phc_token_free(NULL);
     CHECK(strcmp(phc_token_label(NULL), "") == 0);
     CHECK(strcmp(phc_pair_state_name(PHC_PAIR_NOT_YET_VALID), "not-yet-valid") == 0);
-    phc_pair_info *p = NULL;
+    phc_pair_list *p = NULL;
     size_t n = 0;
-    rc = phc_token_pairs(NULL, 0, &p, &n, &e);
+    rc = phc_token_pairs(NULL, 0, &p, &e);
     CHECK(rc == PHC_ERR_INTERNAL && p == NULL && n == 0);
 }
 
@@ -357,18 +377,22 @@ static void test_secret_and_info(void)
     CHECK(ep.n_pinned_ips == 2 && strcmp(ep.pinned_ips[1], "2001:db8::1") == 0);
     CHECK(ep.credential_expires == 1893542400LL && ep.source_address == NULL);
 
-    phc_ca_info *ca = NULL;
+    phc_ca_list *ca = NULL;
     size_t nca = 0;
-    CHECK(phc_config_ca_certs(c, 0, &ca, &nca, &e) == 0 && nca == 2);
+    CHECK(phc_config_ca_certs(c, 0, &ca, &e) == 0 && (nca = phc_ca_list_count(ca)) == 2);
+    CHECK(phc_ca_list_get(ca, nca) == NULL && phc_ca_list_get(NULL, 0) == NULL &&
+          phc_ca_list_count(NULL) == 0);
     for (size_t i = 0; i < nca; i++) {
-        CHECK(strlen(ca[i].sha256) == 64 && ca[i].days_left >= 3648 && ca[i].days_left <= 3650);
-        CHECK(strstr(ca[i].subject, "Test CA") != NULL);
+        CHECK(strlen(phc_ca_list_get(ca, i)->sha256) == 64 &&
+              phc_ca_list_get(ca, i)->days_left >= 3648 &&
+              phc_ca_list_get(ca, i)->days_left <= 3650);
+        CHECK(strstr(phc_ca_list_get(ca, i)->subject, "Test CA") != NULL);
     }
-    phc_free(ca);
+    phc_ca_list_free(ca);
     CHECK(phc_config_set(c, "ca_sha256",
                          "0000000000000000000000000000000000000000000000000000000000000000",
                          &e) == 0);
-    int rc = phc_config_ca_certs(c, 0, &ca, &nca, &e);
+    int rc = phc_config_ca_certs(c, 0, &ca, &e);
     CHECK_ERR(rc, e, PHC_ERR_CONFIG, "not listed in ca_sha256");
     phc_config_free(c);
 }

@@ -191,20 +191,19 @@ TT_HELPER char *csr_subject(const char *pem)
 TT_HELPER const char *states(phc_token *t, long long now)
 {
     static char s[512];
-    phc_pair_info *p = NULL;
-    size_t n = 0;
+    phc_pair_list *p = NULL;
     phc_errbuf e = {0};
     s[0] = '\0';
-    if (phc_token_pairs(t, now, &p, &n, &e) != 0) {
+    if (phc_token_pairs(t, now, &p, &e) != 0) {
         snprintf(s, sizeof(s), "error: %.400s", e.msg);
         return s;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < phc_pair_list_count(p); i++) {
         size_t o = strlen(s);
-        snprintf(s + o, sizeof(s) - o, "%s%s:%s", o ? " " : "", p[i].id_hex,
-                 phc_pair_state_name(p[i].state));
+        snprintf(s + o, sizeof(s) - o, "%s%s:%s", o ? " " : "", phc_pair_list_get(p, i)->id_hex,
+                 phc_pair_state_name(phc_pair_list_get(p, i)->state));
     }
-    phc_free(p);
+    phc_pair_list_free(p);
     return s;
 }
 

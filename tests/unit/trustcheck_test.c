@@ -160,7 +160,8 @@ static void test_pins_expiry_chain(void)
     CHECK(r == NULL);
     o.chain_file = NULL;
     o.version = 99;
-    CHECK_ERR(phc_trust_check(&r, cfg, &o, &e), e, PHC_ERR_CONFIG, "unknown options version 99");
+    CHECK_ERR(phc_trust_check(&r, cfg, &o, &e), e, PHC_ERR_CONFIG,
+              "phc_trust_check_opts version 99 is unknown to phconnect");
     phc_config_free(cfg);
     CHECK(strcmp(phc_trust_result_name(PHC_TRUST_WARN), "warn") == 0);
 }

@@ -86,6 +86,42 @@ static void test_budget(void)
     CHECK(!phc__retry_next(&r, 503, NULL)); /* 1 s is more than no budget */
 }
 
+/* The caller's limits (phc_client_opts): 1 attempt is no retry at all, more attempts than the
+ * default are made, a wait budget replaces the default one (even above 30 s), 0 keeps both. */
+static void test_limits(void)
+{
+    phc_retry r;
+    phc__retry_init(&r, 30);
+    CHECK(r.max_attempts == PHC_RETRY_ATTEMPTS);
+    phc__retry_limits(&r, 0, 0);
+    CHECK(r.max_attempts == PHC_RETRY_ATTEMPTS && r.budget_ms == 30000);
+
+    phc__retry_limits(&r, 1, 0);
+    CHECK(r.max_attempts == 1);
+    CHECK(!phc__retry_next(&r, 429, "0"));
+    CHECK(!phc__retry_next(&r, 503, NULL));
+
+    phc__retry_init(&r, 30);
+    phc__retry_limits(&r, 5, 0);
+    for (int i = 1; i < 5; i++) {
+        CHECK(r.attempt == i && phc__retry_next(&r, 429, "0"));
+        phc__retry_wait(&r);
+    }
+    CHECK(r.attempt == 5 && !phc__retry_next(&r, 429, "0"));
+
+    phc__retry_init(&r, 30);
+    phc__retry_limits(&r, 0, 1500);
+    CHECK(r.budget_ms == 1500 && r.max_attempts == PHC_RETRY_ATTEMPTS);
+    CHECK(phc__retry_next(&r, 429, "1"));
+    CHECK(!phc__retry_next(&r, 429, "2"));
+
+    phc__retry_init(&r, 600);
+    phc__retry_limits(&r, 0, 120000);
+    CHECK(r.budget_ms == 120000);
+    CHECK(phc__retry_next(&r, 503, "100"));
+    CHECK(!phc__retry_next(&r, 503, "121"));
+}
+
 /* phc__retry_wait really waits, and counts what it waited. */
 static void test_wait(void)
 {
@@ -106,6 +142,7 @@ int main(void)
     test_attempts();
     test_not_retried();
     test_budget();
+    test_limits();
     test_wait();
     TEST_MAIN_END();
 }

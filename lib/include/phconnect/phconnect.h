@@ -179,13 +179,52 @@ PHC_API PHC_WUR int phc_config_take_env_secrets(const phc_config *cfg, phc_errbu
 
 typedef struct phc_client phc_client;
 
+/* Options that can grow (libgit2's pattern). Every struct the caller passes in starts with
+ * `unsigned int version`; initialise it with its *_INIT macro or *_init function, then set
+ * the fields wanted:
+ *     phc_request req = PHC_REQUEST_INIT;
+ *     req.path = "/v2/asset/sites";
+ * A library that does not know the struct's version (0 included: an uninitialised struct)
+ * refuses the call with PHC_ERR_CONFIG naming the struct and the version. Fields added later
+ * go at the end, so a program built against an older header keeps working. */
+
 typedef struct phc_client_opts {
-    phc_log_fn log;      /* NULL: no logging */
-    void *log_userdata;  /* passed to log, borrowed */
-    phc_log_level level; /* most verbose level passed to log */
+    unsigned int version; /* PHC_CLIENT_OPTS_VERSION */
+    phc_log_fn log;       /* NULL: no logging */
+    void *log_userdata;   /* passed to log, borrowed */
+    phc_log_level level;  /* most verbose level passed to log */
+    /* The 429/503 retry of phc_client_request (see there). retry_max_attempts: the attempts
+     * in all, 0 the default (3), 1 no retry at all (the first answer is returned), negative
+     * refused. retry_max_wait_ms: the total wait allowed between attempts, 0 the default
+     * (30 s, or the config's timeout when smaller); any other value replaces that budget.
+     * phc_token_open ignores both; the token endpoint's own retry (client credentials) keeps
+     * the default whatever these say. */
+    int retry_max_attempts;
+    unsigned int retry_max_wait_ms;
 } phc_client_opts;
 
-/* cfg is borrowed for the call; the client takes its own reference. opts may be NULL.
+#define PHC_CLIENT_OPTS_VERSION 1
+/* Designated in C: -Wextra (missing-field-initializers) stays quiet. */
+#ifdef __cplusplus
+#define PHC_CLIENT_OPTS_INIT                                                                       \
+    {                                                                                              \
+        PHC_CLIENT_OPTS_VERSION                                                                    \
+    }
+#else
+#define PHC_CLIENT_OPTS_INIT                                                                       \
+    {                                                                                              \
+        .version = PHC_CLIENT_OPTS_VERSION                                                         \
+    }
+#endif
+
+/* Sets *opts to PHC_CLIENT_OPTS_INIT for version (PHC_CLIENT_OPTS_VERSION): for languages
+ * without the macro. PHC_ERR_CONFIG when the library does not know version (opts is then left
+ * alone). */
+PHC_API PHC_WUR int phc_client_opts_init(phc_client_opts *opts, unsigned int version);
+
+/* cfg is borrowed for the call; the client takes its own reference. opts may be NULL (the
+ * defaults), else borrowed for the call; an unknown opts->version or a negative
+ * retry_max_attempts is PHC_ERR_CONFIG.
  * Fails before any connection when the client certificate does not match the token key. */
 PHC_API PHC_WUR int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opts,
                                    phc_errbuf *err);
@@ -194,6 +233,7 @@ PHC_API PHC_WUR int phc_client_new(phc_client **out, phc_config *cfg, const phc_
 PHC_API void phc_client_free(phc_client *client);
 
 typedef struct phc_request {
+    unsigned int version;       /* PHC_REQUEST_VERSION */
     const char *method;         /* NULL: GET, or POST when body is set */
     const char *path;           /* must start with '/'; appended to the config's url */
     const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
@@ -201,6 +241,23 @@ typedef struct phc_request {
     size_t body_len;
     unsigned flags; /* PHC_REQ_* */
 } phc_request;
+
+#define PHC_REQUEST_VERSION 1
+#ifdef __cplusplus
+#define PHC_REQUEST_INIT                                                                           \
+    {                                                                                              \
+        PHC_REQUEST_VERSION                                                                        \
+    }
+#else
+#define PHC_REQUEST_INIT                                                                           \
+    {                                                                                              \
+        .version = PHC_REQUEST_VERSION                                                             \
+    }
+#endif
+
+/* Sets *req to PHC_REQUEST_INIT for version (PHC_REQUEST_VERSION); PHC_ERR_CONFIG when the
+ * library does not know version (req is then left alone). */
+PHC_API PHC_WUR int phc_request_init(phc_request *req, unsigned int version);
 
 /* Open a new connection for this request and close it afterwards (no keep-alive). */
 #define PHC_REQ_FRESH_CONNECTION 0x1u
@@ -210,7 +267,8 @@ typedef struct phc_request {
 typedef struct phc_response phc_response;
 
 /* One request. On PHC_OK (2xx) or PHC_ERR_HTTP (other status, 304 included) *out holds the
- * response; on any other error *out is NULL. All arguments are borrowed for the call.
+ * response; on any other error *out is NULL. All arguments are borrowed for the call; an
+ * unknown req->version is PHC_ERR_CONFIG.
  * Any other 3xx is PHC_ERR_POLICY (redirects are never followed). A request whose method is
  * not idempotent (POST, PATCH, ...) is sent at most once: always on a new connection, and
  * after a failure sent again only when it provably never reached the server (its TLS
@@ -218,11 +276,12 @@ typedef struct phc_response phc_response;
  * and on 429/503 within Retry-After.
  *
  * Retries: a 429 or 503 answer to an idempotent request (GET, HEAD, PUT, DELETE, OPTIONS) is
- * retried, at most 3 attempts in all, after the delay its numeric Retry-After asks for (1 s
- * without one or with an HTTP-date); the waits add up to at most 30 s (or the config's timeout
- * when smaller) and an answer asking for longer is returned as it is. The call can therefore
- * sleep that long besides the transfers themselves; *out holds the last answer. Other methods
- * (POST, PATCH) are never retried.
+ * retried, by default at most 3 attempts in all, after the delay its numeric Retry-After asks
+ * for (1 s without one or with an HTTP-date); the waits add up by default to at most 30 s (or
+ * the config's timeout when smaller) and an answer asking for longer is returned as it is. The
+ * call can therefore sleep that long besides the transfers themselves; *out holds the last
+ * answer. Other methods (POST, PATCH) are never retried. The client's options choose both
+ * limits (phc_client_opts.retry_max_attempts = 1 turns the retry off).
  *
  * fork(): a client belongs to the process that made it (its token sessions, TLS sessions and
  * connections are that process's). In a forked child every call on the parent's client fails

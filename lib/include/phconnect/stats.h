@@ -7,7 +7,11 @@
 extern "C" {
 #endif
 
+/* Allocated by the caller and filled by the library: like the options it carries a version,
+ * set by PHC_STATS_INIT (or phc_stats_init), which tells the library how much of it the
+ * program knows. */
 typedef struct phc_stats {
+    unsigned int version;     /* PHC_STATS_VERSION */
     int token_ok;             /* 1: the token is open and a key/certificate pair is selected */
     char cert_serial[72];     /* serial of the client certificate in use (uppercase hex), or "" */
     long long cert_not_after; /* its notAfter as Unix time, 0 without one */
@@ -20,8 +24,26 @@ typedef struct phc_stats {
     unsigned long long token_reopens;      /* times a lost token was opened again */
 } phc_stats;
 
-/* Fills *out. Never touches the token or the network (a cheap call for health checks).
- * client and out must not be NULL. */
+#define PHC_STATS_VERSION 1
+#ifdef __cplusplus
+#define PHC_STATS_INIT                                                                             \
+    {                                                                                              \
+        PHC_STATS_VERSION                                                                          \
+    }
+#else
+#define PHC_STATS_INIT                                                                             \
+    {                                                                                              \
+        .version = PHC_STATS_VERSION                                                               \
+    }
+#endif
+
+/* Sets *out to PHC_STATS_INIT for version (PHC_STATS_VERSION); PHC_ERR_CONFIG when the library
+ * does not know version (out is then left alone). */
+PHC_API PHC_WUR int phc_stats_init(phc_stats *out, unsigned int version);
+
+/* Fills *out (its version set as by PHC_STATS_INIT: an unknown one is PHC_ERR_CONFIG). Never
+ * touches the token or the network (a cheap call for health checks). client and out must not be
+ * NULL. */
 PHC_API PHC_WUR int phc_client_stats(phc_client *client, phc_stats *out, phc_errbuf *err);
 
 /* How the calling thread's most recent phc_client_request reached the server: *reused = 1

@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-/* Releases memory the token functions return (strings and arrays). NULL allowed. */
+/* Releases memory the token functions return as strings (phc_token_csr). NULL allowed. */
 PHC_API void phc_free(void *p);
 
 /* ---------------------------------------------------------------------------------- */
@@ -37,7 +37,8 @@ typedef struct phc_token phc_token;
 
 /* Opens the token: loads cfg's pkcs11_module, finds the token of the key URI, logs in with
  * the PIN from cfg's pin source (one attempt, never retried). cfg is borrowed for the call;
- * the handle keeps its own reference (which freezes cfg). opts may be NULL.
+ * the handle keeps its own reference (which freezes cfg). opts may be NULL (an unknown
+ * opts->version is PHC_ERR_CONFIG); only its logging fields are used.
  * Errors: PHC_ERR_CONFIG (invalid config, no key/pkcs11_module/pin), PHC_ERR_HSM (module,
  * token), PHC_ERR_PIN.
  * Clients on the same module may be made and freed while a handle is held, from any thread:
@@ -81,11 +82,30 @@ typedef struct phc_pair_info {
     long days_left;   /* whole days until not_after; negative once expired */
     int key_mismatch; /* the certificate's public key is not the key's: unusable */
     phc_pair_state state;
+    /* New fields go here, at the end: the library allocates every phc_pair_info (lists,
+     * phc_pair_info **out), so a program never depends on its size. */
 } phc_pair_info;
 
-/* Every pair of the client's keys at time now, ordered by id, then notBefore. *out (release
- * with phc_free) may be NULL when *n is 0. */
-PHC_API PHC_WUR int phc_token_pairs(phc_token *t, long long now, phc_pair_info **out, size_t *n,
+/* Releases a phc_pair_info the library returned through phc_pair_info **out. NULL allowed. */
+PHC_API void phc_pair_info_free(phc_pair_info *p);
+
+/* A list of pairs, made by the library (phc_token_pairs, phc_token_prune). The elements are
+ * reached only through phc_pair_list_get, so phc_pair_info can grow at its end without a new
+ * SONAME for these: do not copy an element by value into storage of your own size. */
+typedef struct phc_pair_list phc_pair_list;
+
+/* The number of pairs in l; 0 for NULL. */
+PHC_API size_t phc_pair_list_count(const phc_pair_list *l);
+
+/* The i-th pair (from 0), borrowed from l; NULL when i is not below the count. */
+PHC_API const phc_pair_info *phc_pair_list_get(const phc_pair_list *l, size_t i);
+
+/* NULL allowed. */
+PHC_API void phc_pair_list_free(phc_pair_list *l);
+
+/* Every pair of the client's keys at time now, ordered by id, then notBefore. On PHC_OK *out
+ * (release with phc_pair_list_free) is a list, possibly empty; on failure NULL. */
+PHC_API PHC_WUR int phc_token_pairs(phc_token *t, long long now, phc_pair_list **out,
                                     phc_errbuf *err);
 
 /* ---------------------------------------------------------------------------------- */
@@ -132,17 +152,18 @@ PHC_API PHC_WUR int phc_subject_parse(const char *subject, char *rfc2253, size_t
  * present, key usage digitalSignature when present); not weaker than allowed (RSA >=
  * min_rsa_bits, EC P-256/P-384, no MD5/SHA-1 signature); its public key is one of the
  * client's keys on the token. Each refusal is PHC_ERR_TRUST naming the certificate and the
- * reason. On success *out (may be NULL) describes the pair the certificate makes, with its
- * state as it would be once installed, and *already (may be NULL) is 1 when this exact
- * certificate is on the token already. */
+ * reason. On success *out (out may be NULL; release with phc_pair_info_free) describes the
+ * pair the certificate makes, with its state as it would be once installed, and *already
+ * (may be NULL) is 1 when this exact certificate is on the token already. On failure *out is
+ * NULL. */
 PHC_API PHC_WUR int phc_token_check_cert(phc_token *t, const char *pem, size_t len, long long now,
-                                         phc_pair_info *out, int *already, phc_errbuf *err);
+                                         phc_pair_info **out, int *already, phc_errbuf *err);
 
 /* phc_token_check_cert, then stores the certificate as one certificate object with the
  * key's label and id (nothing when it is there already). A refusal leaves the token
  * unchanged. */
 PHC_API PHC_WUR int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long now,
-                                           phc_pair_info *out, int *already, phc_errbuf *err);
+                                           phc_pair_info **out, int *already, phc_errbuf *err);
 
 /* Prune flags */
 #define PHC_PRUNE_DRY_RUN 0x1u /* only report what would be deleted */
@@ -150,19 +171,20 @@ PHC_API PHC_WUR int phc_token_install_cert(phc_token *t, const char *pem, size_t
 
 /* Deletes the certificates of EXPIRED and RETIRED pairs, and a key once no certificate of it
  * is left (with PHC_PRUNE_PENDING also keys that never had one). Never the ACTIVE pair, its
- * key, or a NOT_YET_VALID pair. *out (release with phc_free; may be NULL) lists what was
- * (or with PHC_PRUNE_DRY_RUN would be) deleted. On an error part may have been deleted;
- * *out then lists what was. */
+ * key, or a NOT_YET_VALID pair. out may be NULL; else *out (release with
+ * phc_pair_list_free) lists what was (or with PHC_PRUNE_DRY_RUN would be) deleted, possibly
+ * nothing. On an error part may have been deleted; *out then lists what was. */
 PHC_API PHC_WUR int phc_token_prune(phc_token *t, long long now, unsigned flags,
-                                    phc_pair_info **out, size_t *n, phc_errbuf *err);
+                                    phc_pair_list **out, phc_errbuf *err);
 
 /* Undoes the last installation: deletes the active pair's certificate (its key stays,
  * pending, so the certificate can be installed again later) so that the newest other valid
  * pair becomes active. Refused (PHC_ERR_HSM) when there is no active pair or no other valid
- * pair to fall back to. from/to (may be NULL) receive the pair given up and the pair that
- * becomes active; dry_run 1 only fills them. */
+ * pair to fall back to. On success *from and *to (from, to may be NULL; release each with
+ * phc_pair_info_free) receive the pair given up and the pair that becomes active; on failure
+ * NULL. dry_run 1 only fills them. */
 PHC_API PHC_WUR int phc_token_rollback(phc_token *t, long long now, int dry_run,
-                                       phc_pair_info *from, phc_pair_info *to, phc_errbuf *err);
+                                       phc_pair_info **from, phc_pair_info **to, phc_errbuf *err);
 
 /* ---------------------------------------------------------------------------------- */
 /* Client secret */
@@ -185,10 +207,23 @@ typedef struct phc_ca_info {
     long days_left;
 } phc_ca_info;
 
-/* The pinned CA certificates (ca_file, checked against ca_sha256 when set). *out: release
- * with phc_free. Errors: PHC_ERR_CONFIG as phc_client_new reports them. */
-PHC_API PHC_WUR int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_info **out,
-                                        size_t *n, phc_errbuf *err);
+/* A list of CA certificates, made by the library (phc_config_ca_certs); as phc_pair_list. */
+typedef struct phc_ca_list phc_ca_list;
+
+/* The number of CAs in l; 0 for NULL. */
+PHC_API size_t phc_ca_list_count(const phc_ca_list *l);
+
+/* The i-th CA (from 0), borrowed from l; NULL when i is not below the count. */
+PHC_API const phc_ca_info *phc_ca_list_get(const phc_ca_list *l, size_t i);
+
+/* NULL allowed. */
+PHC_API void phc_ca_list_free(phc_ca_list *l);
+
+/* The pinned CA certificates (ca_file, checked against ca_sha256 when set). On PHC_OK *out
+ * (release with phc_ca_list_free) is a list; on failure NULL. Errors: PHC_ERR_CONFIG as
+ * phc_client_new reports them. */
+PHC_API PHC_WUR int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_list **out,
+                                        phc_errbuf *err);
 
 typedef struct phc_endpoint {
     const char *url;  /* normalised "https://host:port" */

@@ -54,6 +54,10 @@ typedef struct phc_trust_check_opts {
         PHC_TRUST_CHECK_OPTS_VERSION, NULL, NULL, 0, 30, 7                                         \
     }
 
+/* Sets *opts to PHC_TRUST_CHECK_OPTS_INIT for version (PHC_TRUST_CHECK_OPTS_VERSION);
+ * PHC_ERR_CONFIG when the library does not know version (opts is then left alone). */
+PHC_API PHC_WUR int phc_trust_check_opts_init(phc_trust_check_opts *opts, unsigned int version);
+
 /* Runs the self-test for cfg and opts (both borrowed for the call; opts' strings too):
  * ca_file against ca_sha256, a decoy CA
  * with a server certificate for the configured host, made in memory and offered through a
