@@ -6,7 +6,9 @@
 #   them (the library still reads the value it took);
 # - phc is not dumpable: a process of the same (non-root) user can read neither
 #   /proc/PID/environ nor /proc/PID/mem (those files belong to root), so it cannot lift the
-#   PIN, the client secret or a token from the process's memory.
+#   PIN, the client secret or a token from the process's memory;
+# - the same in the agent (phc agent, the phc-agent program): not dumpable, PHC_T_PIN out of
+#   its environment, and it still serves requests with the PIN it took.
 . "$(dirname "$0")/lib.sh"
 
 make_token
@@ -91,5 +93,48 @@ kill "$SLEEPER" 2>/dev/null
 wait "$SLEEPER" 2>/dev/null
 stop_stalled
 sed 's/^/    phc as nobody: /' "$TMP/nobody.err" | head -5
+
+# --- the same in the agent --------------------------------------------------------------
+# phc agent runs the phc-agent program in its place (execve), which makes a process dumpable
+# again: phc-agent must harden itself. It holds the PIN, the client secret and the API tokens
+# for its whole life. It runs as nobody on a token nobody owns, with pin = env:PHC_T_PIN.
+. "$(dirname "$0")/agent_lib.sh"
+start_mock amock
+chown -R $NOBODY:$NOBODY "$TMP/tok"
+mkdir -m 0700 "$TMP/run"
+chown $NOBODY:$NOBODY "$TMP/run"
+ASOCK=$TMP/run/agent.sock
+agent_config "$TMP/pub/agent.cnf" "$MOCK_PORT" "$ASOCK"
+set_key "$TMP/pub/agent.cnf" ca_file "$TMP/pub/ca.pem"
+set_key "$TMP/pub/agent.cnf" pin "env:PHC_T_PIN"
+chmod 0644 "$TMP/pub/agent.cnf"
+"${AS_NOBODY[@]}" env HOME=/ PHC_T_PIN="$PIN" PHC_T_OTHER=kept "$PHC_BIN" --config "$TMP/pub/agent.cnf" \
+    agent 2>"$TMP/nobody-agent.err" &
+AGENT=$!
+T_PIDS+=("$AGENT")
+if ! wait_for "$TMP/nobody-agent.err" "listening on" 30; then
+    sed 's/^/    agent as nobody: /' "$TMP/nobody-agent.err" | head -20
+fi
+check "phc-agent runs as uid $NOBODY in the process phc agent started (pid $AGENT)" \
+    test "$(cat "/proc/$AGENT/comm" 2>/dev/null):$(awk '/^Uid:/ {print $2}' "/proc/$AGENT/status" 2>/dev/null)" = "phc-agent:$NOBODY"
+acurl "$ASOCK" -o "$TMP/a-sites.out" -w '%{http_code}' http://localhost/v2/asset/sites >"$TMP/a-code"
+check "the agent forwards a request to the server: 200" test "$(cat "$TMP/a-code")" = 200
+check "its /proc/PID/environ belongs to root, not to its user" test "$(stat -c %u "/proc/$AGENT/environ")" = 0
+check "its /proc/PID/mem belongs to root, not to its user" test "$(stat -c %u "/proc/$AGENT/mem")" = 0
+check "the same user cannot read its /proc/PID/environ" bash -c "! ${AS_NOBODY[*]} cat /proc/$AGENT/environ >/dev/null 2>&1"
+check "the same user cannot open its /proc/PID/mem" bash -c "! ${AS_NOBODY[*]} sh -c 'exec 3</proc/$AGENT/mem' 2>/dev/null"
+check "a variable the agent does not use is still in its /proc/PID/environ (the check is real)" \
+    environ_has "$AGENT" "^PHC_T_OTHER=kept$"
+check "PHC_T_PIN is gone from the agent's /proc/PID/environ" bash -c "! tr '\0' '\n' </proc/$AGENT/environ | grep -q '^PHC_T_PIN='"
+check "the PIN value is not in the agent's /proc/PID/environ" bash -c "! grep -qaF 'PHC_T_PIN=$PIN' /proc/$AGENT/environ"
+acurl "$ASOCK" -o "$TMP/a-health.json" -w '%{http_code}' http://localhost/_phc/health >"$TMP/a-code"
+check "the agent still serves: /_phc/health 200 with the token open" \
+    test "$(cat "$TMP/a-code"):$(json_field "['token']" <"$TMP/a-health.json" 2>/dev/null)" = "200:true"
+acurl "$ASOCK" -o "$TMP/a-sites2.out" -w '%{http_code}' http://localhost/v2/asset/sites >"$TMP/a-code"
+check "the agent still forwards a request: 200, the same body" \
+    bash -c "test '$(cat "$TMP/a-code")' = 200 && cmp -s '$TMP/a-sites.out' '$TMP/a-sites2.out'"
+stop_agent "$AGENT"
+check "the agent exits 0 on SIGTERM" test "$AGENT_RC" = 0
+sed 's/^/    agent as nobody: /' "$TMP/nobody-agent.err" | grep -v ' GET ' | head -5
 
 finish
