@@ -105,7 +105,7 @@ if [ "$WITH_AGENT" = 1 ]; then
     echo "== phc agent: one token login for the host; local programs use its socket"
     "$PHC" agent --listen "unix:$DEMO/agent.sock" 2>"$DEMO/agent.log" &
     AGENT=$!
-    trap 'kill $AGENT 2>/dev/null; wait $AGENT 2>/dev/null; if [ $KEEP = 0 ] || [ "${DONE:-0}" = 0 ]; then kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null; rm -f "$DEMO/mock.pid"; fi' EXIT
+    trap 'kill $AGENT 2>/dev/null || true; wait $AGENT 2>/dev/null || true; if [ $KEEP = 0 ] || [ "${DONE:-0}" = 0 ]; then kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null; rm -f "$DEMO/mock.pid"; fi' EXIT
     for _ in $(seq 1 100); do [ -S "$DEMO/agent.sock" ] && break; sleep 0.05; done
     echo "== a Python program (examples/agent_client.py) through the agent: no PIN, no key, no CA"
     python3 "$ROOT/examples/agent_client.py" --socket "$DEMO/agent.sock" /v2/asset/sites
