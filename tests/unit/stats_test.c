@@ -58,7 +58,8 @@ static void stop_mock(void)
 
 static int request(phc_client *cl, phc_errbuf *e)
 {
-    phc_request req = {.path = "/v2/asset/sites"};
+    phc_request req = PHC_REQUEST_INIT;
+    req.path = "/v2/asset/sites";
     phc_response *r = NULL;
     int rc = phc_client_request(cl, &r, &req, e);
     phc_response_free(r);
@@ -68,6 +69,7 @@ static int request(phc_client *cl, phc_errbuf *e)
 static void stats(phc_client *cl, phc_stats *s)
 {
     phc_errbuf e = {0};
+    CHECK(phc_stats_init(s, PHC_STATS_VERSION) == 0);
     CHECK(phc_client_stats(cl, s, &e) == 0);
 }
 
