@@ -58,6 +58,12 @@ typedef struct phc_p11 phc_p11;
 int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char *pin_source,
                   const phc_log *log, phc_errbuf *err);
 
+/* Closes p's session, re-initialises the module when p is its only user, and opens the token
+ * again as phc__p11_open does (same module, uri, pin_source; one login attempt). On failure p
+ * holds no session: only phc__p11_close is left to call. */
+int phc__p11_reopen(phc_p11 *p, const char *module, const char *uri, const char *pin_source,
+                    phc_errbuf *err);
+
 /* Closes the session and drops the module reference. NULL allowed. */
 void phc__p11_close(phc_p11 *p);
 

@@ -183,6 +183,44 @@ static void would_be(phc_pair_info *pi, const inventory *inv, size_t key, X509 *
         pi->state = PHC_PAIR_RETIRED;
 }
 
+/* Is x for one of the keys in inv? */
+static int key_listed(const inventory *inv, X509 *x)
+{
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    int found = 0;
+    for (size_t i = 0; pk && i < inv->nkeys && !found; i++)
+        found = inv->keys[i].pub && EVP_PKEY_eq(pk, inv->keys[i].pub) == 1;
+    ERR_clear_error();
+    return found;
+}
+
+/* The certificate's key is not in the listing: before refusing, reopen the token and list
+ * once more after a short pause. SoftHSM rewrites its token file at every login of any
+ * process and a reader may see it empty (p11_module.h); a key that is really absent costs
+ * 50 ms. */
+static int relist_keys(phc_token *t, inventory *inv, X509 *x, phc_errbuf *err)
+{
+    char cn[400];
+    phc__token_cert_words(cn, sizeof(cn), x);
+    phc__log(&t->log, PHC_LOG_INFO,
+             "the key of certificate %s is not among the %zu key(s) listed on token '%s': "
+             "listing them again",
+             cn, inv->nkeys, phc__p11_token_label(t->p11));
+    phc__token_inventory_free(inv);
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    int rc = phc__p11_reopen(t->p11, t->cfg->pkcs11_module, t->cfg->key, t->cfg->pin, err);
+    if (!rc)
+        rc = phc__token_inventory_load(t, inv, err);
+    if (!rc && key_listed(inv, x))
+        phc__log(&t->log, PHC_LOG_WARN,
+                 "the key of certificate %s was missing from the first listing of token '%s' "
+                 "and is there in the second: SoftHSM's token file was being rewritten by "
+                 "another process",
+                 cn, phc__p11_token_label(t->p11));
+    return rc;
+}
+
 static int check_or_install(phc_token *t, const char *pem, size_t len, long long now,
                             phc_pair_info *out, int *already, int store, phc_errbuf *err)
 {
@@ -200,6 +238,8 @@ static int check_or_install(phc_token *t, const char *pem, size_t len, long long
     if (rc)
         return rc;
     if ((rc = phc__token_inventory_load(t, &inv, err)))
+        goto out_noinv;
+    if (!key_listed(&inv, x) && (rc = relist_keys(t, &inv, x, err)))
         goto out_noinv;
     if ((rc = check_cert(t, &inv, x, chain, now, &key, err)))
         goto out;
