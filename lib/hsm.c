@@ -452,6 +452,7 @@ static int open_once(phc_hsm *h, P11KitUri *u, const char *pin_source, phc_pin_l
 {
     int rc;
     phc_errbuf e = {0};
+    phc__p11_uri_token_label(u, r->token, sizeof(r->token));
     if ((rc = phc__p11_module_slots(h->mod, &h->lp, h->module, &e))) {
         /* libp11 reads every slot's token information while listing: SoftHSM's answer for
          * a token file being rewritten fails the whole list. */

@@ -30,6 +30,34 @@
 
 /* "<what> on token 'T' failed (CKR_X)" as PHC_ERR_HSM, or the PIN / token-gone wording for
  * the CK_RVs an operator acts on differently. token may be "" (before one is chosen). */
+/* This thread's last failure translated here, for the administration's retry (token.c). */
+static __thread CK_RV t_fail_rv;
+static __thread char t_fail_what[128];
+
+static __thread int t_fail_odd;
+
+void phc__p11_last_fail_clear(void)
+{
+    t_fail_rv = CKR_OK;
+    t_fail_odd = 0;
+    t_fail_what[0] = '\0';
+}
+
+CK_RV phc__p11_last_fail(const char **what, int *odd)
+{
+    if (what)
+        *what = t_fail_what;
+    if (odd)
+        *odd = t_fail_odd;
+    return t_fail_rv;
+}
+
+void phc__p11_fail_odd(const char *what)
+{
+    t_fail_odd = 1;
+    snprintf(t_fail_what, sizeof(t_fail_what), "%s", what);
+}
+
 int phc__p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt, ...)
 {
     char what[256], name[40];
@@ -38,6 +66,8 @@ int phc__p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
+    t_fail_rv = rv;
+    snprintf(t_fail_what, sizeof(t_fail_what), "%.127s", what);
     switch (rv) {
     case CKR_PIN_INCORRECT:
     case CKR_PIN_INVALID:

@@ -359,10 +359,16 @@ int phc__p11_retry_again(phc_p11_retry *r, phc_p11_module *m, const char *module
     if (deadline && phc__p11_mono_ms() + pause >= deadline)
         return 0; /* the operation's bound comes first */
     r->attempt++;
-    phc__log(log, PHC_LOG_WARN,
-             "token '%s' read as not initialised (%s); SoftHSM's token file may be being "
-             "rewritten by another process: reopening (attempt %u of %d)",
-             r->token[0] ? r->token : "?", r->cause, r->attempt, PHC_P11_ATTEMPTS);
+    if (r->answered)
+        phc__log(log, PHC_LOG_WARN,
+                 "token '%s' %s; SoftHSM's token file may be being rewritten by another "
+                 "process: reopening (attempt %u of %d)",
+                 r->token[0] ? r->token : "?", r->cause, r->attempt, PHC_P11_ATTEMPTS);
+    else
+        phc__log(log, PHC_LOG_WARN,
+                 "token '%s' read as not initialised (%s); SoftHSM's token file may be being "
+                 "rewritten by another process: reopening (attempt %u of %d)",
+                 r->token[0] ? r->token : "?", r->cause, r->attempt, PHC_P11_ATTEMPTS);
     struct timespec ts = {0, pause * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;

@@ -87,7 +87,8 @@ typedef struct phc_p11_retry {
     unsigned int attempt; /* the attempt being made, from 1 */
     int pin_initialised;  /* CKF_USER_PIN_INITIALIZED seen in this open */
     char token[40];       /* the token's label, for the messages */
-    char cause[96];       /* "CKR_GENERAL_ERROR at C_GetTokenInfo" */
+    char cause[160];      /* "CKR_GENERAL_ERROR at C_GetTokenInfo" */
+    int answered;         /* cause is "answered CKR_X while <step>": an operation's */
 } phc_p11_retry;
 
 /* Starts an open's attempts (attempt 1). */

@@ -316,7 +316,7 @@ int phc_token_check_cert(phc_token *t, const char *pem, size_t len, long long no
 {
     if (!t)
         return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
-    return check_or_install(t, pem, len, now, out, already, 0, err);
+    PHC_TOKEN_RETRY(t, err, check_or_install(t, pem, len, now, out, already, 0, err));
 }
 
 int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long now,
@@ -324,7 +324,7 @@ int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long 
 {
     if (!t)
         return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
-    return check_or_install(t, pem, len, now, out, already, 1, err);
+    PHC_TOKEN_RETRY(t, err, check_or_install(t, pem, len, now, out, already, 1, err));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -352,8 +352,8 @@ static int delete_key(phc_token *t, const tkey *k, phc_errbuf *err)
     return rc;
 }
 
-int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info **out, size_t *n,
-                    phc_errbuf *err)
+static int prune_once(phc_token *t, long long now, unsigned flags, phc_pair_info **out, size_t *n,
+                      phc_errbuf *err)
 {
     inventory inv;
     phc_pair_info *list = NULL;
@@ -422,8 +422,14 @@ out:
     return rc;
 }
 
-int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info *from,
-                       phc_pair_info *to, phc_errbuf *err)
+int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_info **out, size_t *n,
+                    phc_errbuf *err)
+{
+    PHC_TOKEN_RETRY(t, err, prune_once(t, now, flags, out, n, err));
+}
+
+static int rollback_once(phc_token *t, long long now, int dry_run, phc_pair_info *from,
+                         phc_pair_info *to, phc_errbuf *err)
 {
     inventory inv;
     if (from)
@@ -477,4 +483,10 @@ int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info *
 out:
     phc__token_inventory_free(&inv);
     return rc;
+}
+
+int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info *from,
+                       phc_pair_info *to, phc_errbuf *err)
+{
+    PHC_TOKEN_RETRY(t, err, rollback_once(t, now, dry_run, from, to, err));
 }
