@@ -237,6 +237,30 @@ CK_FUNCTION_LIST *phc__p11_module_fn(const phc_p11_module *m)
     return m->fn;
 }
 
+/* What the module answers for its slot list and each token's information. libp11 0.4.12
+ * leaks the slots it listed so far when a token's C_GetTokenInfo fails inside
+ * PKCS11_enumerate_slots (SoftHSM answers CKR_GENERAL_ERROR while another process rewrites
+ * its token file), so the module is asked first, directly. */
+static CK_RV tokens_answer(CK_FUNCTION_LIST *fn)
+{
+    CK_ULONG n = 0;
+    CK_SLOT_ID *slots = NULL;
+    CK_RV rv = fn->C_GetSlotList(CK_TRUE, NULL, &n);
+    if (rv != CKR_OK || n == 0)
+        return rv;
+    if (!(slots = OPENSSL_malloc(n * sizeof(*slots))))
+        return CKR_HOST_MEMORY;
+    rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
+    for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
+        CK_TOKEN_INFO ti;
+        rv = fn->C_GetTokenInfo(slots[i], &ti);
+        if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
+            rv = CKR_OK; /* libp11 skips these */
+    }
+    OPENSSL_free(slots);
+    return rv;
+}
+
 int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *module,
                           phc_errbuf *err)
 {
@@ -247,6 +271,12 @@ int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *mo
     if (!m->listed) {
         PKCS11_SLOT *slots = NULL;
         unsigned int n = 0;
+        CK_RV rv = tokens_answer(m->fn);
+        if (rv != CKR_OK) {
+            rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)",
+                          module, phc__p11_rv_str(ckr, sizeof(ckr), rv));
+            goto out;
+        }
         ERR_clear_error();
         if (PKCS11_enumerate_slots(m->ctx, &slots, &n)) {
             phc__p11_rv_last(ckr, sizeof(ckr));

@@ -45,6 +45,7 @@ reader() { # reader N: phc request until told to stop
         n=$((n + 1))
         phc request /v2/asset/sites >/dev/null 2>"$TMP/r$1.err"
         rc=$?
+        [ $rc -eq 0 ] || [ -z "${KEEP_ERR:-}" ] || cp "$TMP/r$1.err" "$KEEP_ERR/reader$1-$n.err"
         record "reader $1 request $n" "$rc" "$TMP/r$1.err"
     done
     echo "$n" >"$TMP/reader$1.count"
