@@ -1,6 +1,7 @@
 #include "gen_open.h"
 
 #include "err.h"
+#include "p11_module.h"
 #include "waiter.h"
 
 #include <openssl/crypto.h>
@@ -13,6 +14,7 @@ struct phc_gen_job {
     phc_trust *trust;
     phc_log log;
     long long now;
+    long long deadline;  /* CLOCK_MONOTONIC ms: the caller's bound, for the open's retries */
     phc_pin_latch latch; /* the caller's, copied in; the login's, taken back */
     phc_gen *gen;        /* the result until someone takes it */
     int rc;
@@ -35,6 +37,7 @@ static void *worker(void *arg)
     phc_gen_job *j = arg;
     phc_gen *g = NULL;
     phc_errbuf e = {0};
+    phc__p11_deadline_set(j->deadline);
     int rc = phc__gen_new(&g, j->cfg, j->trust, &j->log, j->now, &j->latch, &e);
     OPENSSL_thread_stop();
     j->gen = g;
@@ -46,7 +49,7 @@ static void *worker(void *arg)
 }
 
 static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *log, long long now,
-                              const phc_pin_latch *latch)
+                              long timeout_ms, const phc_pin_latch *latch)
 {
     phc_gen_job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -58,6 +61,7 @@ static phc_gen_job *job_start(phc_config *cfg, phc_trust *trust, const phc_log *
     if (log)
         j->log = *log;
     j->now = now;
+    j->deadline = phc__p11_mono_ms() + timeout_ms;
     j->latch = *latch;
     if (phc__spawn_detached(worker, j) != 0) {
         j->refs = 1;
@@ -102,7 +106,7 @@ int phc__gen_open_bounded(phc_gen_job **pending, phc_gen **out, phc_config *cfg,
         *pending = NULL;
         return job_take(j, out, latch, err);
     }
-    phc_gen_job *j = job_start(cfg, trust, log, now, latch);
+    phc_gen_job *j = job_start(cfg, trust, log, now, timeout_ms, latch);
     if (!j)
         return phc__err(err, PHC_ERR_INTERNAL, "cannot start a thread to open the token");
     if (!phc__done_wait(&j->done, timeout_ms)) {

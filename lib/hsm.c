@@ -217,11 +217,12 @@ static void list_tokens(const phc_hsm *h, char *out, size_t len)
         snprintf(out, len, "none");
 }
 
-static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
+static int select_token(phc_hsm *h, P11KitUri *u, phc_p11_retry *r, phc_errbuf *err)
 {
     char want[200], present[256];
     unsigned int ntokens = 0, nmatch = 0;
     phc__p11_uri_token_wanted(u, want, sizeof(want));
+    phc__p11_uri_token_label(u, r->token, sizeof(r->token));
     list_tokens(h, present, sizeof(present));
     for (unsigned int i = 0; i < h->lp->n; i++) {
         PKCS11_SLOT *s = &h->lp->slots[i];
@@ -236,6 +237,10 @@ static int select_token(phc_hsm *h, P11KitUri *u, phc_errbuf *err)
             nmatch++;
         }
     }
+    /* The token the key URI names by label is missing: SoftHSM may be mid-write
+     * (p11_module.h). */
+    if (!nmatch && r->token[0])
+        snprintf(r->cause, sizeof(r->cause), "not among the initialised tokens");
     return phc__p11_token_verdict(err, h->module, "key URI", ntokens, nmatch, want, present);
 }
 
@@ -247,15 +252,18 @@ static CK_FLAGS pin_flags(const phc_hsm *h)
     const PKCS11_TOKEN *t = h->slot->token;
     CK_FLAGS f = (t->userPinLocked ? CKF_USER_PIN_LOCKED : 0) |
                  (t->userPinFinalTry ? CKF_USER_PIN_FINAL_TRY : 0) |
-                 (t->userPinCountLow ? CKF_USER_PIN_COUNT_LOW : 0);
+                 (t->userPinCountLow ? CKF_USER_PIN_COUNT_LOW : 0) |
+                 (t->userPinSet ? CKF_USER_PIN_INITIALIZED : 0);
     CK_FUNCTION_LIST *fn = phc__p11_module_fn(h->mod);
     CK_TOKEN_INFO ti;
     if (fn->C_GetTokenInfo(PKCS11_get_slotid_from_slot(h->slot), &ti) == CKR_OK)
-        f = ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW);
+        f = ti.flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW |
+                        CKF_USER_PIN_INITIALIZED);
     return f;
 }
 
-static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_errbuf *err)
+static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_p11_retry *rt,
+                 phc_errbuf *err)
 {
     const PKCS11_TOKEN *t = h->slot->token;
     char ckr[64];
@@ -277,8 +285,11 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
         return 0;
     }
     /* The login rule (p11_login.c), on the flags as the token reports them now. */
-    if ((rc = phc__p11_login_check(t->label, pin_flags(h), pin, pin_len, pin_source, latch, md,
-                                   h->log, err))) {
+    CK_FLAGS flags = pin_flags(h);
+    if (flags & CKF_USER_PIN_INITIALIZED)
+        rt->pin_initialised = 1;
+    if ((rc = phc__p11_login_check(t->label, flags, pin, pin_len, pin_source, latch, md, h->log,
+                                   err))) {
         phc__secret_free(pin, pin_len);
         return rc;
     }
@@ -297,6 +308,12 @@ static int login(phc_hsm *h, const char *pin_source, phc_pin_latch *latch, phc_e
     unsigned long rv = ckr_last(ckr, sizeof(ckr));
     if (!rv)
         return phc__err(err, PHC_ERR_HSM, "login to token '%s' failed (%s)", t->label, ckr);
+    /* SoftHSM answers these before it looks at the PIN, while its token file is being
+     * rewritten: not a PIN refusal, and the latch does not hear of them (p11_module.h). */
+    if (rv == CKR_GENERAL_ERROR || (rv == CKR_USER_PIN_NOT_INITIALIZED && rt->pin_initialised)) {
+        snprintf(rt->cause, sizeof(rt->cause), "%s at C_Login", ckr);
+        return phc__err(err, PHC_ERR_HSM, "login to token '%s' failed (%s)", t->label, ckr);
+    }
     return phc__p11_login_refused(t->label, rv, md, latch, err);
 }
 
@@ -359,11 +376,20 @@ static int find_keys(phc_hsm *h, phc_errbuf *err)
     PKCS11_KEY *all = NULL;
     unsigned int n = 0;
     char ckr[64], want[160], name[120];
-    ERR_clear_error();
-    if (PKCS11_enumerate_keys(h->slot->token, &all, &n)) {
-        ckr_last(ckr, sizeof(ckr));
-        return phc__err(err, PHC_ERR_HSM, "cannot list the private keys on token '%s' (%s)", tok,
-                        ckr);
+    /* Another process may delete a key (a prune) between libp11's search and its reading of
+     * the key's attributes: CKR_OBJECT_HANDLE_INVALID. libp11 drops its partial list then;
+     * the search is made again, a bounded number of times. */
+    for (unsigned int attempt = 1;; attempt++) {
+        ERR_clear_error();
+        if (!PKCS11_enumerate_keys(h->slot->token, &all, &n))
+            break;
+        if (ckr_last(ckr, sizeof(ckr)) != CKR_OBJECT_HANDLE_INVALID || attempt == PHC_P11_ATTEMPTS)
+            return phc__err(err, PHC_ERR_HSM, "cannot list the private keys on token '%s' (%s)%s",
+                            tok, ckr, attempt > 1 ? " after several attempts" : "");
+        phc__log(h->log, PHC_LOG_WARN,
+                 "a private key on token '%s' went away while it was being listed (%s: deleted "
+                 "by another process?): listing again (attempt %u of %d)",
+                 tok, ckr, attempt + 1, PHC_P11_ATTEMPTS);
     }
     phc__key_name(want, sizeof(want), "", h->want_label, h->want_id, h->want_id_len, h->has_id);
     h->keys = OPENSSL_zalloc(sizeof(*h->keys) * (n ? n : 1));
@@ -379,12 +405,27 @@ static int find_keys(phc_hsm *h, phc_errbuf *err)
         if (!(k->label = OPENSSL_strdup(all[i].label ? all[i].label : "")))
             return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         hsm_key_name(name, sizeof(name), k);
+        ERR_clear_error();
+        unsigned long krv = 0;
         k->priv = PKCS11_get_private_key(&all[i]);
-        if (!k->priv || describe_key(k)) {
-            ckr_last(ckr, sizeof(ckr));
+        if (!k->priv || describe_key(k))
+            krv = ckr_last(ckr, sizeof(ckr));
+        if (krv == CKR_OBJECT_HANDLE_INVALID) {
+            /* Deleted by another process since the search (a prune): not a key any more. */
+            phc__log(h->log, PHC_LOG_WARN,
+                     "key %s on token '%s' went away while it was being read (%s: deleted by "
+                     "another process?): skipped",
+                     name, tok, ckr);
+            EVP_PKEY_free(k->priv);
+            EVP_PKEY_free(k->pub);
+            OPENSSL_free(k->label);
+            memset(k, 0, sizeof(*k));
+            h->nkeys--;
+            continue;
+        }
+        if (!k->priv || !k->pub)
             return phc__err(err, PHC_ERR_HSM, "cannot use private key %s on token '%s' (%s)", name,
                             tok, ckr);
-        }
         phc__log(h->log, PHC_LOG_INFO, "key %s on token '%s': %s%s", name, tok, k->desc,
                  k->supported ? "" : " (not supported, ignored)");
     }
@@ -402,6 +443,32 @@ static int find_keys(phc_hsm *h, phc_errbuf *err)
     return phc__err(err, PHC_ERR_HSM,
                     "key %s on token '%s' is %s: supported are RSA 2048-4096 and EC P-256/P-384",
                     name, tok, h->keys[0].desc);
+}
+
+/* One attempt at the slot list, the token, the login and the keys; r->cause set when it
+ * failed in a way worth another attempt (p11_module.h). g_lock held. */
+static int open_once(phc_hsm *h, P11KitUri *u, const char *pin_source, phc_pin_latch *latch,
+                     phc_p11_retry *r, phc_errbuf *err)
+{
+    int rc;
+    phc_errbuf e = {0};
+    phc__p11_uri_token_label(u, r->token, sizeof(r->token));
+    if ((rc = phc__p11_module_slots(h->mod, &h->lp, h->module, &e))) {
+        /* libp11 reads every slot's token information while listing: SoftHSM's answer for
+         * a token file being rewritten fails the whole list. */
+        if (strstr(e.msg, "(CKR_GENERAL_ERROR)"))
+            snprintf(r->cause, sizeof(r->cause), "CKR_GENERAL_ERROR at C_GetTokenInfo");
+        return phc__err_copy(err, &e);
+    }
+    if ((rc = select_token(h, u, r, err)))
+        return rc;
+    const PKCS11_TOKEN *t = h->slot->token;
+    snprintf(r->token, sizeof(r->token), "%s", t->label);
+    phc__log(h->log, PHC_LOG_INFO, "token '%s' (serial %s, %s %s) in slot %lu", t->label,
+             t->serialnr, t->manufacturer, t->model, PKCS11_get_slotid_from_slot(h->slot));
+    if ((rc = login(h, pin_source, latch, r, err)))
+        return rc;
+    return find_keys(h, err);
 }
 
 int phc__hsm_open(phc_hsm **out, const char *module, const char *key_uri, const char *pin_source,
@@ -437,20 +504,21 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
 
     pthread_mutex_lock(&g_lock);
     locked = 1;
-    if ((rc = phc__p11_module_get(&h->mod, module, log, err)) ||
-        (rc = phc__p11_module_slots(h->mod, &h->lp, module, err)))
+    if ((rc = phc__p11_module_get(&h->mod, module, log, err)))
         goto out;
-    if ((rc = select_token(h, u.kit, err)))
-        goto out;
-    const PKCS11_TOKEN *t = h->slot->token;
-    phc__log(log, PHC_LOG_INFO, "token '%s' (serial %s, %s %s) in slot %lu", t->label, t->serialnr,
-             t->manufacturer, t->model, PKCS11_get_slotid_from_slot(h->slot));
-
-    if ((rc = login(h, pin_source, latch, err)))
-        goto out;
-    if ((rc = find_keys(h, err)))
-        goto out;
-
+    phc_p11_retry r;
+    phc__p11_retry_init(&r);
+    while ((rc = open_once(h, u.kit, pin_source, latch, &r, err))) {
+        if (!r.cause[0])
+            goto out;
+        /* libp11's slots may be listed again: nothing of this handle points into them. */
+        h->lp = NULL;
+        h->slot = NULL;
+        if (!phc__p11_retry_again(&r, h->mod, module, log)) {
+            phc__p11_retry_final(&r, err);
+            goto out;
+        }
+    }
     *out = h;
     h = NULL;
     rc = 0;

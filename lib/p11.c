@@ -30,6 +30,34 @@
 
 /* "<what> on token 'T' failed (CKR_X)" as PHC_ERR_HSM, or the PIN / token-gone wording for
  * the CK_RVs an operator acts on differently. token may be "" (before one is chosen). */
+/* This thread's last failure translated here, for the administration's retry (token.c). */
+static __thread CK_RV t_fail_rv;
+static __thread char t_fail_what[128];
+
+static __thread int t_fail_odd;
+
+void phc__p11_last_fail_clear(void)
+{
+    t_fail_rv = CKR_OK;
+    t_fail_odd = 0;
+    t_fail_what[0] = '\0';
+}
+
+CK_RV phc__p11_last_fail(const char **what, int *odd)
+{
+    if (what)
+        *what = t_fail_what;
+    if (odd)
+        *odd = t_fail_odd;
+    return t_fail_rv;
+}
+
+void phc__p11_fail_odd(const char *what)
+{
+    t_fail_odd = 1;
+    snprintf(t_fail_what, sizeof(t_fail_what), "%s", what);
+}
+
 int phc__p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt, ...)
 {
     char what[256], name[40];
@@ -38,6 +66,8 @@ int phc__p11_fail(phc_errbuf *err, const char *token, CK_RV rv, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
+    t_fail_rv = rv;
+    snprintf(t_fail_what, sizeof(t_fail_what), "%.127s", what);
     switch (rv) {
     case CKR_PIN_INCORRECT:
     case CKR_PIN_INVALID:
@@ -100,14 +130,28 @@ int phc__p11_uri_get(phc_p11_uri *out, const char *uri, CK_OBJECT_CLASS want, ph
     }
 }
 
-static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_errbuf *err)
+/* Records a transient answer of this attempt for phc__p11_retry_again (p11_module.h). */
+static void transient(phc_p11_retry *r, CK_RV rv, const char *call)
+{
+    char name[40];
+    if (rv == CKR_OK)
+        snprintf(r->cause, sizeof(r->cause), "not among the initialised tokens");
+    else
+        snprintf(r->cause, sizeof(r->cause), "%s at %s", phc__p11_rv_str(name, sizeof(name), rv),
+                 call);
+}
+
+static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_p11_retry *r,
+                        phc_errbuf *err)
 {
     CK_FUNCTION_LIST *fn = p->fn;
     CK_ULONG n = 0;
     CK_SLOT_ID *slots = NULL;
     char want[256], present[256] = "";
     unsigned int ntokens = 0, nmatch = 0;
+    CK_RV info_rv = CKR_OK;
     int rc = 0;
+    phc__p11_uri_token_label(u, r->token, sizeof(r->token));
     CK_RV rv = fn->C_GetSlotList(CK_TRUE, NULL, &n);
     if (rv == CKR_OK && n > 0) {
         if (!(slots = OPENSSL_malloc(n * sizeof(*slots))))
@@ -115,6 +159,8 @@ static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_errbuf
         rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
     }
     if (rv != CKR_OK) {
+        if (rv == CKR_GENERAL_ERROR)
+            transient(r, rv, "C_GetSlotList");
         rc = phc__p11_fail(err, "", rv, "listing the slots of PKCS#11 module '%s'", module);
         goto out;
     }
@@ -122,8 +168,11 @@ static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_errbuf
     for (CK_ULONG i = 0; i < n; i++) {
         CK_TOKEN_INFO ti;
         CK_SLOT_INFO si;
-        if (fn->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
-            fn->C_GetSlotInfo(slots[i], &si) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED))
+        CK_RV trv = fn->C_GetTokenInfo(slots[i], &ti);
+        if (trv == CKR_GENERAL_ERROR)
+            info_rv = trv; /* SoftHSM reading a token file being rewritten */
+        if (trv != CKR_OK || fn->C_GetSlotInfo(slots[i], &si) != CKR_OK ||
+            !(ti.flags & CKF_TOKEN_INITIALIZED))
             continue; /* e.g. SoftHSM's spare uninitialised slot */
         char label[33], serial[17], manuf[33], model[17], sdesc[65], smanuf[33];
         phc__p11_trim(label, sizeof(label), ti.label, sizeof(ti.label));
@@ -142,23 +191,34 @@ static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_errbuf
             p->slot = slots[i];
             snprintf(p->label, sizeof(p->label), "%s", label);
             snprintf(p->serial, sizeof(p->serial), "%s", serial);
+            if (ti.flags & CKF_USER_PIN_INITIALIZED)
+                r->pin_initialised = 1;
         }
     }
     if (!ntokens)
         snprintf(present, sizeof(present), "none");
+    /* The token asked for is missing: transient when a token answered CKR_GENERAL_ERROR or
+     * the URI names its label (one expected, so SoftHSM may be mid-write). */
+    if (!nmatch && (info_rv != CKR_OK || r->token[0]))
+        transient(r, info_rv, "C_GetTokenInfo");
     rc = phc__p11_token_verdict(err, module, "URI", ntokens, nmatch, want, present);
 out:
     OPENSSL_free(slots);
     return rc;
 }
 
-static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
+static int login(phc_p11 *p, const char *pin_source, phc_p11_retry *r, phc_errbuf *err)
 {
     CK_TOKEN_INFO ti;
     CK_SESSION_INFO si;
     CK_RV rv = p->fn->C_GetTokenInfo(p->slot, &ti);
-    if (rv != CKR_OK)
+    if (rv != CKR_OK) {
+        if (rv == CKR_GENERAL_ERROR)
+            transient(r, rv, "C_GetTokenInfo");
         return phc__p11_fail(err, p->label, rv, "reading the token information");
+    }
+    if (ti.flags & CKF_USER_PIN_INITIALIZED)
+        r->pin_initialised = 1;
     if (!(ti.flags & CKF_LOGIN_REQUIRED))
         return 0;
     /* The source is read even when this process is logged in already, so that a missing PIN
@@ -184,9 +244,64 @@ static int login(phc_p11 *p, const char *pin_source, phc_errbuf *err)
     /* One attempt: a retry with the same wrong PIN would burn the token's remaining tries. */
     rv = p->fn->C_Login(p->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
     phc__secret_free(pin, pin_len);
-    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+        /* SoftHSM answers these before it looks at the PIN, while its token file is being
+         * rewritten: not a PIN refusal (p11_module.h). */
+        if (rv == CKR_GENERAL_ERROR || (rv == CKR_USER_PIN_NOT_INITIALIZED && r->pin_initialised)) {
+            char name[40];
+            transient(r, rv, "C_Login");
+            return phc__err(err, PHC_ERR_HSM, "login to token '%s' failed (%s)", p->label,
+                            phc__p11_rv_str(name, sizeof(name), rv));
+        }
         return phc__p11_login_refused(p->label, rv, md, NULL, err);
+    }
     phc__log(p->log, PHC_LOG_INFO, "logged in to token '%s'", p->label);
+    return 0;
+}
+
+/* One attempt at the slot, the session and the login; r->cause set when it failed in a way
+ * worth another attempt. */
+static int open_once(phc_p11 *p, P11KitUri *u, const char *module, const char *pin_source,
+                     phc_p11_retry *r, phc_errbuf *err)
+{
+    int rc;
+    if ((rc = select_token(p, u, module, r, err)))
+        return rc;
+    snprintf(r->token, sizeof(r->token), "%s", p->label);
+    CK_RV rv =
+        p->fn->C_OpenSession(p->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p->session);
+    if (rv != CKR_OK) {
+        if (rv == CKR_GENERAL_ERROR)
+            transient(r, rv, "C_OpenSession");
+        return phc__p11_fail(err, p->label, rv, "opening a session");
+    }
+    p->has_session = 1;
+    /* The administration path is the one an operator debugs with -vv: say which token and
+     * slot it works on before the login (the first step that can cost a PIN try). */
+    phc__log(p->log, PHC_LOG_DEBUG, "token '%s' (slot %lu) opened for administration with %s",
+             p->label, (unsigned long)p->slot, module);
+    return login(p, pin_source, r, err);
+}
+
+/* The open's attempts (p11_module.h): slot, session and login until one succeeds or the
+ * failure is not transient or the attempts are used up. */
+static int attach(phc_p11 *p, P11KitUri *u, const char *module, const char *pin_source,
+                  phc_errbuf *err)
+{
+    int rc;
+    phc_p11_retry r;
+    phc__p11_retry_init(&r);
+    while ((rc = open_once(p, u, module, pin_source, &r, err))) {
+        if (!r.cause[0])
+            return rc;
+        if (p->has_session) /* the module may be re-initialised: nothing of ours stays open */
+            p->fn->C_CloseSession(p->session);
+        p->has_session = 0;
+        if (!phc__p11_retry_again(&r, p->mod, module, p->log)) {
+            phc__p11_retry_final(&r, err);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -207,26 +322,32 @@ int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char
     if ((rc = phc__p11_module_get(&p->mod, module, log, err)))
         goto out;
     p->fn = phc__p11_module_fn(p->mod);
-    if ((rc = select_token(p, u.kit, module, err)))
-        goto out;
-    CK_RV rv =
-        p->fn->C_OpenSession(p->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p->session);
-    if (rv != CKR_OK) {
-        rc = phc__p11_fail(err, p->label, rv, "opening a session");
-        goto out;
-    }
-    p->has_session = 1;
-    /* The administration path is the one an operator debugs with -vv: say which token and
-     * slot it works on before the login (the first step that can cost a PIN try). */
-    phc__log(log, PHC_LOG_DEBUG, "token '%s' (slot %lu) opened for administration with %s",
-             p->label, (unsigned long)p->slot, module);
-    if ((rc = login(p, pin_source, err)))
+    if ((rc = attach(p, u.kit, module, pin_source, err)))
         goto out;
     *out = p;
     p = NULL;
 out:
     phc__p11_uri_clear(&u);
     phc__p11_close(p);
+    return rc;
+}
+
+int phc__p11_reopen(phc_p11 *p, const char *module, const char *uri, const char *pin_source,
+                    phc_errbuf *err)
+{
+    phc_p11_uri u;
+    int rc;
+    if ((rc = phc__p11_uri_get(&u, uri, PHC_P11_NO_OBJECT, err)))
+        return rc;
+    if (p->has_session)
+        p->fn->C_CloseSession(p->session);
+    p->has_session = 0;
+    /* The module stays loaded (unloading SoftHSM mid-process re-registers its exit handlers
+     * after the application's); re-initialised when this handle is its only user. */
+    if (phc__p11_module_reinit(p->mod, module, p->log))
+        phc__log(p->log, PHC_LOG_DEBUG, "PKCS#11 module '%s' re-initialised", module);
+    rc = attach(p, u.kit, module, pin_source, err);
+    phc__p11_uri_clear(&u);
     return rc;
 }
 

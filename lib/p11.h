@@ -58,6 +58,22 @@ typedef struct phc_p11 phc_p11;
 int phc__p11_open(phc_p11 **out, const char *module, const char *uri, const char *pin_source,
                   const phc_log *log, phc_errbuf *err);
 
+/* Closes p's session, re-initialises the module when p is its only user, and opens the token
+ * again as phc__p11_open does (same module, uri, pin_source; one login attempt). On failure p
+ * holds no session: only phc__p11_close is left to call. */
+int phc__p11_reopen(phc_p11 *p, const char *module, const char *uri, const char *pin_source,
+                    phc_errbuf *err);
+
+/* The CK_RV (CKR_OK: none) and the step ("listing the private keys") of this thread's last
+ * failure reported by this unit since phc__p11_last_fail_clear, and whether the token gave an
+ * answer it cannot mean (*odd: phc__p11_fail_odd): lets the administration tell the token's
+ * transient answers from others. *what is borrowed (thread-local). */
+CK_RV phc__p11_last_fail(const char **what, int *odd);
+/* Notes that the token answered what it cannot mean (a key it just made with the attributes
+ * asked reads otherwise): SoftHSM reading an object file another process rewrites. */
+void phc__p11_fail_odd(const char *what);
+void phc__p11_last_fail_clear(void);
+
 /* Closes the session and drops the module reference. NULL allowed. */
 void phc__p11_close(phc_p11 *p);
 

@@ -46,13 +46,20 @@ static int check_generated(phc_p11 *p, CK_OBJECT_HANDLE priv, const char *name, 
          * show. */
         if (v == -1 && i >= 4)
             continue;
-        if (v != req[i].want)
+        if (v != req[i].want) {
+            char what[96];
+            snprintf(what, sizeof(what), "checking the new key's %s (read %s)", req[i].what,
+                     v == 1   ? "TRUE"
+                     : v == 0 ? "FALSE"
+                              : "hidden");
+            phc__p11_fail_odd(what);
             return phc__err(err, PHC_ERR_HSM,
                             "token '%s' did not keep private key %s as asked: %s is %s", p->label,
                             name, req[i].what,
                             v == 1   ? "TRUE"
                             : v == 0 ? "FALSE"
                                      : "hidden");
+        }
     }
     return 0;
 }

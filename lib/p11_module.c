@@ -10,7 +10,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 struct phc_p11_module {
     struct phc_p11_module *next;
@@ -235,6 +237,30 @@ CK_FUNCTION_LIST *phc__p11_module_fn(const phc_p11_module *m)
     return m->fn;
 }
 
+/* What the module answers for its slot list and each token's information. libp11 0.4.12
+ * leaks the slots it listed so far when a token's C_GetTokenInfo fails inside
+ * PKCS11_enumerate_slots (SoftHSM answers CKR_GENERAL_ERROR while another process rewrites
+ * its token file), so the module is asked first, directly. */
+static CK_RV tokens_answer(CK_FUNCTION_LIST *fn)
+{
+    CK_ULONG n = 0;
+    CK_SLOT_ID *slots = NULL;
+    CK_RV rv = fn->C_GetSlotList(CK_TRUE, NULL, &n);
+    if (rv != CKR_OK || n == 0)
+        return rv;
+    if (!(slots = OPENSSL_malloc(n * sizeof(*slots))))
+        return CKR_HOST_MEMORY;
+    rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
+    for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
+        CK_TOKEN_INFO ti;
+        rv = fn->C_GetTokenInfo(slots[i], &ti);
+        if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
+            rv = CKR_OK; /* libp11 skips these */
+    }
+    OPENSSL_free(slots);
+    return rv;
+}
+
 int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *module,
                           phc_errbuf *err)
 {
@@ -245,6 +271,12 @@ int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *mo
     if (!m->listed) {
         PKCS11_SLOT *slots = NULL;
         unsigned int n = 0;
+        CK_RV rv = tokens_answer(m->fn);
+        if (rv != CKR_OK) {
+            rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)",
+                          module, phc__p11_rv_str(ckr, sizeof(ckr), rv));
+            goto out;
+        }
         ERR_clear_error();
         if (PKCS11_enumerate_slots(m->ctx, &slots, &n)) {
             phc__p11_rv_last(ckr, sizeof(ckr));
@@ -283,4 +315,104 @@ int phc__p11_module_refs(const char *module, unsigned int *loaded)
     if (loaded)
         *loaded = n;
     return refs;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Transient token states (see p11_module.h) */
+
+static __thread long long t_deadline; /* the bounded operation's, on this thread */
+
+void phc__p11_deadline_set(long long mono_ms)
+{
+    t_deadline = mono_ms;
+}
+
+long long phc__p11_deadline_get(void)
+{
+    return t_deadline;
+}
+
+long long phc__p11_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int phc__p11_module_reinit(phc_p11_module *m, const char *module, const phc_log *log)
+{
+    int done = 0;
+    pthread_mutex_lock(&g_lock);
+    if (m->refs == 1) {
+        /* Nobody else holds a session or a libp11 slot of it: SoftHSM forgets a token it
+         * marked invalid only at C_Finalize. libp11's slots go first (they close their
+         * sessions) and are listed again on next use. */
+        pthread_mutex_lock(&m->slots_mu);
+        if (m->listed) {
+            PKCS11_release_all_slots(m->ctx, m->lp.slots, m->lp.n);
+            OPENSSL_free(m->lp.logged_in);
+            memset(&m->lp, 0, sizeof(m->lp));
+            m->listed = 0;
+        }
+        pthread_mutex_unlock(&m->slots_mu);
+        CK_C_INITIALIZE_ARGS args;
+        memset(&args, 0, sizeof(args));
+        args.flags = CKF_OS_LOCKING_OK;
+        m->fn->C_Finalize(NULL);
+        CK_RV rv = m->fn->C_Initialize(&args);
+        if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+            char name[40];
+            phc__log(log, PHC_LOG_WARN, "re-initialising PKCS#11 module '%s' failed (%s)", module,
+                     phc__p11_rv_str(name, sizeof(name), rv));
+        } else {
+            done = 1;
+        }
+        ERR_clear_error();
+    }
+    pthread_mutex_unlock(&g_lock);
+    return done;
+}
+
+void phc__p11_retry_init(phc_p11_retry *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->attempt = 1;
+}
+
+int phc__p11_retry_again(phc_p11_retry *r, phc_p11_module *m, const char *module,
+                         const phc_log *log)
+{
+    if (r->attempt >= PHC_P11_ATTEMPTS)
+        return 0;
+    long pause = 10L << (r->attempt - 1); /* 10, 20, 40, 80 ms */
+    long long deadline = phc__p11_deadline_get();
+    if (deadline && phc__p11_mono_ms() + pause >= deadline)
+        return 0; /* the operation's bound comes first */
+    r->attempt++;
+    if (r->answered)
+        phc__log(log, PHC_LOG_WARN,
+                 "token '%s' %s; SoftHSM's token file may be being rewritten by another "
+                 "process: reopening (attempt %u of %d)",
+                 r->token[0] ? r->token : "?", r->cause, r->attempt, PHC_P11_ATTEMPTS);
+    else
+        phc__log(log, PHC_LOG_WARN,
+                 "token '%s' read as not initialised (%s); SoftHSM's token file may be being "
+                 "rewritten by another process: reopening (attempt %u of %d)",
+                 r->token[0] ? r->token : "?", r->cause, r->attempt, PHC_P11_ATTEMPTS);
+    struct timespec ts = {0, pause * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    if (m && phc__p11_module_reinit(m, module, log))
+        phc__log(log, PHC_LOG_DEBUG, "PKCS#11 module '%s' re-initialised", module);
+    r->pin_initialised = 0;
+    r->cause[0] = '\0';
+    return 1;
+}
+
+void phc__p11_retry_final(const phc_p11_retry *r, phc_errbuf *err)
+{
+    if (!err || r->attempt < 2)
+        return;
+    size_t n = strlen(err->msg);
+    snprintf(err->msg + n, sizeof(err->msg) - n, " after %u attempts", r->attempt);
 }

@@ -70,4 +70,48 @@ PHC_WUR int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const 
  * none): for tests of the reference count. */
 int phc__p11_module_refs(const char *module, unsigned int *loaded);
 
+/* ---------------------------------------------------------------------------------- */
+/* Transient token states (SoftHSM under several processes)
+ *
+ * SoftHSM 2.6 rewrites its token.object on every C_Login and the bytes reach the file only
+ * after it released its file lock (upstream SoftHSMv2 issue #757): another process reading
+ * the token at that moment sees an empty file, reports the token uninitialised or answers
+ * CKR_GENERAL_ERROR, and may keep the token marked invalid until C_Finalize. Both stacks'
+ * open paths (p11.c, hsm.c) therefore retry such answers here, bounded and logged: up to
+ * PHC_P11_ATTEMPTS attempts, sleeping 10/20/40/80 ms (150 ms in all, and never past the
+ * operation's deadline), re-initialising the module in between when this process holds its
+ * only reference. A wrong or locked PIN is never retried (the caller does not ask). */
+#define PHC_P11_ATTEMPTS 5
+
+typedef struct phc_p11_retry {
+    unsigned int attempt; /* the attempt being made, from 1 */
+    int pin_initialised;  /* CKF_USER_PIN_INITIALIZED seen in this open */
+    char token[40];       /* the token's label, for the messages */
+    char cause[160];      /* "CKR_GENERAL_ERROR at C_GetTokenInfo" */
+    int answered;         /* cause is "answered CKR_X while <step>": an operation's */
+} phc_p11_retry;
+
+/* Starts an open's attempts (attempt 1). */
+void phc__p11_retry_init(phc_p11_retry *r);
+
+/* The last attempt failed in a transient way (r->token and r->cause filled): warns naming
+ * the token, the cause and the next attempt, sleeps, re-initialises the module when refs
+ * allow (the caller holds no session of it), and returns 1 to try again; 0 when the attempts
+ * or the deadline are used up (the caller reports, with phc__p11_retry_final). */
+int phc__p11_retry_again(phc_p11_retry *r, phc_p11_module *m, const char *module,
+                         const phc_log *log);
+
+/* Appends " after N attempts" to err's message when more than one attempt was made. */
+void phc__p11_retry_final(const phc_p11_retry *r, phc_errbuf *err);
+
+/* The deadline (CLOCK_MONOTONIC, ms) of the bounded operation this thread runs, 0 for none:
+ * set by the time-bounded runners (gen_open.c, the admin bound) for the worker's thread. */
+void phc__p11_deadline_set(long long mono_ms);
+long long phc__p11_deadline_get(void);
+long long phc__p11_mono_ms(void);
+
+/* Re-initialises the module (C_Finalize, C_Initialize; libp11's slot list is dropped and
+ * listed again on next use) when ref is its only reference. 1 done, 0 not (shared). */
+int phc__p11_module_reinit(phc_p11_module *m, const char *module, const phc_log *log);
+
 #endif

@@ -183,6 +183,12 @@ void phc__p11_uri_token_wanted(P11KitUri *u, char *out, size_t len)
     }
 }
 
+void phc__p11_uri_token_label(P11KitUri *u, char *out, size_t len)
+{
+    CK_TOKEN_INFO *ti = p11_kit_uri_get_token_info(u);
+    phc__p11_trim(out, len, ti->label, sizeof(ti->label));
+}
+
 int phc__p11_token_verdict(phc_errbuf *err, const char *module, const char *uri_name,
                            unsigned int ntokens, unsigned int nmatch, const char *want,
                            const char *present)

@@ -72,6 +72,9 @@ int phc__p11_uri_token_matches(P11KitUri *u, const phc_p11_token_id *t);
  * when none. */
 void phc__p11_uri_token_wanted(P11KitUri *u, char *out, size_t len);
 
+/* The URI's token= label, trimmed, or "" when it names none. */
+void phc__p11_uri_token_label(P11KitUri *u, char *out, size_t len);
+
 /* The verdict of a token search, worded once for both stacks: 0 when exactly one of the
  * ntokens initialised tokens matched, else PHC_ERR_HSM saying what was looked for (want, from
  * phc__p11_uri_token_wanted), what is there (present: "'a', 'b'") and what to add to the URI

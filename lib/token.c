@@ -481,7 +481,37 @@ const char *phc_pair_state_name(phc_pair_state s)
     return "unknown";
 }
 
-int phc_token_pairs(phc_token *t, long long now, phc_pair_list **out, phc_errbuf *err)
+int phc__token_again(phc_token *t, phc_p11_retry *r, int *rc, phc_errbuf *err)
+{
+    const char *what = "";
+    int odd = 0;
+    CK_RV rv = phc__p11_last_fail(&what, &odd);
+    if (!t || !t->p11 ||
+        (!odd &&
+         (*rc != PHC_ERR_HSM || (rv != CKR_GENERAL_ERROR && rv != CKR_OBJECT_HANDLE_INVALID &&
+                                 rv != CKR_FUNCTION_FAILED))))
+        return 0;
+    char name[40];
+    snprintf(r->token, sizeof(r->token), "%s", phc__p11_token_label(t->p11));
+    if (odd)
+        snprintf(r->cause, sizeof(r->cause), "answered inconsistently while %.100s", what);
+    else
+        snprintf(r->cause, sizeof(r->cause), "answered %s while %.100s",
+                 phc__p11_rv_str(name, sizeof(name), rv), what);
+    r->answered = 1;
+    if (!phc__p11_retry_again(r, NULL, t->cfg->pkcs11_module, &t->log)) {
+        phc__p11_retry_final(r, err);
+        return 0;
+    }
+    /* Reopened (and the module re-initialised when this handle is its only user): SoftHSM
+     * forgets a token it read as empty only then. */
+    phc__p11_last_fail_clear();
+    if ((*rc = phc__p11_reopen(t->p11, t->cfg->pkcs11_module, t->cfg->key, t->cfg->pin, err)))
+        return 0;
+    return 1;
+}
+
+static int pairs_once(phc_token *t, long long now, phc_pair_list **out, phc_errbuf *err)
 {
     inventory inv;
     phc_pair_info *v = NULL;
@@ -497,6 +527,11 @@ int phc_token_pairs(phc_token *t, long long now, phc_pair_list **out, phc_errbuf
     if (rc == PHC_OK)
         rc = phc__pair_list_take(out, v, n, err);
     return rc;
+}
+
+int phc_token_pairs(phc_token *t, long long now, phc_pair_list **out, phc_errbuf *err)
+{
+    PHC_TOKEN_RETRY(t, err, pairs_once(t, now, out, err));
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -184,6 +184,44 @@ static void would_be(phc_pair_info *pi, const inventory *inv, size_t key, X509 *
         pi->state = PHC_PAIR_RETIRED;
 }
 
+/* Is x for one of the keys in inv? */
+static int key_listed(const inventory *inv, X509 *x)
+{
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    int found = 0;
+    for (size_t i = 0; pk && i < inv->nkeys && !found; i++)
+        found = inv->keys[i].pub && EVP_PKEY_eq(pk, inv->keys[i].pub) == 1;
+    ERR_clear_error();
+    return found;
+}
+
+/* The certificate's key is not in the listing: before refusing, reopen the token and list
+ * once more after a short pause. SoftHSM rewrites its token file at every login of any
+ * process and a reader may see it empty (p11_module.h); a key that is really absent costs
+ * 50 ms. */
+static int relist_keys(phc_token *t, inventory *inv, X509 *x, phc_errbuf *err)
+{
+    char cn[400];
+    phc__token_cert_words(cn, sizeof(cn), x);
+    phc__log(&t->log, PHC_LOG_INFO,
+             "the key of certificate %s is not among the %zu key(s) listed on token '%s': "
+             "listing them again",
+             cn, inv->nkeys, phc__p11_token_label(t->p11));
+    phc__token_inventory_free(inv);
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    int rc = phc__p11_reopen(t->p11, t->cfg->pkcs11_module, t->cfg->key, t->cfg->pin, err);
+    if (!rc)
+        rc = phc__token_inventory_load(t, inv, err);
+    if (!rc && key_listed(inv, x))
+        phc__log(&t->log, PHC_LOG_WARN,
+                 "the key of certificate %s was missing from the first listing of token '%s' "
+                 "and is there in the second: SoftHSM's token file was being rewritten by "
+                 "another process",
+                 cn, phc__p11_token_label(t->p11));
+    return rc;
+}
+
 static int check_or_install(phc_token *t, const char *pem, size_t len, long long now,
                             phc_pair_info *out, int *already, int store, phc_errbuf *err)
 {
@@ -201,6 +239,8 @@ static int check_or_install(phc_token *t, const char *pem, size_t len, long long
     if (rc)
         return rc;
     if ((rc = phc__token_inventory_load(t, &inv, err)))
+        goto out_noinv;
+    if (!key_listed(&inv, x) && (rc = relist_keys(t, &inv, x, err)))
         goto out_noinv;
     if ((rc = check_cert(t, &inv, x, chain, now, &key, err)))
         goto out;
@@ -272,6 +312,14 @@ out_noinv:
     return rc;
 }
 
+/* check_or_install under the token's bounded retry (token_impl.h): a transient SoftHSM state
+ * runs the whole check again from the start. */
+static int check_or_install_again(phc_token *t, const char *pem, size_t len, long long now,
+                                  phc_pair_info *pi, int *already, int install, phc_errbuf *err)
+{
+    PHC_TOKEN_RETRY(t, err, check_or_install(t, pem, len, now, pi, already, install, err));
+}
+
 /* The public side of check_or_install: the phc_pair_info the caller asked for is the
  * library's to allocate (token.h), so that it can grow. */
 static int check_or_install_out(phc_token *t, const char *pem, size_t len, long long now,
@@ -284,7 +332,7 @@ static int check_or_install_out(phc_token *t, const char *pem, size_t len, long 
         return phc__err(err, PHC_ERR_INTERNAL, "no token handle");
     if (out && !(pi = OPENSSL_zalloc(sizeof(*pi))))
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-    int rc = check_or_install(t, pem, len, now, pi, already, install, err);
+    int rc = check_or_install_again(t, pem, len, now, pi, already, install, err);
     if (rc == PHC_OK && out) {
         *out = pi;
         pi = NULL;
@@ -330,8 +378,8 @@ static int delete_key(phc_token *t, const tkey *k, phc_errbuf *err)
     return rc;
 }
 
-int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
-                    phc_errbuf *err)
+static int prune_once(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
+                      phc_errbuf *err)
 {
     inventory inv;
     phc_pair_info *list = NULL;
@@ -399,8 +447,14 @@ out:
     return rc;
 }
 
-static int rollback(phc_token *t, long long now, int dry_run, phc_pair_info *from,
-                    phc_pair_info *to, phc_errbuf *err)
+int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
+                    phc_errbuf *err)
+{
+    PHC_TOKEN_RETRY(t, err, prune_once(t, now, flags, out, err));
+}
+
+static int rollback_once(phc_token *t, long long now, int dry_run, phc_pair_info *from,
+                         phc_pair_info *to, phc_errbuf *err)
 {
     inventory inv;
     if (from)
@@ -456,6 +510,12 @@ out:
     return rc;
 }
 
+static int rollback_again(phc_token *t, long long now, int dry_run, phc_pair_info *from,
+                          phc_pair_info *to, phc_errbuf *err)
+{
+    PHC_TOKEN_RETRY(t, err, rollback_once(t, now, dry_run, from, to, err));
+}
+
 int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info **from,
                        phc_pair_info **to, phc_errbuf *err)
 {
@@ -468,7 +528,7 @@ int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info *
         phc_pair_info_free(f);
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     }
-    int rc = rollback(t, now, dry_run, f, o, err);
+    int rc = rollback_again(t, now, dry_run, f, o, err);
     if (rc == PHC_OK) {
         if (from)
             *from = f;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "p11.h"
+#include "p11_module.h"
 #include "rotation.h"
 #include "trust.h"
 
@@ -103,5 +104,26 @@ size_t phc__token_key_ncerts(const inventory *inv, size_t key);
 void phc__token_pair_of_cert(phc_pair_info *pi, const inventory *inv, size_t i, long active,
                              long long now);
 void phc__token_pair_of_key(phc_pair_info *pi, const inventory *inv, size_t key);
+
+/* An administration operation failed with *rc: when the token answered one of SoftHSM's
+ * transient CK_RVs (CKR_GENERAL_ERROR, CKR_OBJECT_HANDLE_INVALID, CKR_FUNCTION_FAILED: a
+ * token file read while another process rewrote it, p11_module.h) and attempts are left,
+ * warns, sleeps, reopens the token and returns 1: run the operation again from the start
+ * (every operation reads the token afresh first, so a second run is safe). 0 otherwise, with
+ * *rc and err the final answer (" after N attempts" when there were several). */
+int phc__token_again(phc_token *t, phc_p11_retry *r, int *rc, phc_errbuf *err);
+
+/* The body of a public operation: call, run again while phc__token_again says so. */
+#define PHC_TOKEN_RETRY(t, err, call)                                                              \
+    do {                                                                                           \
+        phc_p11_retry r_;                                                                          \
+        int rc_;                                                                                   \
+        phc__p11_retry_init(&r_);                                                                  \
+        do {                                                                                       \
+            phc__p11_last_fail_clear();                                                            \
+            rc_ = (call);                                                                          \
+        } while (rc_ && phc__token_again((t), &r_, &rc_, (err)));                                  \
+        return rc_;                                                                                \
+    } while (0)
 
 #endif

@@ -101,8 +101,35 @@ static int id_taken(phc_p11 *p, const unsigned char *id, size_t len, phc_errbuf 
     return total > 0;
 }
 
-int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_hex[PHC_ID_HEX_MAX],
-                       phc_errbuf *err)
+/* An earlier attempt of this call failed after asking for a key pair with id (a transient
+ * answer, phc__token_again): whatever of it the token kept is this call's, not a pending
+ * renewal, and goes before the next attempt. */
+static int drop_tried(phc_token *t, const unsigned char *id, size_t id_len, phc_errbuf *err)
+{
+    static const CK_OBJECT_CLASS cls[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+    char idhex[2 * ID_MAX + 1];
+    phc__hex(idhex, sizeof(idhex), id, id_len);
+    for (size_t c = 0; c < sizeof(cls) / sizeof(cls[0]); c++) {
+        phc_p11_match m = {cls[c], t->want_label, id, id_len, 1};
+        CK_OBJECT_HANDLE *h = NULL;
+        size_t n = 0;
+        int rc = phc__p11_find(t->p11, &m, &h, &n, err);
+        for (size_t i = 0; !rc && i < n; i++) {
+            phc__log(&t->log, PHC_LOG_WARN,
+                     "deleting the %s key id %s that the failed attempt left on token '%s'",
+                     c ? "public" : "private", idhex, phc__p11_token_label(t->p11));
+            rc = phc__p11_destroy(t->p11, h[i], "the key of the failed attempt", err);
+        }
+        OPENSSL_free(h);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int generate_once(phc_token *t, const char *key_type, int pending,
+                         char id_hex[PHC_ID_HEX_MAX], unsigned char *tried, size_t *tried_len,
+                         int *relisted, phc_errbuf *err)
 {
     inventory inv;
     phc_p11_keykind kind = PHC_P11_RSA;
@@ -113,8 +140,9 @@ int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_
     const char *tok = phc_token_label(t);
     if (id_hex)
         id_hex[0] = '\0';
-    int rc = phc__token_inventory_load(t, &inv, err);
-    if (rc)
+    int rc = *tried_len ? drop_tried(t, tried, *tried_len, err) : 0;
+    *tried_len = 0;
+    if (rc || (rc = phc__token_inventory_load(t, &inv, err)))
         return rc;
     phc__token_wanted_words(t, want, sizeof(want));
     if (!t->want_label) {
@@ -153,6 +181,15 @@ int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_
         for (size_t k = 0; k < inv.nkeys; k++)
             if (!phc__token_key_ncerts(&inv, k)) {
                 phc__hex(idhex, sizeof(idhex), inv.keys[k].id, inv.keys[k].id_len);
+                if (!*relisted) {
+                    /* SoftHSM may have read the certificate's object file while another
+                     * process rewrote it: one more look, after reopening, before refusing. */
+                    char what[96];
+                    snprintf(what, sizeof(what),
+                             "listing the keys (key id %.16s shows no certificate)", idhex);
+                    phc__p11_fail_odd(what);
+                    *relisted = 1;
+                }
                 rc = phc__err(err, PHC_ERR_CONFIG,
                               "key id %s on token '%s' is already pending (no certificate yet): "
                               "'phc csr --key-id %s' makes its request again; 'phc prune "
@@ -214,6 +251,8 @@ int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_
         id_len = 1;
     }
     CK_OBJECT_HANDLE pub = 0, priv = 0;
+    memcpy(tried, id, id_len);
+    *tried_len = id_len;
     if ((rc = phc__p11_generate(t->p11, kind, bits, t->want_label, id, id_len, &pub, &priv, err)))
         goto out;
     if (id_hex)
@@ -226,8 +265,18 @@ out:
 /* ------------------------------------------------------------------------------------ */
 /* Requests */
 
-int phc_token_csr(phc_token *t, const char *id_hex, const char *subject, char **pem_out,
-                  phc_errbuf *err)
+int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_hex[PHC_ID_HEX_MAX],
+                       phc_errbuf *err)
+{
+    unsigned char tried[ID_MAX];
+    size_t tried_len = 0;
+    int relisted = 0;
+    PHC_TOKEN_RETRY(t, err,
+                    generate_once(t, key_type, pending, id_hex, tried, &tried_len, &relisted, err));
+}
+
+static int csr_once(phc_token *t, const char *id_hex, const char *subject, char **pem_out,
+                    int *relisted, phc_errbuf *err)
 {
     inventory inv;
     X509_NAME *name = NULL;
@@ -250,6 +299,12 @@ int phc_token_csr(phc_token *t, const char *id_hex, const char *subject, char **
             if (inv.keys[i].id_len == len && !memcmp(inv.keys[i].id, id, len))
                 k = &inv.keys[i];
         if (!k) {
+            if (!*relisted) { /* one more look, as for a pending key in generate_once */
+                char what[96];
+                snprintf(what, sizeof(what), "listing the keys (no key id %.16s)", id_hex);
+                phc__p11_fail_odd(what);
+                *relisted = 1;
+            }
             rc = phc__err(err, PHC_ERR_HSM, "no key with %s and id %s on token '%s'", want, id_hex,
                           tok);
             goto out;
@@ -317,6 +372,13 @@ out:
     X509_NAME_free(name);
     phc__token_inventory_free(&inv);
     return rc;
+}
+
+int phc_token_csr(phc_token *t, const char *id_hex, const char *subject, char **pem_out,
+                  phc_errbuf *err)
+{
+    int relisted = 0;
+    PHC_TOKEN_RETRY(t, err, csr_once(t, id_hex, subject, pem_out, &relisted, err));
 }
 
 int phc_subject_parse(const char *subject, char *rfc2253, size_t len, phc_errbuf *err)

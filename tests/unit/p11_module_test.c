@@ -87,6 +87,49 @@ static void test_refusals(void)
     CHECK(m == NULL && phc__p11_module_refs(NULL, NULL) == 0);
 }
 
+/* The bounded retry of a token's transient states: 5 attempts, 10/20/40/80 ms apart, the
+ * module re-initialised in between only while one reference holds it, never past the
+ * thread's deadline, the final message saying how many attempts were made. */
+static void test_retry(void)
+{
+    phc_p11_module *a = NULL, *b = NULL;
+    phc_errbuf e = {0};
+    CHECK(phc__p11_module_get(&a, g_hang, NULL, &e) == PHC_OK);
+    int inits = calls("C_Initialize"), fins = calls("C_Finalize");
+    phc_p11_retry r;
+    phc__p11_retry_init(&r);
+    snprintf(r.token, sizeof(r.token), "phc-test");
+    long long t0 = phc__p11_mono_ms();
+    int again = 0;
+    while (phc__p11_retry_again(&r, a, g_hang, NULL))
+        again++;
+    long long took = phc__p11_mono_ms() - t0;
+    CHECK(again == 4 && r.attempt == 5);
+    if (took < 150 || took > 1000)
+        fprintf(stderr, "retries took %lld ms\n", took);
+    CHECK(took >= 150 && took <= 1000);
+    CHECK(calls("C_Finalize") == fins + 4 && calls("C_Initialize") == inits + 4);
+    snprintf(e.msg, sizeof(e.msg), "no token with label 'phc-test' in module 'x'");
+    phc__p11_retry_final(&r, &e);
+    CHECK(strcmp(e.msg, "no token with label 'phc-test' in module 'x' after 5 attempts") == 0);
+
+    /* A second user: no re-initialisation under it. */
+    CHECK(phc__p11_module_get(&b, g_hang, NULL, &e) == PHC_OK);
+    phc__p11_retry_init(&r);
+    CHECK(phc__p11_retry_again(&r, a, g_hang, NULL) == 1);
+    CHECK(calls("C_Finalize") == fins + 4);
+    phc__p11_module_put(b);
+
+    /* The deadline comes first: 10 ms fit in 15, the next 20 do not. */
+    phc__p11_retry_init(&r);
+    phc__p11_deadline_set(phc__p11_mono_ms() + 15);
+    CHECK(phc__p11_retry_again(&r, a, g_hang, NULL) == 1);
+    CHECK(phc__p11_retry_again(&r, a, g_hang, NULL) == 0 && r.attempt == 2);
+    phc__p11_deadline_set(0);
+    phc__p11_retry_final(&r, NULL); /* no buffer: nothing to say */
+    phc__p11_module_put(a);
+}
+
 /* ---------------------------------------------------------------------------------- */
 
 struct churn {
@@ -179,6 +222,7 @@ int main(void)
            g_src, pki, t.dir, t.dir, g_src, t.dir, t.dir) == 0) {
         test_refcount(&t);
         test_refusals();
+        test_retry();
         test_token_held_while_clients_come_and_go(&t);
     } else {
         CHECK(0);
