@@ -1,5 +1,6 @@
 /* The one PKCS#11 module layer (see p11_module.h for the contract and the libp11 facts). */
 #include "p11_module.h"
+#include "tokendir.h"
 
 #include "err.h"
 #include "p11_rv.h"
@@ -383,6 +384,11 @@ int phc__p11_retry_again(phc_p11_retry *r, phc_p11_module *m, const char *module
                          const phc_log *log)
 {
     if (r->attempt >= PHC_P11_ATTEMPTS)
+        return 0;
+    /* Token files this user cannot read are a permission, not a state that passes: the
+     * caller's refusal (tokendir.c words it) comes at once, without warnings. */
+    char why[8];
+    if (module && phc__tokendir_unreadable(module, why, sizeof(why)))
         return 0;
     long pause = 10L << (r->attempt - 1); /* 10, 20, 40, 80 ms */
     long long deadline = phc__p11_deadline_get();
