@@ -19,6 +19,7 @@
 
 #include "config_impl.h"
 #include "lists.h"
+#include "opts.h"
 #include "rotation.h"
 #include "trust.h"
 #include "util_hex.h"
@@ -396,11 +397,16 @@ out:
     return rc;
 }
 
-void phc_config_endpoint(const phc_config *cfg, phc_endpoint *out)
+int phc_config_endpoint(const phc_config *cfg, phc_endpoint *out, phc_errbuf *err)
 {
-    memset(out, 0, sizeof(*out));
+    if (!out)
+        return phc__err(err, PHC_ERR_CONFIG, "phc_config_endpoint: no phc_endpoint given");
+    int rc = phc__version_check("phc_endpoint", out->version, PHC_ENDPOINT_VERSION, err);
+    if (rc != PHC_OK)
+        return rc;
     if (!cfg)
-        return;
+        return phc__err(err, PHC_ERR_CONFIG, "phc_config_endpoint: no configuration given");
+    *out = (phc_endpoint)PHC_ENDPOINT_INIT;
     out->url = cfg->url;
     out->host = cfg->host;
     out->port = cfg->port;
@@ -408,4 +414,5 @@ void phc_config_endpoint(const phc_config *cfg, phc_endpoint *out)
     out->n_pinned_ips = cfg->n_pinned_ips;
     out->source_address = cfg->source_address;
     out->credential_expires = cfg->credential_expires_epoch;
+    return PHC_OK;
 }

@@ -2,6 +2,7 @@
 
 #include "err.h"
 
+#include <phconnect/token.h>
 #include <phconnect/trustcheck.h>
 
 int phc__version_check(const char *name, unsigned int version, unsigned int known, phc_errbuf *err)
@@ -63,5 +64,13 @@ int phc_stats_init(phc_stats *out, unsigned int version)
     int rc = phc__version_check("phc_stats", version, PHC_STATS_VERSION, NULL);
     if (rc == PHC_OK && out)
         *out = (phc_stats)PHC_STATS_INIT;
+    return out ? rc : PHC_ERR_CONFIG;
+}
+
+int phc_endpoint_init(phc_endpoint *out, unsigned int version)
+{
+    int rc = phc__version_check("phc_endpoint", version, PHC_ENDPOINT_VERSION, NULL);
+    if (rc == PHC_OK && out)
+        *out = (phc_endpoint)PHC_ENDPOINT_INIT;
     return out ? rc : PHC_ERR_CONFIG;
 }

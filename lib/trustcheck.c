@@ -22,6 +22,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Opaque to callers (trustcheck.h) so it can grow. */
+struct phc_trust_report {
+    phc_trust_result overall; /* the worst of the findings, SKIPPED counting as PASS */
+    size_t n;
+    phc_trust_finding *findings;
+    long long ca_not_after; /* earliest notAfter among the pinned CAs; 0 when not loaded */
+};
+
 #define DECOY_CA_NAME "phc trust self-test decoy CA"
 #define MAX_CHAIN_ROUNDS 12
 
@@ -436,6 +444,26 @@ void phc_trust_report_free(phc_trust_report *r)
         return;
     free(r->findings);
     free(r);
+}
+
+phc_trust_result phc_trust_report_overall(const phc_trust_report *r)
+{
+    return r ? r->overall : PHC_TRUST_SKIPPED;
+}
+
+size_t phc_trust_report_count(const phc_trust_report *r)
+{
+    return r ? r->n : 0;
+}
+
+const phc_trust_finding *phc_trust_report_get(const phc_trust_report *r, size_t i)
+{
+    return r && i < r->n ? &r->findings[i] : NULL;
+}
+
+long long phc_trust_report_ca_not_after(const phc_trust_report *r)
+{
+    return r ? r->ca_not_after : 0;
 }
 
 const char *phc_trust_result_name(phc_trust_result r)

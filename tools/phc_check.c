@@ -225,13 +225,14 @@ static int write_metrics(const check *c, const char *path)
         fprintf(f,
                 "# HELP phc_trust_selftest Result of the trust self-test: 0 pass, 1 warn, 2 "
                 "fail.\n# TYPE phc_trust_selftest gauge\nphc_trust_selftest %d\n",
-                (int)c->trust->overall);
+                (int)phc_trust_report_overall(c->trust));
         fprintf(f, "# HELP phc_trust_selftest_finding Each finding of the trust self-test: 0 "
                    "pass, 1 warn, 2 fail, 3 skipped.\n# TYPE phc_trust_selftest_finding gauge\n");
-        for (size_t i = 0; i < c->trust->n; i++) {
+        for (size_t i = 0; i < phc_trust_report_count(c->trust); i++) {
+            const phc_trust_finding *tf = phc_trust_report_get(c->trust, i);
             fputs("phc_trust_selftest_finding{", f);
-            label(f, "name", c->trust->findings[i].name, 1);
-            fprintf(f, "} %d\n", (int)c->trust->findings[i].result);
+            label(f, "name", tf->name, 1);
+            fprintf(f, "} %d\n", (int)tf->result);
         }
     }
     if (c->ep.url)
@@ -262,8 +263,8 @@ static void judge_trust(check *c, int full)
 {
     static const int to_state[] = {OK, WARNING, CRITICAL, OK};
     const phc_trust_report *r = c->trust;
-    for (size_t i = 0; i < r->n; i++) {
-        const phc_trust_finding *f = &r->findings[i];
+    for (size_t i = 0; i < phc_trust_report_count(r); i++) {
+        const phc_trust_finding *f = phc_trust_report_get(r, i);
         if (!full && (strcmp(f->name, "decoy") != 0 || f->result != PHC_TRUST_FAIL))
             continue;
         int st = to_state[f->result];
@@ -278,8 +279,8 @@ static void judge_trust(check *c, int full)
     if (full && c->text[0] == '\0')
         add(c->text, sizeof(c->text),
             "trust self-test passed: a decoy CA was refused, the pinned CA file checks out");
-    if (full && r->ca_not_after) {
-        long long left = r->ca_not_after - c->now;
+    if (full && phc_trust_report_ca_not_after(r)) {
+        long long left = phc_trust_report_ca_not_after(r) - c->now;
         add(c->perf, sizeof(c->perf), "ca_days=%ld;%ld;%ld ",
             (long)(left >= 0 ? left / 86400 : -((-left + 86399) / 86400)), c->warn, c->crit);
     }
@@ -318,13 +319,14 @@ static void print_json(const check *c, const char *prom, int prom_ok)
     fputs(",\"perfdata\":", f);
     json_perf(f, c->perf);
     fputs(",\"findings\":[", f);
-    for (size_t i = 0; c->trust && i < c->trust->n; i++) {
+    for (size_t i = 0; i < phc_trust_report_count(c->trust); i++) {
+        const phc_trust_finding *tf = phc_trust_report_get(c->trust, i);
         fputs(i ? ",{\"name\":" : "{\"name\":", f);
-        phc_admin_json_str(f, c->trust->findings[i].name);
+        phc_admin_json_str(f, tf->name);
         fputs(",\"result\":", f);
-        phc_admin_json_str(f, phc_trust_result_name(c->trust->findings[i].result));
+        phc_admin_json_str(f, phc_trust_result_name(tf->result));
         fputs(",\"detail\":", f);
-        phc_admin_json_str(f, c->trust->findings[i].detail);
+        phc_admin_json_str(f, tf->detail);
         fputc('}', f);
     }
     fputs("],\"prometheus\":", f);
@@ -365,6 +367,7 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
     };
     check c;
     memset(&c, 0, sizeof(c));
+    c.ep = (phc_endpoint)PHC_ENDPOINT_INIT;
     c.warn = 30;
     c.crit = 7;
     const char *prom = NULL, *chain = NULL;
@@ -434,7 +437,11 @@ int phc_cmd_check(const phc_globals *g, int argc, char **argv)
         snprintf(c.text, sizeof(c.text), "%s", cerr.msg);
         goto report;
     }
-    phc_config_endpoint(cfg, &c.ep);
+    if (phc_config_endpoint(cfg, &c.ep, &cerr) != PHC_OK) {
+        c.state = UNKNOWN;
+        snprintf(c.text, sizeof(c.text), "%s", cerr.msg);
+        goto report;
+    }
     if (trust_only) {
         if (phc_tool_trust_check(cfg, chain, c.warn, c.crit, &c.trust, &err) != PHC_OK) {
             c.state = UNKNOWN;
@@ -491,9 +498,10 @@ report:
     if (c.perf[0])
         printf(" | %s", c.perf);
     printf("\n");
-    for (size_t i = 0; trust_only && c.trust && i < c.trust->n; i++)
-        printf("%s: %s - %s\n", c.trust->findings[i].name,
-               phc_trust_result_name(c.trust->findings[i].result), c.trust->findings[i].detail);
+    for (size_t i = 0; trust_only && i < phc_trust_report_count(c.trust); i++) {
+        const phc_trust_finding *tf = phc_trust_report_get(c.trust, i);
+        printf("%s: %s - %s\n", tf->name, phc_trust_result_name(tf->result), tf->detail);
+    }
 out:
     phc_pair_list_free(c.pairs);
     phc_ca_list_free(c.ca);

@@ -138,8 +138,13 @@ int phc_cmd_firewall(const phc_globals *g, int argc, char **argv)
     int rc = phc_tool_load_config(g, &cfg);
     if (rc)
         return rc;
-    phc_endpoint ep;
-    phc_config_endpoint(cfg, &ep);
+    phc_endpoint ep = PHC_ENDPOINT_INIT;
+    phc_errbuf err = {0};
+    if (phc_config_endpoint(cfg, &ep, &err) != PHC_OK) {
+        rc = phc_tool_fail(&err);
+        phc_config_free(cfg);
+        return rc;
+    }
     if (!src)
         src = ep.source_address;
     if (!ep.n_pinned_ips) {

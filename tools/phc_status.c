@@ -84,12 +84,13 @@ static void print_text(const status *s)
         return;
     }
     printf("trust self-test: %s (x509_profile %s, min_tls_version %s)\n",
-           phc_trust_result_name(s->trust->overall), profile ? profile : "strict",
+           phc_trust_result_name(phc_trust_report_overall(s->trust)), profile ? profile : "strict",
            tls ? tls : "1.2");
-    for (size_t i = 0; i < s->trust->n; i++)
-        if (s->trust->findings[i].result == PHC_TRUST_FAIL ||
-            s->trust->findings[i].result == PHC_TRUST_WARN)
-            printf("  %s: %s\n", s->trust->findings[i].name, s->trust->findings[i].detail);
+    for (size_t i = 0; i < phc_trust_report_count(s->trust); i++) {
+        const phc_trust_finding *f = phc_trust_report_get(s->trust, i);
+        if (f->result == PHC_TRUST_FAIL || f->result == PHC_TRUST_WARN)
+            printf("  %s: %s\n", f->name, f->detail);
+    }
 }
 
 static void json_time(FILE *f, const char *name, long long t)
@@ -170,7 +171,7 @@ static void print_json(const status *s)
         fprintf(f, ",\"days_left\":%ld}", ca->days_left);
     }
     fputs("],\"trust_selftest\":", f);
-    json_opt_str(f, s->trust ? phc_trust_result_name(s->trust->overall) : NULL);
+    json_opt_str(f, s->trust ? phc_trust_result_name(phc_trust_report_overall(s->trust)) : NULL);
     fputs(",\"url\":", f);
     phc_admin_json_str(f, s->ep.url);
     fputs(",\"pinned_ips\":[", f);
@@ -216,6 +217,7 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
         return phc_tool_usage("status takes no arguments: '%s'", argv[optind]);
     status s;
     memset(&s, 0, sizeof(s));
+    s.ep = (phc_endpoint)PHC_ENDPOINT_INIT;
     s.now = (long long)time(NULL);
     phc_errbuf err = {0};
     if ((rc = phc_tool_load_config(g, &s.cfg)) != 0)
@@ -234,7 +236,10 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
     }
     s.npairs = phc_pair_list_count(s.pairs);
     s.nca = phc_ca_list_count(s.ca);
-    phc_config_endpoint(s.cfg, &s.ep);
+    if (phc_config_endpoint(s.cfg, &s.ep, &err) != PHC_OK) {
+        rc = phc_tool_fail(&err);
+        goto out;
+    }
     if (phc_tool_trust_check(s.cfg, NULL, 30, 7, &s.trust, &s.trust_err) != PHC_OK)
         s.trust = NULL;
     if (json)

@@ -49,6 +49,16 @@ static void test_init_functions(void)
     CHECK(st.version == 1 && sm.version == 1 && st.token_ok == 0 && st.requests == 0 &&
           st.cert_serial[0] == '\0');
     CHECK(phc_stats_init(&st, 0) == PHC_ERR_CONFIG && phc_stats_init(NULL, 1) == PHC_ERR_CONFIG);
+
+    phc_endpoint ep;
+    memset(&ep, 0x5a, sizeof(ep));
+    CHECK(phc_endpoint_init(&ep, PHC_ENDPOINT_VERSION) == PHC_OK);
+    phc_endpoint epm = PHC_ENDPOINT_INIT;
+    CHECK(ep.version == 1 && epm.version == 1 && ep.url == NULL && ep.host == NULL &&
+          ep.port == 0 && ep.n_pinned_ips == 0 && ep.source_address == NULL &&
+          ep.credential_expires == 0);
+    CHECK(phc_endpoint_init(&ep, 2) == PHC_ERR_CONFIG && ep.version == 1);
+    CHECK(phc_endpoint_init(NULL, 1) == PHC_ERR_CONFIG);
 }
 
 /* The message names the struct, the version, the library and the likely cause. */
@@ -110,6 +120,27 @@ static void test_entry_points(void)
     to.version = 0;
     CHECK_ERR(phc_trust_check(&r, c, &to, &e), e, PHC_ERR_CONFIG, "phc_trust_check_opts version 0");
     CHECK(r == NULL);
+
+    /* phc_endpoint is filled by the library: an unknown version is refused and out left as
+     * it was, whatever the config holds. */
+    CHECK(phc_config_set(c, "url", "https://api.powerhub.test:8443", &e) == PHC_OK);
+    phc_endpoint ep = PHC_ENDPOINT_INIT;
+    ep.version = 0;
+    CHECK_ERR(phc_config_endpoint(c, &ep, &e), e, PHC_ERR_CONFIG,
+              "phc_endpoint version 0 is unknown to phconnect " PHC_VERSION_STRING
+              " (it knows 1): set the struct up with its _INIT macro or _init function");
+    CHECK(ep.version == 0 && ep.url == NULL);
+    ep.version = PHC_ENDPOINT_VERSION + 1;
+    CHECK_ERR(phc_config_endpoint(c, &ep, &e), e, PHC_ERR_CONFIG,
+              "phc_endpoint version 2 is unknown to phconnect " PHC_VERSION_STRING
+              " (it knows 1): the program was built against a newer phconnect");
+    CHECK(ep.url == NULL);
+    ep.version = PHC_ENDPOINT_VERSION;
+    CHECK_ERR(phc_config_endpoint(NULL, &ep, &e), e, PHC_ERR_CONFIG, "no configuration given");
+    CHECK_ERR(phc_config_endpoint(c, NULL, &e), e, PHC_ERR_CONFIG, "no phc_endpoint given");
+    CHECK(phc_config_endpoint(c, &ep, &e) == PHC_OK && ep.version == PHC_ENDPOINT_VERSION &&
+          ep.port == 8443 && strcmp(ep.host, "api.powerhub.test") == 0 &&
+          strcmp(ep.url, "https://api.powerhub.test:8443") == 0);
     phc_config_free(c);
 }
 

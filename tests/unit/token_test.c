@@ -371,8 +371,8 @@ static void test_secret_and_info(void)
           strcmp(v, "top secret") == 0);
     phc__secret_free(v, n);
 
-    phc_endpoint ep;
-    phc_config_endpoint(c, &ep);
+    phc_endpoint ep = PHC_ENDPOINT_INIT;
+    CHECK(phc_config_endpoint(c, &ep, &e) == PHC_OK && ep.version == PHC_ENDPOINT_VERSION);
     CHECK(ep.port == 8443 && strcmp(ep.host, "api.powerhub.test") == 0);
     CHECK(ep.n_pinned_ips == 2 && strcmp(ep.pinned_ips[1], "2001:db8::1") == 0);
     CHECK(ep.credential_expires == 1893542400LL && ep.source_address == NULL);

@@ -225,9 +225,14 @@ PHC_API void phc_ca_list_free(phc_ca_list *l);
 PHC_API PHC_WUR int phc_config_ca_certs(const phc_config *cfg, long long now, phc_ca_list **out,
                                         phc_errbuf *err);
 
+/* Where and how the configured client connects, for tools that must repeat it (firewall
+ * rules, status). Allocated by the caller and filled by the library: like the options it
+ * carries a version, set by PHC_ENDPOINT_INIT (or phc_endpoint_init), which tells the library
+ * how much of it the program knows. */
 typedef struct phc_endpoint {
-    const char *url;  /* normalised "https://host:port" */
-    const char *host; /* without brackets */
+    unsigned int version; /* PHC_ENDPOINT_VERSION */
+    const char *url;      /* normalised "https://host:port" */
+    const char *host;     /* without brackets */
     int port;
     const char *const *pinned_ips; /* numeric, normalised */
     size_t n_pinned_ips;
@@ -235,8 +240,27 @@ typedef struct phc_endpoint {
     long long credential_expires; /* 0 when unset */
 } phc_endpoint;
 
-/* Fills out from cfg; every pointer is borrowed from cfg. */
-PHC_API void phc_config_endpoint(const phc_config *cfg, phc_endpoint *out);
+#define PHC_ENDPOINT_VERSION 1
+#ifdef __cplusplus
+#define PHC_ENDPOINT_INIT                                                                          \
+    {                                                                                              \
+        PHC_ENDPOINT_VERSION                                                                       \
+    }
+#else
+#define PHC_ENDPOINT_INIT                                                                          \
+    {                                                                                              \
+        .version = PHC_ENDPOINT_VERSION                                                            \
+    }
+#endif
+
+/* Sets *out to PHC_ENDPOINT_INIT for version (PHC_ENDPOINT_VERSION); PHC_ERR_CONFIG when the
+ * library does not know version (out is then left alone). */
+PHC_API PHC_WUR int phc_endpoint_init(phc_endpoint *out, unsigned int version);
+
+/* Fills *out (its version set as by PHC_ENDPOINT_INIT) from cfg; every pointer is borrowed
+ * from cfg. PHC_ERR_CONFIG, out left alone, when the version is unknown or cfg or out is
+ * NULL. */
+PHC_API PHC_WUR int phc_config_endpoint(const phc_config *cfg, phc_endpoint *out, phc_errbuf *err);
 
 #ifdef __cplusplus
 }

@@ -25,12 +25,25 @@ typedef struct phc_trust_finding {
     char detail[PHC_ERRMSG_MAX]; /* one line, an operator's words */
 } phc_trust_finding;
 
-typedef struct phc_trust_report {
-    phc_trust_result overall; /* the worst of the findings, SKIPPED counting as PASS */
-    size_t n;
-    phc_trust_finding *findings;
-    long long ca_not_after; /* earliest notAfter among the pinned CAs; 0 when not loaded */
-} phc_trust_report;
+/* The result of phc_trust_check, made by the library and opaque so it can grow: read it with
+ * the accessors below. phc_trust_finding is reached only through phc_trust_report_get, so it
+ * can grow at its end without a new SONAME. */
+typedef struct phc_trust_report phc_trust_report;
+
+/* The worst of the findings, SKIPPED counting as PASS; PHC_TRUST_SKIPPED for NULL (nothing
+ * ran). */
+PHC_API phc_trust_result phc_trust_report_overall(const phc_trust_report *r);
+
+/* Number of findings; 0 for NULL. */
+PHC_API size_t phc_trust_report_count(const phc_trust_report *r);
+
+/* Finding i (borrowed from r, valid until phc_trust_report_free), or NULL when i is out of
+ * range or r is NULL. Findings come in the order the test made them. */
+PHC_API const phc_trust_finding *phc_trust_report_get(const phc_trust_report *r, size_t i);
+
+/* The earliest notAfter among the pinned CAs (Unix time); 0 when they were not loaded or r is
+ * NULL. */
+PHC_API long long phc_trust_report_ca_not_after(const phc_trust_report *r);
 
 typedef struct phc_trust_check_opts {
     unsigned int version; /* PHC_TRUST_CHECK_OPTS_VERSION */
