@@ -145,10 +145,9 @@ static const struct refusal {
      "is this certificate registered with the vendor?"},
     {SSL_AD_UNSUPPORTED_CERTIFICATE, "the server does not take this kind of certificate",
      "ask the vendor which key types and key usages it accepts"},
-    {SSL_AD_CERTIFICATE_EXPIRED, "the server considers it expired",
-     "renew it (phc csr, then phc install --probe)"},
+    {SSL_AD_CERTIFICATE_EXPIRED, "the server considers it expired", "renew it"},
     {SSL_AD_CERTIFICATE_REVOKED, "the vendor has revoked it",
-     "request a new certificate (phc csr --new-key, then phc install --probe)"},
+     "request a new certificate for a new key"},
     {SSL_AD_ACCESS_DENIED, "the server denies it access",
      "is this certificate registered with the vendor for this API?"},
     {TLS13_AD_CERTIFICATE_REQUIRED, "the server did not get a certificate it accepts",
@@ -230,6 +229,6 @@ void phc__alert_describe(char *out, size_t outlen, const phc_alert_seen *rec)
     } else {
         snprintf(out, outlen,
                  "the connection ended without a TLS alert (closed or reset; "
-                 "the debug log, phc -vv, has the detail)");
+                 "the debug log has the detail)");
     }
 }

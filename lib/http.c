@@ -485,8 +485,8 @@ static int map_curl_error(phc_xfer *x, CURLcode cc, phc_errbuf *err)
     case CURLE_SSL_ENGINE_NOTFOUND:
     case CURLE_SSL_ENGINE_SETFAILED:
         return phc__err(err, PHC_ERR_HSM,
-                        "client key or certificate '%s' not usable for TLS (the debug log, phc "
-                        "-vv, has the detail)",
+                        "client key or certificate '%s' not usable for TLS (the debug log "
+                        "has the detail)",
                         x->setup->tls ? phc__tls_client_subject(x->setup->tls) : "?");
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CLIENTCERT:

@@ -67,7 +67,7 @@ static int keep_private(phc_p11 *p, CK_OBJECT_HANDLE *objs, size_t *n, const cha
         return phc__err(err, PHC_ERR_HSM,
                         "data object %s on token '%s' is public (CKA_PRIVATE false): anyone can "
                         "write one without the PIN, so phconnect takes no client secret from it; "
-                        "delete it and store the secret again with 'phc secret store'",
+                        "delete it and store the secret again",
                         name, p->label);
     return PHC_OK;
 }
@@ -126,7 +126,7 @@ int phc__p11_read_data(char **out, size_t *out_len, const char *module, const ch
         if (!same) {
             rc = phc__err(err, PHC_ERR_HSM,
                           "token '%s' holds %zu data objects with %s and different values: "
-                          "store the value again (phc secret store) or delete all but one",
+                          "delete all but one, or store the value again",
                           p->label, n, name);
             goto out;
         }

@@ -156,8 +156,8 @@ static int generate_once(phc_token *t, const char *key_type, int pending,
         if (inv.nkeys) {
             phc__hex(idhex, sizeof(idhex), inv.keys[0].id, inv.keys[0].id_len);
             rc = phc__err(err, PHC_ERR_CONFIG,
-                          "token '%s' already holds a key with %s (id %s): to renew, use 'phc "
-                          "csr' (same key) or 'phc csr --new-key'",
+                          "token '%s' already holds a key with %s (id %s): to renew, make a "
+                          "new request for that key or generate a pending key",
                           tok, want, idhex);
             goto out;
         }
@@ -173,8 +173,8 @@ static int generate_once(phc_token *t, const char *key_type, int pending,
         }
         if (!inv.nkeys) {
             rc = phc__err(err, PHC_ERR_HSM,
-                          "no key with %s on token '%s' to renew: use 'phc enrol' for the first "
-                          "key",
+                          "no key with %s on token '%s' to renew: generate the "
+                          "first key pair",
                           want, tok);
             goto out;
         }
@@ -192,9 +192,8 @@ static int generate_once(phc_token *t, const char *key_type, int pending,
                 }
                 rc = phc__err(err, PHC_ERR_CONFIG,
                               "key id %s on token '%s' is already pending (no certificate yet): "
-                              "'phc csr --key-id %s' makes its request again; 'phc prune "
-                              "--pending --yes' deletes it",
-                              idhex, tok, idhex);
+                              "make its request again, or delete the pending keys",
+                              idhex, tok);
                 goto out;
             }
         if (!key_type) {
@@ -323,9 +322,10 @@ static int csr_once(phc_token *t, const char *id_hex, const char *subject, char 
             if (npending != 1) {
                 rc = phc__err(err, PHC_ERR_HSM,
                               npending ? "token '%s' has no active pair and several pending keys "
-                                         "with %s: choose one with --key-id"
+                                         "with %s: choose one by its key id"
                                        : "token '%s' has no active pair and no pending key with "
-                                         "%s: use 'phc enrol' (first key) or 'phc csr --new-key'",
+                                         "%s: generate a key pair (the first one, or a "
+                                         "pending one to renew)",
                               tok, want);
                 goto out;
             }
@@ -355,7 +355,7 @@ static int csr_once(phc_token *t, const char *id_hex, const char *subject, char 
         if (!newest) {
             rc = phc__err(err, PHC_ERR_CONFIG,
                           "key id %s has no certificate to copy the subject from, and there is "
-                          "no active pair: give --subject",
+                          "no active pair: give a subject",
                           idhex);
             goto out;
         }

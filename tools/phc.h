@@ -15,8 +15,15 @@ typedef struct phc_globals {
     int keep_env_secrets;    /* env:NAME secrets stay in the environment (see phc.c) */
 } phc_globals;
 
-/* Prints "phc: <msg>" on stderr and returns the exit status for err. */
+/* Prints "phc: <msg>" on stderr, with the CLI's hint (phc_tool_hinted), and returns the exit
+ * status for err. */
 int phc_tool_fail(const phc_errbuf *err);
+
+/* err's message (or its class name) into out, with the phc command that does what the
+ * library's message says inserted after it on the same line: "...; renew it (phc csr, then
+ * phc install --probe)". The library names no phc command (tools/phc_hint.c). Returns out. */
+#define PHC_HINTED_MAX (PHC_ERRMSG_MAX + 256)
+const char *phc_tool_hinted(const phc_errbuf *err, char *out, size_t len);
 
 /* Prints "phc: <formatted>" and returns 2 (usage). */
 int phc_tool_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,7 +13,8 @@
 
 int phc_tool_fail(const phc_errbuf *err)
 {
-    fprintf(stderr, "phc: %s\n", err->msg[0] ? err->msg : phc_err_name(err->code));
+    char msg[PHC_HINTED_MAX];
+    fprintf(stderr, "phc: %s\n", phc_tool_hinted(err, msg, sizeof(msg)));
     return phc_err_exit_code(err->code);
 }
 

@@ -92,13 +92,15 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
         key_id = id;
     }
     if (phc_token_csr(t, key_id, subject, &pem, &err) != PHC_OK) {
+        char msg[PHC_HINTED_MAX];
+        phc_tool_hinted(&err, msg, sizeof(msg));
         if (new_key)
             fprintf(stderr,
                     "phc: %s (the new key id %s is on the token; 'phc csr --key-id %s' makes "
                     "its request)\n",
-                    err.msg, id, id);
+                    msg, id, id);
         else
-            fprintf(stderr, "phc: %s\n", err.msg);
+            fprintf(stderr, "phc: %s\n", msg);
         rc = phc_err_exit_code(err.code);
         goto out;
     }

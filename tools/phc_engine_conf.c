@@ -303,8 +303,9 @@ static int pick_uris(const phc_globals *g, phc_config *cfg, char **key, char **c
     phc_errbuf err = {0};
     int rc = 0;
     if (phc_token_open(&t, cfg, &o, &err) != PHC_OK || phc_token_pairs(t, 0, &p, &err) != PHC_OK) {
+        char msg[PHC_HINTED_MAX];
         fprintf(stderr, "phc: %s (engine-conf reads the token to name the active pair's id)\n",
-                err.msg);
+                phc_tool_hinted(&err, msg, sizeof(msg)));
         rc = phc_err_exit_code(err.code);
         goto out;
     }

@@ -91,10 +91,11 @@ int phc_cmd_enrol(const phc_globals *g, int argc, char **argv)
     printf("generated %s key pair (id %s) on token '%s': sensitive, never extractable\n",
            key_desc(t, id), id, phc_token_label(t));
     if (phc_token_csr(t, id, subject, &pem, &err) != PHC_OK) {
+        char msg[PHC_HINTED_MAX];
         fprintf(stderr,
                 "phc: %s (the key id %s is on the token; 'phc csr --key-id %s' makes its "
                 "request)\n",
-                err.msg, id, id);
+                phc_tool_hinted(&err, msg, sizeof(msg)), id, id);
         rc = phc_err_exit_code(err.code);
         goto out;
     }

@@ -114,8 +114,9 @@ static int probe(const phc_globals *g, const char *cert_name, const char *pem, s
     if (phc_config_set(cfg, "cert", mem_path, &err) != PHC_OK ||
         phc_client_new(&client, cfg, &o, &err) != PHC_OK ||
         phc_client_request(client, &resp, &req, &err) != PHC_OK) {
+        char msg[PHC_HINTED_MAX];
         fprintf(stderr, "phc: probe with %s failed, nothing was installed: %s\n", cert_name,
-                err.msg);
+                phc_tool_hinted(&err, msg, sizeof(msg)));
         rc = phc_err_exit_code(err.code);
     } else {
         printf("probe: GET %s with this certificate and its token key: HTTP %ld\n", path,

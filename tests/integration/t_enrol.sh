@@ -41,7 +41,7 @@ check "private key was generated on the token (local)" grep -q 'local' "$TMP/obj
 check "private key carries label client and id 01" bash -c "grep -q \"label: *client\" '$TMP/objects' && grep -q 'ID: *01' '$TMP/objects'"
 check "private key may only sign" bash -c "grep -q 'Usage: *sign$' '$TMP/objects'"
 expect 2 "already holds a key with label 'client'" "a second enrol is refused and points to csr" -- phc enrol --subject "$SUBJ" --csr-out "$TMP/b.csr"
-check "the refusal names phc csr" grep -q "phc csr" "$TMP/err"
+check "the refusal names phc csr, on the same line (the library's text, the tool's hint)" grep -qx "phc: token 'phc-test' already holds a key with label 'client' (id 01): to renew, make a new request for that key or generate a pending key (phc csr, or phc csr --new-key)" "$TMP/err"
 check "the second enrol wrote no CSR" test ! -e "$TMP/b.csr"
 
 sign_csr "$TMP/client.csr" "$TMP/client.pem" 365
@@ -88,6 +88,7 @@ check "the new CSR carries a new key" bash -c "! cmp -s '$TMP/new.pub' '$TMP/phc
 check "the new CSR takes the active pair's subject" bash -c "openssl req -in '$TMP/new.csr' -noout -subject -nameopt RFC2253 | grep -qx 'subject=CN=phc-enrolled,O=Test Energy'"
 check "the new key is RSA 2048" bash -c "openssl req -in '$TMP/new.csr' -noout -text | grep -q 'Public-Key: (2048 bit)'"
 expect 2 "key id 02 on token 'phc-test' is already pending" "a second --new-key is refused" -- phc csr --new-key --csr-out "$TMP/x.csr"
+check "... and the tool names the commands, with the key id" grep -qx "phc: key id 02 on token 'phc-test' is already pending (no certificate yet): make its request again (phc csr --key-id 02), or delete the pending keys (phc prune --pending --yes)" "$TMP/err"
 expect 0 "" "csr --key-id makes the pending key's request again" -- phc csr --key-id 02 --csr-out "$TMP/again.csr"
 openssl req -in "$TMP/again.csr" -noout -pubkey >"$TMP/again.pub" 2>/dev/null
 check "... with the pending key" cmp -s "$TMP/again.pub" "$TMP/new.pub"
@@ -98,7 +99,7 @@ check "... serial of pair 01" grep -q "\"client_serial\":\"$(cert_serial "$TMP/c
 make_empty_token
 expect 2 "cannot write the certificate request" "enrol into a missing directory" -- phc enrol --subject "$SUBJ" --csr-out "$TMP/no/such/dir/c.csr"
 check "the message says how to get the request" grep -q "phc csr --key-id 01" "$TMP/err"
-expect 2 "give --subject" "without a certificate there is no subject to copy" -- phc csr --csr-out "$TMP/recovered.csr"
+expect 2 "there is no active pair: give a subject (--subject DN)" "without a certificate there is no subject to copy" -- phc csr --csr-out "$TMP/recovered.csr"
 expect 0 "" "phc csr makes the request for the only pending key" -- phc csr --subject "$SUBJ" --csr-out "$TMP/recovered.csr"
 check "the recovered CSR verifies" openssl req -in "$TMP/recovered.csr" -noout -verify
 

@@ -94,10 +94,9 @@ static void test_messages(void)
              "registered with the vendor?"},
         {43, "TLS alert unsupported_certificate, the server does not take this kind of "
              "certificate; ask the vendor which key types and key usages it accepts"},
-        {45, "TLS alert certificate_expired, the server considers it expired; renew it (phc "
-             "csr, then phc install --probe)"},
+        {45, "TLS alert certificate_expired, the server considers it expired; renew it"},
         {44, "TLS alert certificate_revoked, the vendor has revoked it; request a new "
-             "certificate (phc csr --new-key, then phc install --probe)"},
+             "certificate for a new key"},
         {49, "TLS alert access_denied, the server denies it access; is this certificate "
              "registered with the vendor for this API?"},
         {116, "TLS alert certificate_required, the server did not get a certificate it "

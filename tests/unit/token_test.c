@@ -24,8 +24,8 @@ static void test_life_cycle(const char *name, const char *key_type, const char *
     CHECK_STATES(t, "01:pending");
     int rc = phc_token_generate(t, key_type, 0, id, &e);
     CHECK_ERR(rc, e, PHC_ERR_CONFIG,
-              "token 'phc-test' already holds a key with label 'client' (id 01): to renew, use "
-              "'phc csr' (same key) or 'phc csr --new-key'");
+              "token 'phc-test' already holds a key with label 'client' (id 01): to renew, make a "
+              "new request for that key or generate a pending key");
     rc = phc_token_generate(t, NULL, 1, id, &e);
     CHECK_ERR(rc, e, PHC_ERR_CONFIG, "key id 01 on token 'phc-test' is already pending");
 
