@@ -131,7 +131,7 @@ check_pages() {
     if [ -f "$dir/phc.1" ]; then
         render "$dir/phc.1" "$out.phc"
         section "$out.phc" sh DESCRIPTION | items >"$out.global"
-        for flag in $(flags "$SRC/tools/phc.c"); do
+        for flag in $(flags "$SRC/tools/phc.c" "$SRC/tools/phc_common.c"); do
             has_word "$out.global" "$flag" || echo "phc.1: the global option $flag (tools/phc.c parses it) is not an item of DESCRIPTION: add '.It Fl ${flag#-} ...' with its meaning to the '.Bl -tag' list of global options in docs/man/phc.1"
         done
         section "$out.phc" sh SUBCOMMANDS >"$out.subs"
@@ -198,7 +198,7 @@ expect_in() { # WHAT LIST ITEM...
     fi
 }
 expect_in "subcommands of tools/subcommands.def" "$(subcommands)" request engine_conf secret bench
-expect_in "global options of tools/phc.c" "$(flags "$SRC/tools/phc.c")" --config -c --verbose -v --version --help -h
+expect_in "global options of tools/phc.c and phc_common.c" "$(flags "$SRC/tools/phc.c" "$SRC/tools/phc_common.c")" --config -c --verbose -v --version --help -h
 expect_in "flags of tools/phc_request.c" "$(flags "$SRC/tools/phc_request.c")" --header -H --data -d --include -i
 expect_in "flags of tools/phc_engine_conf.c" "$(flags "$SRC/tools/phc_engine_conf.c")" --with-pin --engine-path --template -o
 expect_in "words of tools/phc_secret.c" "$(flags "$SRC/tools/phc_secret.c")" store --help -h

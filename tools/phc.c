@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
 struct subcommand {
     const char *name;
@@ -80,30 +78,16 @@ static int unknown_subcommand(const char *arg)
 
 int main(int argc, char **argv)
 {
-    /* The PIN, the client secret and tokens pass through this process's memory: no core
-     * file may keep them. (The library leaves process limits alone; the tool is the process.) */
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    /* Nor may another process of the same user read them: not dumpable means no ptrace
-     * attach, no /proc/PID/mem or /proc/PID/environ for anyone but root (those files become
-     * root's), and no core file even where the limit is raised again. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    phc_tool_harden();
     phc_globals g = {.config_path = NULL, .verbose = 0};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
-            if (++i >= argc)
-                return phc_tool_usage("--config needs a file name");
-            g.config_path = argv[i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            g.config_path = a + 9;
-        } else if (strspn(a + 1, "v") == strlen(a + 1) && a[1]) {
-            g.verbose += (int)strlen(a + 1);
-        } else if (strcmp(a, "--verbose") == 0) {
-            g.verbose++;
-        } else if (strcmp(a, "--log-time") == 0) {
-            g.log_time = 1;
+        int took = phc_tool_global_opt(&g, argc, argv, &i);
+        if (took == 2)
+            return 2;
+        if (took) {
+            continue;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;

@@ -28,6 +28,17 @@ const char *phc_tool_hinted(const phc_errbuf *err, char *out, size_t len);
 /* Prints "phc: <formatted>" and returns 2 (usage). */
 int phc_tool_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The process hardening of phc and phc-agent: no core file and not dumpable (no same-user
+ * ptrace, /proc/PID/mem or /proc/PID/environ), since the PIN, the client secret and API tokens
+ * pass through the process's memory. execve() makes a process dumpable again, so each program
+ * calls it first thing. */
+void phc_tool_harden(void);
+
+/* One global option at argv[*i] (--config FILE, -c FILE, --config=FILE, -v..., --verbose,
+ * --log-time) into g; *i moves past a value it takes. Returns 1 when it took the option, 0
+ * when argv[*i] is not a global option, 2 after printing the usage line of a missing value. */
+int phc_tool_global_opt(phc_globals *g, int argc, char **argv, int *i);
+
 /* getopt_long for a subcommand, with what every subcommand shares: -v, -vv, --verbose and
  * --log-time are accepted after the subcommand's name too (phc request -v PATH, as curl users
  * type it) and do what they do before it; getopt's own messages are off (opterr = 0) and each

@@ -6,31 +6,18 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
 int main(int argc, char **argv)
 {
-    /* The same process hardening as phc (tools/phc.c): execve() made this process dumpable
-     * again, and it holds the PIN, the client secret and the API tokens for its whole life. */
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    phc_tool_harden(); /* execve() made this process dumpable again */
     phc_globals g = {.config_path = NULL, .verbose = 0};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
-            if (++i >= argc)
-                return phc_tool_usage("--config needs a file name");
-            g.config_path = argv[i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            g.config_path = a + 9;
-        } else if (a[1] && strspn(a + 1, "v") == strlen(a + 1)) {
-            g.verbose += (int)strlen(a + 1);
-        } else {
+        int took = phc_tool_global_opt(&g, argc, argv, &i);
+        if (took == 2)
+            return 2;
+        if (!took)
             break; /* an option of the agent itself (--listen, --help) */
-        }
     }
     if (i < argc && strcmp(argv[i], "agent") == 0)
         i++;

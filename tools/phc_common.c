@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,4 +392,32 @@ int phc_tool_open_client(const phc_globals *g, phc_client **out)
     int prc = phc_client_new(out, cfg, &opts, &err);
     phc_config_free(cfg);
     return prc == PHC_OK ? 0 : phc_tool_fail(&err);
+}
+
+void phc_tool_harden(void)
+{
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int phc_tool_global_opt(phc_globals *g, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+        if (++*i >= argc)
+            return phc_tool_usage("--config needs a file name");
+        g->config_path = argv[*i];
+    } else if (strncmp(a, "--config=", 9) == 0) {
+        g->config_path = a + 9;
+    } else if (a[0] == '-' && a[1] && strspn(a + 1, "v") == strlen(a + 1)) {
+        g->verbose += (int)strlen(a + 1);
+    } else if (strcmp(a, "--verbose") == 0) {
+        g->verbose++;
+    } else if (strcmp(a, "--log-time") == 0) {
+        g->log_time = 1;
+    } else {
+        return 0;
+    }
+    return 1;
 }
