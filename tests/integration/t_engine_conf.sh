@@ -37,7 +37,7 @@ chmod 644 "$TMP/pin.cnf"
 expect 0 "" "renders with the PIN to a file" -- phc engine-conf --with-pin -o "$TMP/pin.cnf"
 check "PIN file is mode 0600" test "$(stat -c %a "$TMP/pin.cnf")" = 600
 check "PIN control present" grep -qx 'PIN = "1234"' "$TMP/pin.cnf"
-check "PIN not printed" bash -c "! grep -q 1234 '$TMP/out' '$TMP/err'"
+check "PIN not printed" bash -c "! grep -qw 1234 '$TMP/out' '$TMP/err'"
 
 # The installed phc finds the installed template (<prefix>/share/phconnect/engine-conf).
 cmake --install "$PHC_BUILD" --prefix "$TMP/inst" >/dev/null 2>&1

@@ -48,7 +48,7 @@ check "CA days left" test "$(json 's["ca"][0]["days_left"]')" -ge 3600
 check "pinned addresses" test "$(json 's["pinned_ips"]')" = "['127.0.0.1']"
 check "credential expiry" test "$(json 's["credential_expires"]')" = "2099-06-30T00:00:00Z"
 check "credential days left" test "$(json 's["credential_days_left"]')" -gt 20000
-check "the PIN is not in the status" bash -c "! grep -q 1234 '$TMP/out'"
+check "the PIN is not in the status" bash -c "! grep -qw 1234 '$TMP/out'"
 
 expect 0 "" "status (text)" -- phc status
 check "text lists pair 01 active" grep -Eq "^01 +active +EC P-384 " "$TMP/out"
