@@ -11,7 +11,8 @@
 #  - the mean wall time of LOOPS (300) runs of `phc --help`, `phc --version` and
 #    `phc request --agent unix:SOCK /v2/asset/sites` (an agent of that phc started for it);
 #  - `phc bench --mode agent --threads 8 --requests N` (BENCH_AGENT, 1000): the agent-oneshot
-#    vs curl-oneshot p50 ratio, the figure.
+#    vs curl-oneshot p50 ratio, the figure, and each side's CPU per request (less
+#    sensitive to a loaded machine than wall time).
 # Give two phc binaries (before, after) to compare them in one run on the same machine state.
 set -euo pipefail
 
@@ -65,8 +66,8 @@ mean_us() {
     echo $(((e - s) / LOOPS / 1000))
 }
 
-echo "| phc | --help us | --version us | request --agent us | agent-oneshot p50 ms | curl-oneshot p50 ms | ratio |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| phc | --help us | --version us | request --agent us | agent-oneshot p50 ms | CPU ms/req | curl-oneshot p50 ms | CPU ms/req | ratio |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for PHC in "$@"; do
     rm -f "$SOCK"
     "$PHC" --config "$TMP/phc.cnf" agent 2>"$TMP/agent.err" &
@@ -91,8 +92,10 @@ for line in open(path):
     rows.setdefault(o["mode"], o)
 a, c = rows.get("agent-oneshot"), rows.get("curl-oneshot")
 ratio = f"{a['p50_ms'] / c['p50_ms']:.2f}x" if a and c and c["p50_ms"] else "?"
-print(f"| {phc} | {help_us} | {version_us} | {req_us} | "
-      f"{a['p50_ms'] if a else '?'} | {c['p50_ms'] if c else '?'} | {ratio} |")
+def f(r, k):
+    return r[k] if r else "?"
+print(f"| {phc} | {help_us} | {version_us} | {req_us} | {f(a, 'p50_ms')} | "
+      f"{f(a, 'cpu_ms_per_request')} | {f(c, 'p50_ms')} | {f(c, 'cpu_ms_per_request')} | {ratio} |")
 EOF
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores" >&2
