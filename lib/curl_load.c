@@ -20,8 +20,9 @@
  * the alternative; they would lose the type checks or need a copy of typecheck-gcc.h.
  *
  * A function the library starts to call without a forwarder here leaves an undefined symbol:
- * the link of libphconnect.so refuses it (-z defs, CMakeLists.txt) and unit.curl_load checks
- * that the shared library and phc have no libcurl NEEDED and no undefined curl_ symbol.
+ * the link of libphconnect.so refuses it (-z defs, CMakeLists.txt), and t_agent_nocurl.sh
+ * checks that the shared library, phc and phc-agent have no libcurl NEEDED and no undefined
+ * curl_ symbol.
  *
  * libcurl is never dlclose'd: it registers OpenSSL and thread-local state that must not
  * outlive its code, and phc_global_cleanup may be followed by another phc_global_init. */
