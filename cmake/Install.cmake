@@ -21,7 +21,8 @@ install(FILES ${PHC_GENERATED_INCLUDE}/phconnect/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/phconnect)
 
 # find_package(phconnect 0.2 CONFIG): the imported target phconnect::phconnect. The shared
-# library links OpenSSL, libcurl, libp11, p11-kit and jansson privately and the public headers
+# library links OpenSSL, libp11, p11-kit and jansson privately (and loads libcurl at run
+# time: lib/curl_load.c) and the public headers
 # include only standard headers, so a consumer needs none of them: the Config file has no
 # find_dependency.
 install(EXPORT phconnectTargets NAMESPACE phconnect:: FILE phconnectTargets.cmake

@@ -1,7 +1,7 @@
 # The Debian package (cpack -G DEB in the build directory): library, headers, CMake and
 # pkg-config files, phc, engine_conf templates, docs (and man pages when there are any),
 # installed under /usr. Run-time dependencies come from dpkg-shlibdeps (dpkg-dev), so they
-# match the libraries the build actually linked.
+# match the libraries the build actually linked; libcurl, loaded at run time, is named below.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME phconnect)
 set(CPACK_PACKAGE_VENDOR phconnect)
@@ -18,6 +18,9 @@ set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "A C library (libphconnect) and the phc com
 mutually authenticated HTTPS to the Tesla Powerhub API: the client key stays on a PKCS#11 \
 token, only the pinned vendor CA is trusted and connections go only to the pinned addresses.")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# libcurl is dlopen'd (lib/curl_load.c), so dpkg-shlibdeps cannot see it: named here, and the
+# computed dependencies are appended. 7.88: the headers the library is built and tested with.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4 (>= 7.88)")
 # A shlibs file for packages built against libphconnect.so.0; also makes CPack add the
 # ldconfig calls to postinst/postrm.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)

@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "client.h"
 #include "config.h"
+#include "curl_load.h"
 #include "err.h"
 #include "gen.h"
 #include "gen_open.h"
@@ -19,7 +20,6 @@
 #include "util_retry.h"
 #include "util_time.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +51,25 @@ struct phc_client {
 
 int phc_global_init(void)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? PHC_OK : PHC_ERR_INTERNAL;
+    return phc_global_init_opts(NULL, NULL);
+}
+
+/* libcurl is not touched here unless asked (PHC_GLOBAL_LOAD_CURL_NOW): curl_load.c loads it at
+ * the first HTTP use, so that processes without one never map its dependency tree. */
+int phc_global_init_opts(const phc_global_opts *opts, phc_errbuf *err)
+{
+    int rc = phc__global_opts_check(opts, err);
+    if (rc != PHC_OK)
+        return rc;
+    unsigned flags = opts ? opts->flags : 0;
+    phc__curl_set_flags(flags);
+    return (flags & PHC_GLOBAL_LOAD_CURL_NOW) ? phc__curl_ready(err) : PHC_OK;
 }
 
 void phc_global_cleanup(void)
 {
     phc__secret_env_clear();
-    curl_global_cleanup();
+    phc__curl_cleanup();
 }
 
 static long long mono_now(void)
@@ -94,6 +106,9 @@ int phc_client_new(phc_client **out, phc_config *cfg, const phc_client_opts *opt
     *out = NULL;
     int rc = phc__client_opts_check(opts, err);
     if (rc != PHC_OK || (rc = phc_config_validate(cfg, err)) != PHC_OK)
+        return rc;
+    /* Before the token is opened: a client without libcurl could make no request. */
+    if ((rc = phc__curl_ready(err)) != PHC_OK)
         return rc;
     phc_client *c = calloc(1, sizeof(*c));
     if (!c)

@@ -1,5 +1,6 @@
 #include "gen.h"
 
+#include "curl_load.h"
 #include "err.h"
 #include "hsm.h"
 #include "sign_guard.h"
@@ -50,6 +51,9 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud)
 
 static int make_share(phc_gen *g, phc_errbuf *err)
 {
+    int rc = phc__curl_ready(err); /* the generation's transfers are its first libcurl use */
+    if (rc != PHC_OK)
+        return rc;
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&g->share_mu[i], NULL);
     g->share_mu_ready = 1;

@@ -34,6 +34,30 @@ int phc__client_opts_check(const phc_client_opts *opts, phc_errbuf *err)
     return PHC_OK;
 }
 
+int phc__global_opts_check(const phc_global_opts *opts, phc_errbuf *err)
+{
+    if (!opts)
+        return PHC_OK;
+    int rc = phc__version_check("phc_global_opts", opts->version, PHC_GLOBAL_OPTS_VERSION, err);
+    if (rc != PHC_OK)
+        return rc;
+    unsigned unknown = opts->flags & ~(PHC_GLOBAL_WIPE_CURL_FREES | PHC_GLOBAL_LOAD_CURL_NOW);
+    if (unknown)
+        return phc__err(err, PHC_ERR_CONFIG,
+                        "phc_global_opts.flags has 0x%x, unknown to phconnect %s: the program "
+                        "was built against a newer phconnect",
+                        unknown, PHC_VERSION_STRING);
+    return PHC_OK;
+}
+
+int phc_global_opts_init(phc_global_opts *opts, unsigned int version)
+{
+    int rc = phc__version_check("phc_global_opts", version, PHC_GLOBAL_OPTS_VERSION, NULL);
+    if (rc == PHC_OK && opts)
+        *opts = (phc_global_opts)PHC_GLOBAL_OPTS_INIT;
+    return opts ? rc : PHC_ERR_CONFIG;
+}
+
 int phc_client_opts_init(phc_client_opts *opts, unsigned int version)
 {
     int rc = phc__version_check("phc_client_opts", version, PHC_CLIENT_OPTS_VERSION, NULL);

@@ -13,4 +13,7 @@ PHC_WUR int phc__version_check(const char *name, unsigned int version, unsigned 
 /* phc_client_opts as given (NULL: the defaults), checked: version and retry_max_attempts. */
 PHC_WUR int phc__client_opts_check(const phc_client_opts *opts, phc_errbuf *err);
 
+/* phc_global_opts as given (NULL: the defaults), checked: version and flags. */
+PHC_WUR int phc__global_opts_check(const phc_global_opts *opts, phc_errbuf *err);
+
 #endif

@@ -125,14 +125,11 @@ int main(int argc, char **argv)
              * its env: secrets. engine_conf reads the PIN itself and then takes them. */
             g.keep_env_secrets = strcmp(subcommands[k].name, "bench") == 0 ||
                                  strcmp(subcommands[k].name, "engine_conf") == 0;
-            /* Wiping allocators first: libcurl keeps the allocators of its first init. */
-            if (phc_tool_curl_init() != 0 || phc_global_init() != PHC_OK) {
-                fprintf(stderr, "phc: cannot initialise libcurl\n");
-                return 9;
-            }
-            int rc = subcommands[k].run(&g, argc - i, argv + i);
+            int rc = phc_tool_global_init();
+            if (rc != 0)
+                return rc;
+            rc = subcommands[k].run(&g, argc - i, argv + i);
             phc_global_cleanup();
-            phc_tool_curl_cleanup();
             return rc;
         }
     }

@@ -89,12 +89,10 @@ int phc_tool_write_output(const char *path, const void *a, size_t alen, const vo
 int phc_tool_write_output_umask(const char *path, const void *a, size_t alen, const void *b,
                                 size_t blen);
 
-/* libcurl with allocators that wipe every block before freeing it (tools/phc_wipe.c).
- * Called before phc_global_init: libcurl keeps the first caller's allocators. 0 or -1. */
-int phc_tool_curl_init(void);
-void phc_tool_curl_cleanup(void);
-/* How many blocks the wiping free has wiped so far (for the test). */
-unsigned long phc_tool_curl_wiped_frees(void);
+/* phc_global_init_opts as phc and phc-agent use it: libcurl, when a command loads it, with
+ * allocators that wipe every block before freeing it (PHC_GLOBAL_WIPE_CURL_FREES). 0, or the
+ * exit code after the one-line refusal on stderr. */
+int phc_tool_global_init(void);
 
 /* What every subcommand does with a config it loaded: checks the ownership and modes of the
  * files it names (phc_config_check_files: warnings on stderr, or an error with

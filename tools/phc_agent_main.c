@@ -23,16 +23,13 @@ int main(int argc, char **argv)
         i++;
     if (!g.config_path)
         g.config_path = phc_config_default_path();
-    /* libcurl's allocators wipe what they free (bearer tokens in header buffers); they must
-     * be installed before the library initialises libcurl. */
-    if (phc_tool_curl_init() != 0 || phc_global_init() != PHC_OK) {
-        fprintf(stderr, "phc: cannot initialise libcurl\n");
-        return 9;
-    }
+    /* libcurl's allocators wipe what they free (bearer tokens in header buffers). */
+    int rc = phc_tool_global_init();
+    if (rc != 0)
+        return rc;
     /* getopt in phc_agent_main starts at argv[1]. */
     argv[i - 1] = "agent";
-    int rc = phc_agent_main(&g, argc - (i - 1), argv + (i - 1));
+    rc = phc_agent_main(&g, argc - (i - 1), argv + (i - 1));
     phc_global_cleanup();
-    phc_tool_curl_cleanup();
     return rc;
 }

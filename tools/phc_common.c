@@ -421,3 +421,11 @@ int phc_tool_global_opt(phc_globals *g, int argc, char **argv, int *i)
     }
     return 1;
 }
+
+int phc_tool_global_init(void)
+{
+    phc_global_opts o = PHC_GLOBAL_OPTS_INIT;
+    o.flags = PHC_GLOBAL_WIPE_CURL_FREES;
+    phc_errbuf err = {0};
+    return phc_global_init_opts(&o, &err) == PHC_OK ? 0 : phc_tool_fail(&err);
+}

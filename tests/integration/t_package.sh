@@ -144,6 +144,9 @@ echo "    Depends: $DEPENDS"
 for dep in libc6 libssl3 libcurl4 libp11-3 libp11-kit0 libjansson4; do
     check "it depends on $dep" grep -qE "(^|, )$dep( |,|$)" <<<"$DEPENDS"
 done
+# libcurl is dlopen'd, invisible to dpkg-shlibdeps: cmake/Packaging.cmake names it.
+check "it depends on libcurl4 (>= 7.88), which the library loads at run time" \
+    grep -qE "(^|, )libcurl4 \(>= 7\.88\)(,|$)" <<<"$DEPENDS"
 check "it runs ldconfig after installing" bash -c "dpkg-deb -I '$DEB' postinst | grep -q ldconfig"
 
 INSTALLED=0

@@ -10,19 +10,28 @@
  *  - err (phc_errbuf *) is optional (NULL allowed); on failure it receives the code and a
  *    one-line message in an operator's words. It never contains a secret.
  *
- * Init contract: call phc_global_init() once, before any thread uses phconnect and
- * before other threads exist (it initialises libcurl, which is not thread-safe to
- * initialise). The library never changes OpenSSL's global defaults (no ENGINE_set_default,
- * no OPENSSL_CONF reliance) and never writes to stderr.
+ * Init contract: call phc_global_init() (or phc_global_init_opts()) once, before any thread
+ * uses phconnect and before other threads exist. The library never changes OpenSSL's global
+ * defaults (no ENGINE_set_default, no OPENSSL_CONF reliance) and never writes to stderr.
+ *
+ * libcurl is loaded on demand: libphconnect.so does not link it. The library dlopen's
+ * libcurl.so.4 the first time it needs it - the first client (phc_client_new) or
+ * phc_version_libs() - and initialises it (curl_global_init) before its first transfer, so a
+ * program that only loads configurations, runs token commands or talks to the agent never
+ * pays for libcurl's dependency tree. That initialisation may run while other threads exist,
+ * which libcurl >= 7.84 built thread-safe (curl_version_info: CURL_VERSION_THREADSAFE)
+ * allows; with another libcurl, pass PHC_GLOBAL_LOAD_CURL_NOW so it happens in
+ * phc_global_init_opts, before threads. A libcurl that cannot be loaded makes those calls fail with
+ * PHC_ERR_INTERNAL "cannot load libcurl (libcurl.so.4): <the loader's reason>".
  *
  * The documents named here (under docs/) are installed in <prefix>/share/doc/phconnect/.
  *
- * libcurl's allocators: phc_global_init calls curl_global_init, which keeps whatever
- * allocators an earlier curl_global_init_mem installed (libcurl is initialised once and
- * counts the calls). An application that wants libcurl's buffers (request and response
- * headers: access tokens, Basic credentials) wiped when freed calls curl_global_init_mem with
- * wiping allocators before phc_global_init, and curl_global_cleanup once more at the end;
- * the phc tool does exactly that.
+ * libcurl's allocators: an application that wants libcurl's buffers (request and response
+ * headers: access tokens, Basic credentials; bodies) wiped when libcurl frees them passes
+ * PHC_GLOBAL_WIPE_CURL_FREES to phc_global_init_opts; the library installs such allocators
+ * (curl_global_init_mem) when it initialises libcurl. phc and phc-agent do. libcurl keeps the
+ * allocators of its first initialisation: if the application initialised libcurl itself
+ * first, its allocators stay and the flag has no effect.
  *
  * Secrets in memory, and what the library does not control: the PIN and the client secret
  * are read from their source when needed (login, a re-login after a token outage, every
@@ -85,8 +94,48 @@ PHC_API const char *phc_err_name(int code);
 /* The tool's exit status for an error class (0..9). */
 PHC_API int phc_err_exit_code(int code);
 
+/* phc_global_init_opts with the defaults; PHC_OK, or what phc_global_init_opts returns. */
 PHC_API PHC_WUR int phc_global_init(void);
-/* Also wipes the values phc_config_take_env_secrets took. */
+
+/* Options of phc_global_init_opts (a versioned struct; see phc_client_opts for the pattern). */
+typedef struct phc_global_opts {
+    unsigned int version; /* PHC_GLOBAL_OPTS_VERSION */
+    unsigned flags;       /* PHC_GLOBAL_* */
+} phc_global_opts;
+
+#define PHC_GLOBAL_OPTS_VERSION 1
+#ifdef __cplusplus
+#define PHC_GLOBAL_OPTS_INIT                                                                       \
+    {                                                                                              \
+        PHC_GLOBAL_OPTS_VERSION                                                                    \
+    }
+#else
+#define PHC_GLOBAL_OPTS_INIT                                                                       \
+    {                                                                                              \
+        .version = PHC_GLOBAL_OPTS_VERSION                                                         \
+    }
+#endif
+
+/* libcurl's allocators wipe every block before freeing it (see "libcurl's allocators" at the
+ * top of this file). */
+#define PHC_GLOBAL_WIPE_CURL_FREES 0x1u
+/* Load and initialise libcurl now rather than at the first HTTP use (see the init contract);
+ * a libcurl that cannot be loaded then fails this call. */
+#define PHC_GLOBAL_LOAD_CURL_NOW 0x2u
+
+/* Sets *opts to PHC_GLOBAL_OPTS_INIT for version (PHC_GLOBAL_OPTS_VERSION); PHC_ERR_CONFIG
+ * when the library does not know version (opts is then left alone). */
+PHC_API PHC_WUR int phc_global_opts_init(phc_global_opts *opts, unsigned int version);
+
+/* The library's process-wide set-up (the init contract above). opts may be NULL (the
+ * defaults), else borrowed for the call. PHC_ERR_CONFIG for an unknown opts->version or flag;
+ * with PHC_GLOBAL_LOAD_CURL_NOW, PHC_ERR_INTERNAL when libcurl cannot be loaded or
+ * initialised. The flags apply to the next initialisation of libcurl by the library: call it
+ * before anything else of phconnect. */
+PHC_API PHC_WUR int phc_global_init_opts(const phc_global_opts *opts, phc_errbuf *err);
+
+/* Also wipes the values phc_config_take_env_secrets took, and undoes the library's
+ * curl_global_init (if it loaded libcurl at all; libcurl stays loaded). */
 PHC_API void phc_global_cleanup(void);
 
 /* The version of the library the program runs with, "MAJOR.MINOR.PATCH" (static). It can be
@@ -96,7 +145,8 @@ PHC_API const char *phc_version(void);
 
 /* The versions of the libraries phconnect runs with, one line for bug reports and
  * `phc --version`: "OpenSSL/3.0.11 libcurl/7.88.1 libp11/0.4.12 (at build time)" (libp11
- * cannot report its own at run time). Static; safe from any thread. */
+ * cannot report its own at run time). Loads libcurl (without initialising it); "libcurl/?"
+ * when it cannot be loaded. Static; safe from any thread. */
 PHC_API const char *phc_version_libs(void);
 
 /* ---------------------------------------------------------------------------------- */

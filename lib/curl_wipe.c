@@ -1,18 +1,19 @@
-/* libcurl's allocators for phc: every block libcurl frees is wiped first. libcurl's buffers
- * hold request and response headers (the Basic credentials of a token request, bearer
- * tokens) and bodies; freed, they would stay readable in the heap until reused.
+/* libcurl's allocators for applications that ask for them (PHC_GLOBAL_WIPE_CURL_FREES; phc
+ * and phc-agent do): every block libcurl frees is wiped first. libcurl's buffers hold request
+ * and response headers (the Basic credentials of a token request, bearer tokens) and bodies;
+ * freed, they would stay readable in the heap until reused. They live in the library because
+ * it is the library that loads and initialises libcurl (curl_load.c), at its first use.
  *
  * The block's size comes from malloc_usable_size (glibc; ASan and valgrind answer it too),
  * so no header of our own is needed and a pointer from these functions is an ordinary
  * malloc pointer. */
-#include "phc.h"
+#include "curl_wipe.h"
 
-#include <curl/curl.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long wiped_frees; /* for the test; libcurl is initialised before threads */
+static unsigned long wiped_frees; /* for the tests; atomic */
 
 static void wipe_free(void *p)
 {
@@ -60,20 +61,15 @@ static char *wipe_strdup(const char *s)
     return p;
 }
 
-int phc_tool_curl_init(void)
-{
-    return curl_global_init_mem(CURL_GLOBAL_DEFAULT, wipe_malloc, wipe_free, wipe_realloc,
-                                wipe_strdup, wipe_calloc) == CURLE_OK
-               ? 0
-               : -1;
-}
+const phc_curl_allocs phc__curl_wiping_allocs = {
+    .malloc_fn = wipe_malloc,
+    .free_fn = wipe_free,
+    .realloc_fn = wipe_realloc,
+    .strdup_fn = wipe_strdup,
+    .calloc_fn = wipe_calloc,
+};
 
-void phc_tool_curl_cleanup(void)
-{
-    curl_global_cleanup();
-}
-
-unsigned long phc_tool_curl_wiped_frees(void)
+unsigned long phc__curl_wiped_frees(void)
 {
     return __atomic_load_n(&wiped_frees, __ATOMIC_RELAXED);
 }
