@@ -134,6 +134,13 @@ for h in "${HOSTS[@]}"; do
         test "$(acurl "$TMP/h$h.sock" http://localhost/_phc/health | json_field "['certificate_serial']")" = "$NEW"
 done
 
+# The HSM's load: each host signs for its first connection and for the first one after the
+# switch (a new identity cannot resume); every other connection resumes, every request reuses.
+for h in "${HOSTS[@]}"; do
+    sigs=$(acurl "$TMP/h$h.sock" http://localhost/_phc/metrics | awk '$1 == "phc_token_signatures_total" {print $2}')
+    check "host 127.0.0.$h: ${sigs:-?} token signatures for ${N[$h]} requests (<= 4)" test "${sigs:-99}" -le 4
+done
+
 for h in "${HOSTS[@]}"; do
     stop_agent "${APID[$h]}"
     check "host 127.0.0.$h: SIGTERM, exit 0" test "$AGENT_RC" = 0
