@@ -29,6 +29,7 @@ OLD=$(cert_serial "$TMP/client.pem")
 check "p11-kit server exports the token" \
     bash -c "bash '$FIX/p11remote.sh' start '$TMP/p11' phc-test >'$TMP/p11.env'"
 . "$TMP/p11.env" # P11_KIT_SERVER_ADDRESS (exported), P11_KIT_SERVER_PID
+T_PIDS+=("${P11_KIT_SERVER_PID:-}")
 stop_p11() { bash "$FIX/p11remote.sh" stop "$TMP/p11"; }
 
 # The vendor's allow-list: the three hosts' addresses and nothing else.
@@ -59,6 +60,7 @@ for h in "${HOSTS[@]}"; do
     "$PHC_AGENT_LOAD" --until "$TMP/stop" --gap-ms 20 --serials "$TMP/serials.$h" \
         "$TMP/h$h.sock" /echo 2 0 >"$TMP/load.$h" 2>"$TMP/load.$h.err" &
     LPID[$h]=$!
+    T_PIDS+=("${LPID[$h]}")
 done
 for h in "${HOSTS[@]}"; do
     for c in 0 1; do
