@@ -108,12 +108,13 @@ done
 
 # --- no failure ---------------------------------------------------------------------------------
 total=0
+N=()
 for h in "${HOSTS[@]}"; do
     read -r _ n _ f _ <"$TMP/load.$h"
     total=$((total + ${n:-0}))
     check "host 127.0.0.$h: 0 failed of ${n:-0} requests" test "${f:-1}" = 0
     check "host 127.0.0.$h: a steady load (>= 50 requests)" test "${n:-0}" -ge 50
-    N[$h]=${n:-0}
+    N[h]=${n:-0}
 done
 echo "# $total requests through three agents, one token"
 
