@@ -1,6 +1,7 @@
 #include "certobj.h"
 
 #include "err.h"
+#include "install_order.h"
 #include "p11_attr.h"
 #include "p11_rv.h"
 
@@ -77,6 +78,18 @@ int phc__certobj_list(phc_certobj **out, size_t *n, CK_FUNCTION_LIST *f, unsigne
         }
         k++;
     }
+    /* The record after the certificates: a certificate stored after the record was read
+     * would be unranked, one read before it is merely older. */
+    phc_order order;
+    const char *step = "";
+    if (phc__order_read(&order, f, s, &rv, &step)) {
+        phc__certobj_free(objs, k);
+        rc = phc__err(err, PHC_ERR_HSM, "%s on token '%s' failed (%s)", step, token,
+                      phc__p11_rv_str(name, sizeof(name), rv));
+        goto out;
+    }
+    for (size_t i = 0; i < k; i++)
+        objs[i].seq = phc__order_seq_of(&order, objs[i].x509);
     *out = objs;
     *n = k;
     ERR_clear_error(); /* d2i's complaints about a half-written value */
