@@ -24,8 +24,8 @@ typedef struct phc_certobj {
  * function list (p11_module.h: the one libp11 uses too), with each one's place in the
  * token's install-order record, read in the same session (private: read only when this
  * process is logged in; otherwise every seq is -1). *out is owned by the caller:
- * phc__certobj_free. Errors: PHC_ERR_HSM naming the token label given, also when the record
- * cannot be read (a reload then keeps the identity it has rather than rank ties blind). */
+ * phc__certobj_free. Errors: PHC_ERR_HSM naming the token label given. A record that cannot
+ * be read leaves every seq -1 (ties then go by the fixed order, rotation.h). */
 int phc__certobj_list(phc_certobj **out, size_t *n, CK_FUNCTION_LIST *f, unsigned long slot_id,
                       const char *token, phc_errbuf *err);
 
