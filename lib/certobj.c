@@ -1,6 +1,7 @@
 #include "certobj.h"
 
 #include "err.h"
+#include "install_order.h"
 #include "p11_attr.h"
 #include "p11_rv.h"
 
@@ -77,6 +78,17 @@ int phc__certobj_list(phc_certobj **out, size_t *n, CK_FUNCTION_LIST *f, unsigne
         }
         k++;
     }
+    /* The record after the certificates: install stores it before the certificate, so a
+     * certificate seen here is in the record seen here. A record that cannot be read now
+     * (SoftHSM rewriting it for another process) ranks nothing: only a tie on the very same
+     * dates is then left to the fixed order, until the next reload, rather than a client
+     * failing to start over the tie-break. */
+    phc_order order;
+    const char *step = "";
+    if (phc__order_read(&order, f, s, &rv, &step))
+        order.state = PHC_ORDER_UNREADABLE;
+    for (size_t i = 0; i < k; i++)
+        objs[i].seq = phc__order_seq_of(&order, objs[i].x509);
     *out = objs;
     *n = k;
     ERR_clear_error(); /* d2i's complaints about a half-written value */

@@ -541,10 +541,11 @@ static int cert_state(X509 *c, time_t now)
     return phc__cert_validity(c, (long long)now);
 }
 
-/* Is a newer than b (later notBefore, then later notAfter, then a fixed order)? */
-static int cert_newer(X509 *a, X509 *b)
+/* Is a newer than b (later notBefore, then later notAfter, then the later installation by
+ * the token's install-order record, then a fixed order)? */
+static int cert_newer(const phc_certobj *a, const phc_certobj *b)
 {
-    return phc__cert_newer(a, b);
+    return phc__cert_newer(a->x509, a->seq, b->x509, b->seq);
 }
 
 static int cert_not_valid(phc_hsm *h, X509 *c, int state, const char *forkey, phc_errbuf *err)
@@ -626,13 +627,14 @@ static void warn_once(phc_hsm *h, X509 *c, const char *why)
  * (judged while it is valid: an expired one is reported as expired). k NULL: any of the
  * client's keys. */
 typedef struct skipped {
-    X509 *cert; /* borrowed from the certificate list; the newest one skipped */
+    const phc_certobj *cert; /* borrowed from the certificate list; the newest one skipped */
     char why[PHC_ERRMSG_MAX];
 } skipped;
 
-static int usable(phc_hsm *h, X509 *c, const hsm_key *k, const phc_trust *trust, time_t now,
-                  skipped *sk)
+static int usable(phc_hsm *h, const phc_certobj *co, const hsm_key *k, const phc_trust *trust,
+                  time_t now, skipped *sk)
 {
+    X509 *c = co->x509;
     phc_errbuf e = {0};
     int match = 0;
     for (unsigned int i = 0; i < h->nkeys && !match; i++)
@@ -651,8 +653,8 @@ static int usable(phc_hsm *h, X509 *c, const hsm_key *k, const phc_trust *trust,
         return 1;
     }
     warn_once(h, c, e.msg);
-    if (!sk->cert || cert_newer(c, sk->cert)) {
-        sk->cert = c;
+    if (!sk->cert || cert_newer(co, sk->cert)) {
+        sk->cert = co;
         snprintf(sk->why, sizeof(sk->why), "%s", e.msg);
     }
     return 0;
@@ -691,7 +693,7 @@ static const phc_trust *chain_rule(phc_hsm *h, const phc_certobj *certs, size_t 
 static int none_usable(phc_hsm *h, const skipped *sk, phc_errbuf *err)
 {
     char cn[320];
-    cert_name(cn, sizeof(cn), sk->cert);
+    cert_name(cn, sizeof(cn), sk->cert->x509);
     return phc__err(err, PHC_ERR_HSM, "client certificate %s on token '%s' is not used: %.200s", cn,
                     phc__hsm_token_label(h), sk->why);
 }
@@ -705,7 +707,7 @@ static int pick_by_key(phc_hsm *h, time_t now, const phc_trust *trust, const hsm
     phc_certobj *certs = NULL;
     size_t n = 0;
     const hsm_key *best_k = NULL, *any_k = NULL;
-    X509 *best = NULL, *any = NULL;
+    const phc_certobj *best = NULL, *any = NULL;
     skipped sk = {0};
     int rc = token_certs(h, &certs, &n, err);
     if (rc)
@@ -716,15 +718,15 @@ static int pick_by_key(phc_hsm *h, time_t now, const phc_trust *trust, const hsm
         if (!k->supported)
             continue;
         for (size_t j = 0; j < n; j++) {
-            X509 *c = certs[j].x509;
-            if (!c || certs[j].id_len != k->id_len || memcmp(certs[j].id, k->id, k->id_len) ||
+            const phc_certobj *c = &certs[j];
+            if (!c->x509 || c->id_len != k->id_len || memcmp(c->id, k->id, k->id_len) ||
                 !usable(h, c, k, trust, now, &sk))
                 continue;
             if (!any || cert_newer(c, any)) {
                 any = c;
                 any_k = k;
             }
-            if (cert_state(c, now) == 0 && (!best || cert_newer(c, best))) {
+            if (cert_state(c->x509, now) == 0 && (!best || cert_newer(c, best))) {
                 best = c;
                 best_k = k;
             }
@@ -744,13 +746,13 @@ static int pick_by_key(phc_hsm *h, time_t now, const phc_trust *trust, const hsm
         char an[160];
         hsm_key_name(an, sizeof(an), any_k);
         snprintf(forkey, sizeof(forkey), " for key %s", an);
-        rc = cert_not_valid(h, any, cert_state(any, now), forkey, err);
-    } else if (!pub_eq(best_k, best)) {
-        rc = mismatch(h, best, best_k, err);
+        rc = cert_not_valid(h, any->x509, cert_state(any->x509, now), forkey, err);
+    } else if (!pub_eq(best_k, best->x509)) {
+        rc = mismatch(h, best->x509, best_k, err);
     } else {
         *kout = best_k;
-        X509_up_ref(best); /* outlives the list: the caller owns it */
-        *cout = best;
+        X509_up_ref(best->x509); /* outlives the list: the caller owns it */
+        *cout = best->x509;
     }
     phc__certobj_free(certs, n);
     return rc;
@@ -791,7 +793,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
     char want[200];
     phc_certobj *certs = NULL;
     size_t n = 0;
-    X509 *best = NULL, *any = NULL;
+    const phc_certobj *best = NULL, *any = NULL;
     skipped sk = {0};
     int rc = uri_parse(&u, ref, "certificate", CKO_CERTIFICATE, err);
     if (rc)
@@ -807,15 +809,14 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
         goto out;
     trust = chain_rule(h, certs, n, trust, now);
     for (size_t j = 0; j < n; j++) {
-        X509 *c = certs[j].x509;
-        if (!c ||
-            !obj_matches(certs[j].label, certs[j].id, certs[j].id_len, u.label, u.id, u.id_len,
-                         u.has_id) ||
+        const phc_certobj *c = &certs[j];
+        if (!c->x509 ||
+            !obj_matches(c->label, c->id, c->id_len, u.label, u.id, u.id_len, u.has_id) ||
             !usable(h, c, NULL, trust, now, &sk))
             continue;
         if (!any || cert_newer(c, any))
             any = c;
-        if (cert_state(c, now) == 0 && (!best || cert_newer(c, best)))
+        if (cert_state(c->x509, now) == 0 && (!best || cert_newer(c, best)))
             best = c;
     }
     if (!any && sk.cert) {
@@ -829,7 +830,7 @@ static int cert_from_uri(phc_hsm *h, const char *ref, time_t now, const phc_trus
         goto out;
     }
     /* An expired one is reported by pair_with_key. */
-    if (!(*cout = X509_dup(best ? best : any)))
+    if (!(*cout = X509_dup(best ? best->x509 : any->x509)))
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
 out:
     phc__certobj_free(certs, n);

@@ -20,6 +20,7 @@
 #ifndef PHC_P11_H
 #define PHC_P11_H
 
+#include "install_order.h"
 #include "log.h"
 #include "p11_rv.h"
 
@@ -138,5 +139,14 @@ int phc__p11_public_key(phc_p11 *p, CK_OBJECT_HANDLE h, EVP_PKEY **out, phc_errb
 /* C_SignInit + C_Sign with mech (no parameters) on key h. *sig (OPENSSL_free) and *siglen. */
 int phc__p11_sign(phc_p11 *p, CK_OBJECT_HANDLE h, CK_MECHANISM_TYPE mech, const unsigned char *in,
                   size_t inlen, unsigned char **sig, size_t *siglen, phc_errbuf *err);
+
+/* ---------------------------------------------------------------------------------- */
+/* The install-order record (install_order.h) through this handle's session */
+
+/* Reads it into o; a failing call is PHC_ERR_HSM naming the step and the CK_RV. */
+int phc__p11_order_read(phc_p11 *p, phc_order *o, phc_errbuf *err);
+
+/* Records fp as the newest installation (phc__order_add); on failure *rv is the CK_RV. */
+int phc__p11_order_add(phc_p11 *p, const unsigned char fp[32], CK_RV *rv, phc_errbuf *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* Direct PKCS#11 access, data objects: the client secret kept as a private CKO_DATA object,
- * read (phc__p11_read_data) and replaced create-new-then-delete-old (phc__p11_write_data). */
+ * read (phc__p11_read_data) and replaced create-new-then-delete-old (phc__p11_write_data),
+ * and the install-order record (install_order.h) through an administration handle. */
 #include "p11.h"
 #include "p11_int.h"
 
@@ -219,4 +220,21 @@ out:
     phc__p11_close(p);
     data_ref_free(&r);
     return rc;
+}
+
+int phc__p11_order_read(phc_p11 *p, phc_order *o, phc_errbuf *err)
+{
+    CK_RV rv;
+    const char *step = "";
+    if (phc__order_read(o, p->fn, p->session, &rv, &step))
+        return phc__p11_fail(err, p->label, rv, "%s", step);
+    return 0;
+}
+
+int phc__p11_order_add(phc_p11 *p, const unsigned char fp[32], CK_RV *rv, phc_errbuf *err)
+{
+    const char *step = "";
+    if (phc__order_add(fp, p->fn, p->session, rv, &step))
+        return phc__p11_fail(err, p->label, *rv, "%s", step);
+    return 0;
 }

@@ -21,13 +21,20 @@ int phc__cert_validity(const X509 *c, long long now)
     return PHC_CERT_VALID;
 }
 
-int phc__cert_newer(const X509 *a, const X509 *b)
+int phc__cert_newer(const X509 *a, long seq_a, const X509 *b, long seq_b)
 {
     int c = ASN1_TIME_compare(X509_get0_notBefore(a), X509_get0_notBefore(b));
     if (c == 0)
         c = ASN1_TIME_compare(X509_get0_notAfter(a), X509_get0_notAfter(b));
-    /* Same second for both dates (two certificates issued together): any fixed order will
-     * do, as long as every caller gets the same answer whatever order it meets them in. */
+    /* Same second for both dates (two certificates issued together): the later installation
+     * (install_order.h). A recorded certificate ranks above an unrecorded one - those were
+     * installed before the record existed or fell out of it as the oldest - which keeps the
+     * order total: (recorded, place) then the fixed order, whatever order a caller meets
+     * the certificates in. */
+    if (c == 0 && (seq_a >= 0 || seq_b >= 0))
+        c = (seq_a > seq_b) - (seq_a < seq_b);
+    /* Neither recorded: any fixed order will do, as long as every caller gets the same
+     * answer. */
     if (c == 0)
         c = X509_cmp(a, b);
     return c > 0;

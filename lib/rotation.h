@@ -1,8 +1,9 @@
 /* The rotation rule in one place: which of the client's certificates the connector uses.
  * Among the certificates of the client's keys, the one valid now with the latest notBefore
- * (ties: the later notAfter) is the identity; keys without a certificate are pending and
- * never chosen. lib/hsm.c chooses the connector's identity with it and lib/token.c shows the
- * same choice as the ACTIVE pair, so `phc status` names the pair requests will use. */
+ * (ties: the later notAfter, then the later installation) is the identity; keys without a
+ * certificate are pending and never chosen. lib/hsm.c chooses the connector's identity with it and
+ * lib/token.c shows the same choice as the ACTIVE pair, so `phc status` names the pair requests
+ * will use. */
 #ifndef PHC_ROTATION_H
 #define PHC_ROTATION_H
 
@@ -18,9 +19,12 @@ enum {
 };
 int phc__cert_validity(const X509 *c, long long now);
 
-/* 1 when a is newer than b: later notBefore, then later notAfter, then (equal dates) a fixed
- * order of the encodings, so that every caller breaks a tie the same way. */
-int phc__cert_newer(const X509 *a, const X509 *b);
+/* 1 when a is newer than b: later notBefore, then later notAfter, then (equal dates) the
+ * later installation: seq_a/seq_b are the certificates' places in the token's install-order
+ * record (install_order.h; -1 when not recorded), and a recorded one ranks above an
+ * unrecorded one; then (neither recorded) a fixed order of the encodings (X509_cmp), so that
+ * every caller breaks a tie the same way. */
+int phc__cert_newer(const X509 *a, long seq_a, const X509 *b, long seq_b);
 
 /* notBefore/notAfter as seconds since the epoch; 0 when unreadable. */
 long long phc__asn1_time_epoch(const ASN1_TIME *t);

@@ -345,6 +345,15 @@ int phc__token_inventory_load(phc_token *t, inventory *inv, phc_errbuf *err)
         inv->certs[inv->ncerts].key = key;
         inv->ncerts++;
     }
+    /* The record after the certificates (install stores it before the certificate), so every
+     * certificate seen here that install stored is in the record seen here. */
+    phc_order order;
+    if ((rc = phc__p11_order_read(p, &order, err)))
+        goto out;
+    inv->order = order.state;
+    inv->order_n = order.n;
+    for (size_t i = 0; i < inv->ncerts; i++)
+        inv->certs[i].seq = phc__order_seq_of(&order, inv->certs[i].x);
 out:
     OPENSSL_free(h);
     if (rc)
@@ -379,7 +388,7 @@ long phc__token_active_cert(const inventory *inv, long long now)
         const tcert *c = &inv->certs[i];
         if (!candidate(inv, c, now, chain))
             continue;
-        if (best < 0 || phc__cert_newer(c->x, inv->certs[best].x))
+        if (best < 0 || phc__cert_newer(c->x, c->seq, inv->certs[best].x, inv->certs[best].seq))
             best = (long)i;
     }
     return best;
@@ -417,6 +426,8 @@ void phc__token_pair_of_cert(phc_pair_info *pi, const inventory *inv, size_t i, 
     phc__token_cert_fill(pi, c->x, now);
     pi->key_mismatch = !k->pub || EVP_PKEY_eq(X509_get0_pubkey(c->x), k->pub) != 1;
     pi->state = phc__token_cert_state(inv, i, active, now);
+    pi->install_seq = c->seq;
+    pi->install_order = inv->order;
     ERR_clear_error();
 }
 
@@ -425,6 +436,8 @@ void phc__token_pair_of_key(phc_pair_info *pi, const inventory *inv, size_t key)
     memset(pi, 0, sizeof(*pi));
     phc__token_key_fill(pi, &inv->keys[key]);
     pi->state = PHC_PAIR_PENDING;
+    pi->install_seq = -1;
+    pi->install_order = inv->order;
 }
 
 static int pair_cmp(const void *a, const void *b)

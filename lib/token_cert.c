@@ -168,20 +168,55 @@ static int check_cert(phc_token *t, const inventory *inv, X509 *x, STACK_OF(X509
                     cn, tok, fp, want, inv->nkeys);
 }
 
-/* The pair x would make once stored (state judged among the existing certificates). */
+/* The pair x would make once stored (state judged among the existing certificates). Install
+ * records it as the newest installation, unless the record cannot be read (not logged in):
+ * then it cannot be written either, and x stays unrecorded. */
 static void would_be(phc_pair_info *pi, const inventory *inv, size_t key, X509 *x, long long now)
 {
     memset(pi, 0, sizeof(*pi));
     phc__token_key_fill(pi, &inv->keys[key]);
     phc__token_cert_fill(pi, x, now);
+    pi->install_order = inv->order;
+    /* Its place once appended (phc__order_append: the oldest falls out of a full record). */
+    pi->install_seq = inv->order == PHC_ORDER_UNREADABLE ? -1
+                      : inv->order_n < PHC_ORDER_MAX     ? (long)inv->order_n
+                                                         : PHC_ORDER_MAX - 1;
     long a = phc__token_active_cert(inv, now);
     int v = phc__cert_validity(x, now);
     if (v == PHC_CERT_NOT_YET_VALID)
         pi->state = PHC_PAIR_NOT_YET_VALID;
-    else if (a < 0 || phc__cert_newer(x, inv->certs[a].x))
+    else if (a < 0 || phc__cert_newer(x, pi->install_seq, inv->certs[a].x, inv->certs[a].seq))
         pi->state = PHC_PAIR_ACTIVE;
     else
         pi->state = PHC_PAIR_RETIRED;
+}
+
+/* Appends x to the token's install-order record before x is stored (install_order.h: a
+ * reader then never sees x without its entry). SoftHSM's transient answers are errors, for
+ * the bounded retry (token_impl.h); a token that refuses the record otherwise (no login, no
+ * data objects) gets x all the same, and ties with x stay with the fixed order: said in the
+ * log. */
+static int record_install(phc_token *t, X509 *x, const char *cn, phc_errbuf *err)
+{
+    unsigned char md[32];
+    unsigned int n = sizeof(md);
+    phc_errbuf e = {0};
+    CK_RV rv = CKR_OK;
+    if (!X509_digest(x, EVP_sha256(), md, &n))
+        return phc__err_ossl(err, PHC_ERR_INTERNAL, "cannot hash the certificate");
+    if (phc__p11_order_add(t->p11, md, &rv, &e) == 0)
+        return 0;
+    if (rv == CKR_GENERAL_ERROR || rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_FUNCTION_FAILED ||
+        e.code == PHC_ERR_PIN || rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
+        rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED)
+        return phc__err_copy(err, &e);
+    phc__p11_last_fail_clear(); /* not the token's transient state: nothing to retry */
+    phc__log(&t->log, PHC_LOG_WARN,
+             "%s; certificate %s is stored without it, so a tie with another certificate of "
+             "the very same notBefore and notAfter is broken by a fixed order, not by this "
+             "installation",
+             e.msg, cn);
+    return 0;
 }
 
 /* Is x for one of the keys in inv? */
@@ -295,7 +330,9 @@ static int check_or_install(phc_token *t, const char *pem, size_t len, long long
     phc__token_cert_words(cn, sizeof(cn), x);
     phc__hex(idhex, sizeof(idhex), k->id, k->id_len);
     snprintf(what, sizeof(what), "certificate %s", cn);
-    rc = phc__p11_create(t->p11, a, sizeof(a) / sizeof(a[0]), NULL, what, err);
+    rc = record_install(t, x, cn, err);
+    if (!rc)
+        rc = phc__p11_create(t->p11, a, sizeof(a) / sizeof(a[0]), NULL, what, err);
     OPENSSL_free(subj);
     OPENSSL_free(iss);
     OPENSSL_free(ser);
@@ -477,7 +514,7 @@ static int rollback_once(phc_token *t, long long now, int dry_run, phc_pair_info
         if ((long)i == active || !inv.keys[c->key].supported ||
             phc__cert_validity(c->x, now) != PHC_CERT_VALID)
             continue;
-        if (next < 0 || phc__cert_newer(c->x, inv.certs[next].x))
+        if (next < 0 || phc__cert_newer(c->x, c->seq, inv.certs[next].x, inv.certs[next].seq))
             next = (long)i;
     }
     phc__token_cert_words(cn, sizeof(cn), inv.certs[active].x);

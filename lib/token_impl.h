@@ -44,6 +44,7 @@ typedef struct tcert {
     CK_OBJECT_HANDLE h;
     X509 *x;
     size_t key; /* index into keys */
+    long seq;   /* place in the install-order record (install_order.h), -1: not recorded */
 } tcert;
 
 /* What the token holds for the client, read afresh for each operation. */
@@ -53,6 +54,8 @@ typedef struct inventory {
     tcert *certs;
     size_t ncerts;
     phc_trust *trust; /* the pinned CAs, for the chain rule; NULL when ca_file cannot be read */
+    phc_install_order order; /* the install-order record as read with the certificates */
+    size_t order_n;          /* how many certificates it names */
 } inventory;
 
 /* now, or the current time when now is 0. */

@@ -343,15 +343,16 @@ static int csr_once(phc_token *t, const char *id_hex, const char *subject, char 
         if ((rc = phc__dn_parse(&name, subject, err)))
             goto out;
     } else {
-        const X509 *newest = NULL;
+        const tcert *newest = NULL;
         for (size_t i = 0; i < inv.ncerts; i++)
             if (&inv.keys[inv.certs[i].key] == k &&
-                (!newest || phc__cert_newer(inv.certs[i].x, newest)))
-                newest = inv.certs[i].x;
+                (!newest ||
+                 phc__cert_newer(inv.certs[i].x, inv.certs[i].seq, newest->x, newest->seq)))
+                newest = &inv.certs[i];
         /* A new key takes the subject of the pair it is to succeed. */
         long a = phc__token_active_cert(&inv, phc__token_now_or(0));
         if (!newest && a >= 0)
-            newest = inv.certs[a].x;
+            newest = &inv.certs[a];
         if (!newest) {
             rc = phc__err(err, PHC_ERR_CONFIG,
                           "key id %s has no certificate to copy the subject from, and there is "
@@ -359,7 +360,7 @@ static int csr_once(phc_token *t, const char *id_hex, const char *subject, char 
                           idhex);
             goto out;
         }
-        if (!(name = X509_NAME_dup(X509_get_subject_name(newest)))) {
+        if (!(name = X509_NAME_dup(X509_get_subject_name(newest->x)))) {
             rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
             goto out;
         }

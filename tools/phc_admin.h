@@ -21,6 +21,13 @@ const char *phc_admin_time(char *buf, size_t len, long long t, int style);
 /* A JSON string literal for s (quotes included) on f. */
 void phc_admin_json_str(FILE *f, const char *s);
 
+/* Why winner ranks above loser when their certificates have the very same notBefore and
+ * notAfter (the install-order record, phc_install_order in token.h), as one clause about
+ * winner ("it was installed later ..."); other names the loser in the clause ("this one",
+ * "the other"). For install's warning and status's tie line. */
+const char *phc_admin_tie_reason(char *buf, size_t len, const phc_pair_info *winner,
+                                 const phc_pair_info *loser, const char *other);
+
 /* Test hook, compiled in only with -DPHC_TEST_HOOKS=ON (test builds; a no-op otherwise) and
  * inert unless PHC_TEST_PAUSE_AT is set to step: prints
  * "phc: [test] paused at STEP (pid N)" on stderr and sleeps PHC_TEST_PAUSE_SECONDS (default

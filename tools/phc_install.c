@@ -27,8 +27,8 @@ static void say_pair(const char *what, const phc_pair_info *p)
 
 /* When the certificate just stored (or found) is valid but not the active pair, says so on
  * stderr and why, by the rotation rule (token.h): the active pair's certificate starts
- * later, or starts in the same second and ends later, or has the very same dates (a tie,
- * broken by a fixed order of the two encodings, not by which was installed later). */
+ * later, or starts in the same second and ends later, or has the very same dates and was
+ * installed later (or, unrecorded, wins the fixed order): phc_admin_tie_reason. */
 static void explain_not_active(const phc_pair_info *mine, const phc_pair_list *pairs)
 {
     size_t n = phc_pair_list_count(pairs);
@@ -38,7 +38,7 @@ static void explain_not_active(const phc_pair_info *mine, const phc_pair_list *p
             act = phc_pair_list_get(pairs, i);
     if (mine->state != PHC_PAIR_RETIRED || !act)
         return;
-    char a[40], b[40];
+    char a[40], b[40], why[400];
     if (act->not_before != mine->not_before)
         fprintf(stderr,
                 "phc: [warning] the certificate is stored but is not the active pair: the active "
@@ -57,10 +57,9 @@ static void explain_not_active(const phc_pair_info *mine, const phc_pair_list *p
         fprintf(stderr,
                 "phc: [warning] the certificate is stored but is not the active pair: the active "
                 "pair's certificate (id %s, serial %s) has the very same notBefore and notAfter, "
-                "and such a tie is broken by a fixed order of the two certificates (their DER "
-                "encodings), not by the later installation ('phc rollback --yes' removes that "
-                "certificate)\n",
-                act->id_hex, act->serial);
+                "and %s ('phc rollback --yes' removes that certificate)\n",
+                act->id_hex, act->serial,
+                phc_admin_tie_reason(why, sizeof(why), act, mine, "this one"));
 }
 
 /* An anonymous in-memory file holding pem, and its /proc/self/fd path in path: what the

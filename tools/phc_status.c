@@ -26,6 +26,25 @@ static long days_until(long long t, long long now)
     return (long)(d >= 0 ? d / 86400 : -((-d + 86399) / 86400));
 }
 
+/* Pairs with the very same dates as the active one: which rule put it first (token.h). */
+static void print_ties(const status *s)
+{
+    const phc_pair_info *act = NULL;
+    char why[400];
+    for (size_t i = 0; i < s->npairs; i++)
+        if (phc_pair_list_get(s->pairs, i)->state == PHC_PAIR_ACTIVE)
+            act = phc_pair_list_get(s->pairs, i);
+    for (size_t i = 0; act && i < s->npairs; i++) {
+        const phc_pair_info *p = phc_pair_list_get(s->pairs, i);
+        if (p != act && p->state == PHC_PAIR_RETIRED && !p->key_mismatch &&
+            p->not_before == act->not_before && p->not_after == act->not_after)
+            printf("tie: active pair %s (serial %s) and pair %s (serial %s) have the very same "
+                   "notBefore and notAfter; %s\n",
+                   act->id_hex, act->serial, p->id_hex, p->serial,
+                   phc_admin_tie_reason(why, sizeof(why), act, p, "the other"));
+    }
+}
+
 static void print_text(const status *s)
 {
     char a[40], b[40];
@@ -53,6 +72,7 @@ static void print_text(const status *s)
                phc_pair_state_name(p->state), p->key_type, a, b, p->days_left, p->subject,
                p->issuer, p->serial, p->key_mismatch ? " (DOES NOT MATCH ITS KEY)" : "");
     }
+    print_ties(s);
     if (phc_config_get(s->cfg, "cert"))
         printf("note: the config sets 'cert'; the connector uses that certificate, not the "
                "active pair\n");
@@ -155,10 +175,17 @@ static void print_json(const status *s)
             fprintf(f, ",\"not_after_epoch\":%lld,\"days_left\":%ld", p->not_after, p->days_left);
         else
             fputs(",\"not_after_epoch\":null,\"days_left\":null", f);
-        fprintf(f, ",\"key_matches\":%s}", p->has_cert && p->key_mismatch ? "false" : "true");
+        fprintf(f, ",\"key_matches\":%s", p->has_cert && p->key_mismatch ? "false" : "true");
+        if (p->install_seq >= 0)
+            fprintf(f, ",\"install_seq\":%ld}", p->install_seq);
+        else
+            fputs(",\"install_seq\":null}", f);
     }
     fputs("],\"active\":", f);
     json_opt_str(f, active);
+    static const char *const order[] = {"none", "recorded", "unreadable"};
+    fputs(",\"install_order\":", f);
+    json_opt_str(f, s->npairs ? order[phc_pair_list_get(s->pairs, 0)->install_order % 3] : NULL);
     fputs(",\"ca\":[", f);
     for (size_t i = 0; i < s->nca; i++) {
         const phc_ca_info *ca = phc_ca_list_get(s->ca, i);

@@ -252,8 +252,9 @@ out:
     ERR_clear_error();
 }
 
-/* Two certificates with the very same dates (issued in one second): status and hsm.c must
- * still name the same one, whatever order each meets them in. */
+/* Three certificates with the very same dates (issued in one second): the last installed is
+ * the active pair (the install-order record), and status and hsm.c name the same one,
+ * whatever order each meets them in. */
 static void test_tie(void)
 {
     tok tk;
@@ -263,7 +264,7 @@ static void test_tie(void)
         return;
     phc_config *cfg = config_for(&tk, NULL, NULL, NULL);
     phc_token *t = open_tok(cfg);
-    char active[80] = "";
+    char active[80] = "", last[80] = "";
     g_fixed_nb = time(NULL) - 3600;
     g_fixed_na = time(NULL) + 30 * DAY;
     for (int i = 0; t && i < 3; i++) {
@@ -273,6 +274,15 @@ static void test_tie(void)
         EVP_PKEY *pk = csr ? csr_pub(csr) : NULL;
         char *pem = pk ? issue(pk, "tie", 0, 0, 0) : NULL;
         CHECK(pem && phc_token_install_cert(t, pem, strlen(pem), 0, NULL, NULL, &e) == 0);
+        BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+        X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+        BIGNUM *sn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+        char *hx = sn ? BN_bn2hex(sn) : NULL;
+        snprintf(last, sizeof(last), "%s", hx ? hx : "?");
+        OPENSSL_free(hx);
+        BN_free(sn);
+        X509_free(x);
+        BIO_free(b);
         free(pem);
         phc_free(csr);
         EVP_PKEY_free(pk);
@@ -287,6 +297,7 @@ static void test_tie(void)
             snprintf(active, sizeof(active), "%s", phc_pair_list_get(p, i)->serial);
         }
     CHECK(nactive == 1);
+    CHECK(strcmp(active, last) == 0);
     phc_pair_list_free(p);
     phc_token_free(t);
     phc_hsm *h = NULL;

@@ -7,7 +7,8 @@
  * apart by CKA_ID. A certificate object belongs to the key with the same CKA_ID. Each
  * certificate with its key is a pair; a key without any certificate is a pending pair. The
  * connector uses the pair whose certificate is valid now and newest (latest notBefore, ties:
- * latest notAfter): that pair is ACTIVE, other valid ones are RETIRED, and the rest are
+ * latest notAfter, and the very same dates: the later installation, phc_install_order): that
+ * pair is ACTIVE, other valid ones are RETIRED, and the rest are
  * EXPIRED, NOT_YET_VALID or PENDING. A rotation is therefore one new certificate object on
  * the token; a crash before it exists leaves the old pair active, after it the new one. A
  * certificate whose public key is not its key's (key_mismatch; anyone can write a public
@@ -68,6 +69,19 @@ PHC_API const char *phc_pair_state_name(phc_pair_state s);
 
 #define PHC_ID_HEX_MAX 129 /* 64-byte CKA_ID in hex + NUL */
 
+/* How two valid certificates with the very same notBefore and notAfter (to the second) are
+ * ranked. phc_token_install_cert records each certificate it stores in a private data object
+ * on the token (label "phconnect install order"), and the later installation wins; a
+ * certificate the record names ranks above one it does not (installed before the record
+ * existed, or by another tool). Where neither is recorded, a fixed order of the two
+ * certificates decides (OpenSSL's X509_cmp: SHA-1 of the DER): the same for every reader. */
+typedef enum phc_install_order {
+    PHC_ORDER_NONE = 0,       /* the token holds no install-order record */
+    PHC_ORDER_RECORDED = 1,   /* the record was read */
+    PHC_ORDER_UNREADABLE = 2, /* the record is private and the session is not logged in (or
+                                 it could not be read): only the fixed order is known */
+} phc_install_order;
+
 typedef struct phc_pair_info {
     char id_hex[PHC_ID_HEX_MAX]; /* the key's CKA_ID, lowercase hex */
     char label[128];             /* the key's CKA_LABEL */
@@ -82,6 +96,10 @@ typedef struct phc_pair_info {
     long days_left;   /* whole days until not_after; negative once expired */
     int key_mismatch; /* the certificate's public key is not the key's: unusable */
     phc_pair_state state;
+    long install_seq; /* place in the install-order record (greater: installed later); -1 when
+                         the record does not name this certificate, or there is none */
+    phc_install_order install_order; /* the record as read for this answer (the same for every
+                                        pair of one list) */
     /* New fields go here, at the end: the library allocates every phc_pair_info (lists,
      * phc_pair_info **out), so a program never depends on its size. */
 } phc_pair_info;
@@ -160,8 +178,11 @@ PHC_API PHC_WUR int phc_token_check_cert(phc_token *t, const char *pem, size_t l
                                          phc_pair_info **out, int *already, phc_errbuf *err);
 
 /* phc_token_check_cert, then stores the certificate as one certificate object with the
- * key's label and id (nothing when it is there already). A refusal leaves the token
- * unchanged. */
+ * key's label and id (nothing when it is there already). Before the certificate, its SHA-256
+ * is appended to the token's install-order record (phc_install_order), so that it wins a tie
+ * on the very same dates; a token that refuses the record (no login, no data objects) gets
+ * the certificate all the same, with a warning logged, and ties stay with the fixed order. A
+ * refusal leaves the token unchanged. */
 PHC_API PHC_WUR int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long now,
                                            phc_pair_info **out, int *already, phc_errbuf *err);
 
