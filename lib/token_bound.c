@@ -215,9 +215,9 @@ static int timed_out(const phc_config *cfg, const char *call, const char *token,
                     token[0] ? token : "?", module_of(cfg), call, bound);
 }
 
-/* Runs j on t (the caller's reference on j is given up, or handed to t when a call hangs).
- * The results stay in j for the caller when this returns PHC_OK; *done says whether the
- * caller may read them (and must job_put j). */
+/* Runs j (an operation without a handle: open, secret) under cfg's bound. The results stay
+ * in j for the caller, who puts its reference in any case; on a time-out the worker keeps its
+ * own and frees what it makes. */
 static int run_bounded(phc_token_job *j, const phc_config *cfg, phc_errbuf *err)
 {
     const char *call = NULL;
