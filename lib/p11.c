@@ -152,11 +152,12 @@ static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_p11_re
     CK_RV info_rv = CKR_OK;
     int rc = 0;
     phc__p11_uri_token_label(u, r->token, sizeof(r->token));
-    CK_RV rv = fn->C_GetSlotList(CK_TRUE, NULL, &n);
+    phc__p11_watch_token(r->token); /* a hang names the token asked for */
+    CK_RV rv = PHC_P11_CALL(fn, C_GetSlotList, CK_TRUE, NULL, &n);
     if (rv == CKR_OK && n > 0) {
         if (!(slots = OPENSSL_malloc(n * sizeof(*slots))))
             return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
-        rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
+        rv = PHC_P11_CALL(fn, C_GetSlotList, CK_TRUE, slots, &n);
     }
     if (rv != CKR_OK) {
         if (rv == CKR_GENERAL_ERROR)
@@ -168,10 +169,10 @@ static int select_token(phc_p11 *p, P11KitUri *u, const char *module, phc_p11_re
     for (CK_ULONG i = 0; i < n; i++) {
         CK_TOKEN_INFO ti;
         CK_SLOT_INFO si;
-        CK_RV trv = fn->C_GetTokenInfo(slots[i], &ti);
+        CK_RV trv = PHC_P11_CALL(fn, C_GetTokenInfo, slots[i], &ti);
         if (trv == CKR_GENERAL_ERROR)
             info_rv = trv; /* SoftHSM reading a token file being rewritten */
-        if (trv != CKR_OK || fn->C_GetSlotInfo(slots[i], &si) != CKR_OK ||
+        if (trv != CKR_OK || PHC_P11_CALL(fn, C_GetSlotInfo, slots[i], &si) != CKR_OK ||
             !(ti.flags & CKF_TOKEN_INITIALIZED))
             continue; /* e.g. SoftHSM's spare uninitialised slot */
         char label[33], serial[17], manuf[33], model[17], sdesc[65], smanuf[33];
@@ -211,7 +212,7 @@ static int login(phc_p11 *p, const char *pin_source, phc_p11_retry *r, phc_errbu
 {
     CK_TOKEN_INFO ti;
     CK_SESSION_INFO si;
-    CK_RV rv = p->fn->C_GetTokenInfo(p->slot, &ti);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_GetTokenInfo, p->slot, &ti);
     if (rv != CKR_OK) {
         if (rv == CKR_GENERAL_ERROR)
             transient(r, rv, "C_GetTokenInfo");
@@ -228,7 +229,7 @@ static int login(phc_p11 *p, const char *pin_source, phc_p11_retry *r, phc_errbu
     int rc = phc__secret_read(&pin, &pin_len, pin_source, "PIN", PHC_ERR_PIN, err);
     if (rc)
         return rc;
-    rv = p->fn->C_GetSessionInfo(p->session, &si);
+    rv = PHC_P11_CALL(p->fn, C_GetSessionInfo, p->session, &si);
     if (rv == CKR_OK && (si.state == CKS_RW_USER_FUNCTIONS || si.state == CKS_RO_USER_FUNCTIONS)) {
         phc__secret_free(pin, pin_len);
         phc__log(p->log, PHC_LOG_DEBUG, "token '%s': already logged in by this process", p->label);
@@ -242,7 +243,7 @@ static int login(phc_p11 *p, const char *pin_source, phc_p11_retry *r, phc_errbu
         return rc;
     }
     /* One attempt: a retry with the same wrong PIN would burn the token's remaining tries. */
-    rv = p->fn->C_Login(p->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
+    rv = PHC_P11_CALL(p->fn, C_Login, p->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
     phc__secret_free(pin, pin_len);
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
         /* SoftHSM answers these before it looks at the PIN, while its token file is being
@@ -268,8 +269,9 @@ static int open_once(phc_p11 *p, P11KitUri *u, const char *module, const char *p
     if ((rc = select_token(p, u, module, r, err)))
         return rc;
     snprintf(r->token, sizeof(r->token), "%s", p->label);
-    CK_RV rv =
-        p->fn->C_OpenSession(p->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p->session);
+    phc__p11_watch_token(p->label);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_OpenSession, p->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                            NULL, NULL, &p->session);
     if (rv != CKR_OK) {
         if (rv == CKR_GENERAL_ERROR)
             transient(r, rv, "C_OpenSession");
@@ -295,7 +297,7 @@ static int attach(phc_p11 *p, P11KitUri *u, const char *module, const char *pin_
         if (!r.cause[0])
             return rc;
         if (p->has_session) /* the module may be re-initialised: nothing of ours stays open */
-            p->fn->C_CloseSession(p->session);
+            PHC_P11_CALL(p->fn, C_CloseSession, p->session);
         p->has_session = 0;
         if (!phc__p11_retry_again(&r, p->mod, module, p->log)) {
             phc__p11_retry_final(&r, err);
@@ -340,7 +342,7 @@ int phc__p11_reopen(phc_p11 *p, const char *module, const char *uri, const char 
     if ((rc = phc__p11_uri_get(&u, uri, PHC_P11_NO_OBJECT, err)))
         return rc;
     if (p->has_session)
-        p->fn->C_CloseSession(p->session);
+        PHC_P11_CALL(p->fn, C_CloseSession, p->session);
     p->has_session = 0;
     /* The module stays loaded (unloading SoftHSM mid-process re-registers its exit handlers
      * after the application's); re-initialised when this handle is its only user. */
@@ -356,7 +358,7 @@ void phc__p11_close(phc_p11 *p)
     if (!p)
         return;
     if (p->has_session)
-        p->fn->C_CloseSession(p->session);
+        PHC_P11_CALL(p->fn, C_CloseSession, p->session);
     phc__p11_module_put(p->mod);
     OPENSSL_free(p);
 }
@@ -405,13 +407,13 @@ int phc__p11_find(phc_p11 *p, const phc_p11_match *m, CK_OBJECT_HANDLE **out, si
         t[nt++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)m->label, strlen(m->label)};
     if (m->has_id)
         t[nt++] = (CK_ATTRIBUTE){CKA_ID, (void *)m->id, m->id_len};
-    CK_RV rv = p->fn->C_FindObjectsInit(p->session, t, nt);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_FindObjectsInit, p->session, t, nt);
     if (rv != CKR_OK)
         return phc__p11_fail(err, p->label, rv, "listing the %s", class_word(cls));
     for (;;) {
         CK_OBJECT_HANDLE batch[32];
         CK_ULONG got = 0;
-        rv = p->fn->C_FindObjects(p->session, batch, 32, &got);
+        rv = PHC_P11_CALL(p->fn, C_FindObjects, p->session, batch, 32, &got);
         if (rv != CKR_OK || got == 0)
             break;
         if (cnt + got > cap) {
@@ -429,7 +431,7 @@ int phc__p11_find(phc_p11 *p, const phc_p11_match *m, CK_OBJECT_HANDLE **out, si
         memcpy(list + cnt, batch, got * sizeof(*batch));
         cnt += got;
     }
-    p->fn->C_FindObjectsFinal(p->session);
+    PHC_P11_CALL(p->fn, C_FindObjectsFinal, p->session);
     if (rv != CKR_OK) {
         OPENSSL_free(list);
         return phc__p11_fail(err, p->label, rv, "listing the %s", class_word(cls));
@@ -466,7 +468,7 @@ int phc__p11_attr_bool(phc_p11 *p, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, i
     CK_BBOOL b = CK_FALSE;
     CK_ATTRIBUTE a = {type, &b, sizeof(b)};
     *out = -1;
-    CK_RV rv = p->fn->C_GetAttributeValue(p->session, h, &a, 1);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_GetAttributeValue, p->session, h, &a, 1);
     if (rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
         (rv == CKR_OK && a.ulValueLen != sizeof(b)))
         return 0;
@@ -482,7 +484,7 @@ int phc__p11_attr_ulong(phc_p11 *p, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, 
 {
     CK_ULONG v = 0;
     CK_ATTRIBUTE a = {type, &v, sizeof(v)};
-    CK_RV rv = p->fn->C_GetAttributeValue(p->session, h, &a, 1);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_GetAttributeValue, p->session, h, &a, 1);
     if (rv == CKR_OK && a.ulValueLen != sizeof(v))
         rv = CKR_ATTRIBUTE_TYPE_INVALID;
     if (rv != CKR_OK)
@@ -496,7 +498,7 @@ int phc__p11_create(phc_p11 *p, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE
                     const char *what, phc_errbuf *err)
 {
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-    CK_RV rv = p->fn->C_CreateObject(p->session, tmpl, n, &h);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_CreateObject, p->session, tmpl, n, &h);
     if (rv != CKR_OK)
         return phc__p11_fail(err, p->label, rv, "storing %s", what);
     if (out)
@@ -506,7 +508,7 @@ int phc__p11_create(phc_p11 *p, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE
 
 int phc__p11_destroy(phc_p11 *p, CK_OBJECT_HANDLE h, const char *what, phc_errbuf *err)
 {
-    CK_RV rv = p->fn->C_DestroyObject(p->session, h);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_DestroyObject, p->session, h);
     if (rv != CKR_OK)
         return phc__p11_fail(err, p->label, rv, "deleting %s", what);
     return 0;

@@ -1,4 +1,5 @@
 #include "p11_attr.h"
+#include "p11_watch.h"
 
 #include <openssl/crypto.h>
 
@@ -19,7 +20,7 @@ int phc__p11_attr_read(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
     CK_ATTRIBUTE a = {type, NULL, 0};
     *val = NULL;
     *len = 0;
-    *rv = f->C_GetAttributeValue(s, o, &a, 1);
+    *rv = PHC_P11_CALL(f, C_GetAttributeValue, s, o, &a, 1);
     if (*rv == CKR_ATTRIBUTE_SENSITIVE || *rv == CKR_ATTRIBUTE_TYPE_INVALID ||
         (*rv == CKR_OK && a.ulValueLen == CK_UNAVAILABLE_INFORMATION))
         return 1;
@@ -32,7 +33,7 @@ int phc__p11_attr_read(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
         return -1;
     }
     a.pValue = buf;
-    *rv = f->C_GetAttributeValue(s, o, &a, 1);
+    *rv = PHC_P11_CALL(f, C_GetAttributeValue, s, o, &a, 1);
     /* The value may have changed between the calls (another process writing the object): a
      * longer one no longer fits and is a failure, never a read past the buffer. */
     if (*rv != CKR_OK || a.ulValueLen > n) {

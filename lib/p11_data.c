@@ -182,7 +182,7 @@ int phc__p11_write_data(const char *module, const char *uri, const char *pin_sou
      * (CKA_MODIFIABLE false) only loses that tie-break. */
     for (size_t i = 0; i < nold; i++) {
         CK_ATTRIBUTE mark = {CKA_APPLICATION, (void *)APP_REPLACED, strlen(APP_REPLACED)};
-        p->fn->C_SetAttributeValue(p->session, old[i], &mark, 1);
+        PHC_P11_CALL(p->fn, C_SetAttributeValue, p->session, old[i], &mark, 1);
     }
     CK_OBJECT_CLASS cls = CKO_DATA;
     CK_BBOOL yes = CK_TRUE;
@@ -200,7 +200,7 @@ int phc__p11_write_data(const char *module, const char *uri, const char *pin_sou
     char what[240];
     snprintf(what, sizeof(what), "data object %s", name);
     CK_OBJECT_HANDLE created;
-    CK_RV rv = p->fn->C_CreateObject(p->session, t, nt, &created);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_CreateObject, p->session, t, nt, &created);
     if (rv == CKR_ATTRIBUTE_TYPE_INVALID && r.has_id) {
         /* PKCS#11 defines no CKA_ID for data objects; SoftHSM, for one, refuses it. */
         rc = phc__err(err, PHC_ERR_CONFIG,

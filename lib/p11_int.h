@@ -8,6 +8,7 @@
 #include "p11_attr.h"
 #include "p11_module.h"
 #include "p11_uri.h"
+#include "p11_watch.h"
 
 struct phc_p11 {
     phc_p11_module *mod; /* one reference on the process's module (p11_module.h) */

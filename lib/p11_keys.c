@@ -103,13 +103,14 @@ int phc__p11_generate(phc_p11 *p, phc_p11_keykind kind, int rsa_bits, const char
             pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)OID_P384, sizeof(OID_P384)};
     }
     CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
-    CK_RV rv = p->fn->C_GenerateKeyPair(p->session, &mech, pub, npub, priv, npriv, &hpub, &hpriv);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_GenerateKeyPair, p->session, &mech, pub, npub, priv, npriv,
+                            &hpub, &hpriv);
     if (rv != CKR_OK)
         return phc__p11_fail(err, p->label, rv, "generating key pair %s", name);
     int rc = check_generated(p, hpriv, name, err);
     if (rc) {
-        p->fn->C_DestroyObject(p->session, hpriv);
-        p->fn->C_DestroyObject(p->session, hpub);
+        PHC_P11_CALL(p->fn, C_DestroyObject, p->session, hpriv);
+        PHC_P11_CALL(p->fn, C_DestroyObject, p->session, hpub);
         return rc;
     }
     phc__log(p->log, PHC_LOG_INFO, "generated key pair %s on token '%s'", name, p->label);
@@ -221,13 +222,13 @@ int phc__p11_sign(phc_p11 *p, CK_OBJECT_HANDLE h, CK_MECHANISM_TYPE mech, const 
     unsigned char *buf = NULL;
     *sig = NULL;
     *siglen = 0;
-    CK_RV rv = p->fn->C_SignInit(p->session, &m, h);
+    CK_RV rv = PHC_P11_CALL(p->fn, C_SignInit, p->session, &m, h);
     if (rv == CKR_OK)
-        rv = p->fn->C_Sign(p->session, (CK_BYTE *)in, (CK_ULONG)inlen, NULL, &n);
+        rv = PHC_P11_CALL(p->fn, C_Sign, p->session, (CK_BYTE *)in, (CK_ULONG)inlen, NULL, &n);
     if (rv == CKR_OK && !(buf = OPENSSL_malloc(n ? n : 1)))
         rv = CKR_HOST_MEMORY;
     if (rv == CKR_OK)
-        rv = p->fn->C_Sign(p->session, (CK_BYTE *)in, (CK_ULONG)inlen, buf, &n);
+        rv = PHC_P11_CALL(p->fn, C_Sign, p->session, (CK_BYTE *)in, (CK_ULONG)inlen, buf, &n);
     if (rv != CKR_OK) {
         OPENSSL_free(buf);
         return phc__p11_fail(err, p->label, rv, "signing with key object %lu", (unsigned long)h);

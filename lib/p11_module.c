@@ -4,6 +4,7 @@
 
 #include "err.h"
 #include "p11_rv.h"
+#include "p11_watch.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -151,8 +152,11 @@ static void unload(phc_p11_module *m)
     if (m->lp.slots)
         PKCS11_release_all_slots(m->ctx, m->lp.slots, m->lp.n);
     if (m->ctx) {
-        if (m->loaded)
+        if (m->loaded) {
+            phc__p11_watch_enter("C_Finalize");
             PKCS11_CTX_unload(m->ctx);
+            phc__p11_watch_leave(CKR_OK);
+        }
         PKCS11_CTX_free(m->ctx);
     }
     if (m->own_init)
@@ -201,7 +205,10 @@ int phc__p11_module_get(phc_p11_module **out, const char *module, const phc_log 
         goto fail;
     }
     ERR_clear_error();
-    if (PKCS11_CTX_load(m->ctx, module) != 0) {
+    phc__p11_watch_enter("C_Initialize"); /* a time-bounded admin operation names it */
+    int load_failed = PKCS11_CTX_load(m->ctx, module) != 0;
+    phc__p11_watch_leave(CKR_OK);
+    if (load_failed) {
         phc__p11_rv_last(ckr, sizeof(ckr));
         rc = phc__err(err, PHC_ERR_HSM,
                       "cannot load PKCS#11 module '%s': initialisation failed (%s)", module, ckr);
@@ -359,8 +366,8 @@ int phc__p11_module_reinit(phc_p11_module *m, const char *module, const phc_log 
         CK_C_INITIALIZE_ARGS args;
         memset(&args, 0, sizeof(args));
         args.flags = CKF_OS_LOCKING_OK;
-        m->fn->C_Finalize(NULL);
-        CK_RV rv = m->fn->C_Initialize(&args);
+        PHC_P11_CALL(m->fn, C_Finalize, NULL);
+        CK_RV rv = PHC_P11_CALL(m->fn, C_Initialize, &args);
         if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
             char name[40];
             phc__log(log, PHC_LOG_WARN, "re-initialising PKCS#11 module '%s' failed (%s)", module,

@@ -378,14 +378,14 @@ static int check_or_install_out(phc_token *t, const char *pem, size_t len, long 
     return rc;
 }
 
-int phc_token_check_cert(phc_token *t, const char *pem, size_t len, long long now,
-                         phc_pair_info **out, int *already, phc_errbuf *err)
+int phc__token_check_cert_now(phc_token *t, const char *pem, size_t len, long long now,
+                              phc_pair_info **out, int *already, phc_errbuf *err)
 {
     return check_or_install_out(t, pem, len, now, out, already, 0, err);
 }
 
-int phc_token_install_cert(phc_token *t, const char *pem, size_t len, long long now,
-                           phc_pair_info **out, int *already, phc_errbuf *err)
+int phc__token_install_cert_now(phc_token *t, const char *pem, size_t len, long long now,
+                                phc_pair_info **out, int *already, phc_errbuf *err)
 {
     return check_or_install_out(t, pem, len, now, out, already, 1, err);
 }
@@ -484,8 +484,8 @@ out:
     return rc;
 }
 
-int phc_token_prune(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
-                    phc_errbuf *err)
+int phc__token_prune_now(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
+                         phc_errbuf *err)
 {
     PHC_TOKEN_RETRY(t, err, prune_once(t, now, flags, out, err));
 }
@@ -553,8 +553,8 @@ static int rollback_again(phc_token *t, long long now, int dry_run, phc_pair_inf
     PHC_TOKEN_RETRY(t, err, rollback_once(t, now, dry_run, from, to, err));
 }
 
-int phc_token_rollback(phc_token *t, long long now, int dry_run, phc_pair_info **from,
-                       phc_pair_info **to, phc_errbuf *err)
+int phc__token_rollback_now(phc_token *t, long long now, int dry_run, phc_pair_info **from,
+                            phc_pair_info **to, phc_errbuf *err)
 {
     phc_pair_info *f = NULL, *o = NULL;
     if (from)

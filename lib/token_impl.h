@@ -26,6 +26,7 @@ struct phc_token {
     unsigned char want_id[ID_MAX];
     size_t want_id_len;
     int has_id;
+    struct phc_token_job *stuck; /* a call that did not answer in time, still out (token_bound.c) */
 };
 
 /* One of the client's keys. */
@@ -128,5 +129,28 @@ int phc__token_again(phc_token *t, phc_p11_retry *r, int *rc, phc_errbuf *err);
         } while (rc_ && phc__token_again((t), &r_, &rc_, (err)));                                  \
         return rc_;                                                                                \
     } while (0)
+
+/* The public operations' work, unbounded: token_bound.c runs each on a worker thread under
+ * the config's connect_timeout (per token call) and the public phc_token_* functions are its
+ * wrappers. Same contracts as the public functions of the same name. */
+PHC_WUR int phc__token_open_now(phc_token **out, phc_config *cfg, const phc_client_opts *opts,
+                                phc_errbuf *err);
+void phc__token_free_now(phc_token *t);
+PHC_WUR int phc__token_pairs_now(phc_token *t, long long now, phc_pair_list **out, phc_errbuf *err);
+/* What phc_token_store_secret refuses before it touches the token (then
+ * phc__p11_write_data with cfg's module, client_secret and pin stores it). */
+PHC_WUR int phc__token_secret_check(const phc_config *cfg, size_t len, phc_errbuf *err);
+PHC_WUR int phc__token_generate_now(phc_token *t, const char *key_type, int pending,
+                                    char id_hex[PHC_ID_HEX_MAX], phc_errbuf *err);
+PHC_WUR int phc__token_csr_now(phc_token *t, const char *id_hex, const char *subject,
+                               char **pem_out, phc_errbuf *err);
+PHC_WUR int phc__token_check_cert_now(phc_token *t, const char *pem, size_t len, long long now,
+                                      phc_pair_info **out, int *already, phc_errbuf *err);
+PHC_WUR int phc__token_install_cert_now(phc_token *t, const char *pem, size_t len, long long now,
+                                        phc_pair_info **out, int *already, phc_errbuf *err);
+PHC_WUR int phc__token_prune_now(phc_token *t, long long now, unsigned flags, phc_pair_list **out,
+                                 phc_errbuf *err);
+PHC_WUR int phc__token_rollback_now(phc_token *t, long long now, int dry_run, phc_pair_info **from,
+                                    phc_pair_info **to, phc_errbuf *err);
 
 #endif

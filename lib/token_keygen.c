@@ -264,8 +264,8 @@ out:
 /* ------------------------------------------------------------------------------------ */
 /* Requests */
 
-int phc_token_generate(phc_token *t, const char *key_type, int pending, char id_hex[PHC_ID_HEX_MAX],
-                       phc_errbuf *err)
+int phc__token_generate_now(phc_token *t, const char *key_type, int pending,
+                            char id_hex[PHC_ID_HEX_MAX], phc_errbuf *err)
 {
     unsigned char tried[ID_MAX];
     size_t tried_len = 0;
@@ -375,8 +375,8 @@ out:
     return rc;
 }
 
-int phc_token_csr(phc_token *t, const char *id_hex, const char *subject, char **pem_out,
-                  phc_errbuf *err)
+int phc__token_csr_now(phc_token *t, const char *id_hex, const char *subject, char **pem_out,
+                       phc_errbuf *err)
 {
     int relisted = 0;
     PHC_TOKEN_RETRY(t, err, csr_once(t, id_hex, subject, pem_out, &relisted, err));

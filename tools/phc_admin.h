@@ -11,6 +11,13 @@
  * returns the exit status (*cfg / *t are NULL); 0 on success (caller frees both). */
 int phc_admin_open(const phc_globals *g, phc_config **cfg, phc_token **t);
 
+/* A token call that did not answer within connect_timeout is still out (err says so: the
+ * library's "phc stopped waiting" messages): the process ends at once with status rc after
+ * flushing its output, without the usual cleanup - closing the session or finalising the
+ * module would call into the module that hangs, and its exit handlers could wait on the
+ * stuck call. Returns when err says nothing of the kind. */
+void phc_admin_quit_if_stuck(const phc_errbuf *err, int rc);
+
 /* Reads a whole file (at most max bytes; "-" is stdin). Returns 0, or prints why and returns
  * the usage exit status. *out is NUL-terminated; free() it. */
 int phc_admin_read_file(const char *path, size_t max, char **out, size_t *len);

@@ -503,6 +503,7 @@ report:
         printf("%s: %s - %s\n", tf->name, phc_trust_result_name(tf->result), tf->detail);
     }
 out:
+    phc_admin_quit_if_stuck(&err, (int)c.state);
     phc_pair_list_free(c.pairs);
     phc_ca_list_free(c.ca);
     phc_trust_report_free(c.trust);

@@ -72,9 +72,12 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
          * is made for nothing. */
         phc_pair_list *p = NULL;
         int have = 0;
-        if (phc_token_pairs(t, 0, &p, &err) == PHC_OK)
-            for (size_t i = 0; i < phc_pair_list_count(p); i++)
-                have |= phc_pair_list_get(p, i)->state == PHC_PAIR_ACTIVE;
+        if (phc_token_pairs(t, 0, &p, &err) != PHC_OK) {
+            rc = phc_tool_fail(&err);
+            goto out;
+        }
+        for (size_t i = 0; i < phc_pair_list_count(p); i++)
+            have |= phc_pair_list_get(p, i)->state == PHC_PAIR_ACTIVE;
         phc_pair_list_free(p);
         if (!have) {
             rc = phc_tool_usage("no active pair to copy the subject from: give --subject DN");
@@ -127,6 +130,7 @@ int phc_cmd_csr(const phc_globals *g, int argc, char **argv)
     printf("certificate request (key id %s) written to %s\n", key_id, out);
     printf("next: have the vendor sign it, then 'phc install CERT.pem'\n");
 out:
+    phc_admin_quit_if_stuck(&err, rc);
     phc_free(pem);
     phc_token_free(t);
     phc_config_free(cfg);

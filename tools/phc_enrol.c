@@ -104,6 +104,7 @@ int phc_cmd_enrol(const phc_globals *g, int argc, char **argv)
     printf("certificate request for '%s' written to %s\n", dn, out);
     printf("next: have the vendor sign it, then 'phc install CERT.pem'\n");
 out:
+    phc_admin_quit_if_stuck(&err, rc);
     phc_free(pem);
     phc_token_free(t);
     phc_config_free(cfg);

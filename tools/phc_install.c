@@ -235,6 +235,7 @@ report:
                phc_admin_time(from, sizeof(from), pi->not_before, 0));
     }
 out:
+    phc_admin_quit_if_stuck(&err, rc);
     phc_pair_info_free(pi);
     phc_pair_list_free(pairs);
     phc_token_free(t);

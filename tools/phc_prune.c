@@ -116,6 +116,7 @@ int phc_cmd_prune(const phc_globals *g, int argc, char **argv)
                : keys == 1 ? " (and the private key above, for good)"
                            : " (and the private keys above, for good)");
 out:
+    phc_admin_quit_if_stuck(&err, rc);
     phc_pair_list_free(all);
     phc_pair_list_free(p);
     phc_token_free(t);

@@ -54,6 +54,7 @@ int phc_cmd_rollback(const phc_globals *g, int argc, char **argv)
                    "this\n",
                    from->id_hex);
     }
+    phc_admin_quit_if_stuck(&err, rc);
     phc_pair_info_free(from);
     phc_pair_info_free(to);
     phc_token_free(t);

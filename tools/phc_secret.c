@@ -109,6 +109,7 @@ int phc_cmd_secret(const phc_globals *g, int argc, char **argv)
             printf("client secret stored in the token data object %s\n", where);
     }
     explicit_bzero(buf, sizeof(buf));
+    phc_admin_quit_if_stuck(&err, rc);
     phc_config_free(cfg);
     return rc;
 }

@@ -276,6 +276,7 @@ int phc_cmd_status(const phc_globals *g, int argc, char **argv)
     if (fflush(stdout) != 0)
         rc = phc_tool_usage("cannot write to standard output");
 out:
+    phc_admin_quit_if_stuck(&err, rc);
     phc_pair_list_free(s.pairs);
     phc_ca_list_free(s.ca);
     phc_trust_report_free(s.trust);

@@ -16,6 +16,19 @@
  * A phc_client picks its identity by the same rule.
  *
  * Times are seconds since the epoch (UTC); a `now` of 0 means the current time.
+ *
+ * Time bound. Every function here that talks to the token waits at most the config's
+ * connect_timeout for each PKCS#11 call it makes (the work runs on a thread of its own; a
+ * slow token that keeps answering is not cut off). When one call does not answer in time
+ * the function returns PHC_ERR_HSM ("token 'T' in PKCS#11 module 'M' did not answer C_X
+ * within N ms (connect_timeout); phc stopped waiting, the call may still complete on the
+ * token") and leaves the thread to finish if the token ever answers; that thread owns copies
+ * of the inputs and frees the results nobody takes. A PKCS#11 call cannot be cancelled: a
+ * write may still be carried out (docs/runbook-rotation.md). The handle is then not called
+ * into again until the token has answered (its calls fail at once with PHC_ERR_HSM, "has not
+ * answered C_X of an earlier call"), and phc_token_free hands it to that thread. The log
+ * callback may still be called from that thread. On a time-out the outputs are NULL (also
+ * phc_token_prune's list: what it deleted is unknown).
  */
 #ifndef PHCONNECT_TOKEN_H
 #define PHCONNECT_TOKEN_H
