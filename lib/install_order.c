@@ -4,6 +4,7 @@
 #include "install_order.h"
 
 #include "p11_attr.h"
+#include "p11_watch.h"
 #include "util_hex.h"
 
 #include <openssl/evp.h>
@@ -113,7 +114,7 @@ void phc__order_append(phc_order *o, const unsigned char fp[32])
 static int logged_in(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s)
 {
     CK_SESSION_INFO si;
-    return f->C_GetSessionInfo(s, &si) == CKR_OK &&
+    return PHC_P11_CALL(f, C_GetSessionInfo, s, &si) == CKR_OK &&
            (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS);
 }
 
@@ -125,10 +126,10 @@ static int find_records(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HAND
                         {CKA_LABEL, (void *)PHC_ORDER_LABEL, strlen(PHC_ORDER_LABEL)}};
     *n = 0;
     *step = "listing the install-order record";
-    if ((*rv = f->C_FindObjectsInit(s, t, 2)) != CKR_OK)
+    if ((*rv = PHC_P11_CALL(f, C_FindObjectsInit, s, t, 2)) != CKR_OK)
         return -1;
-    *rv = f->C_FindObjects(s, h, MAX_RECORDS, n);
-    f->C_FindObjectsFinal(s);
+    *rv = PHC_P11_CALL(f, C_FindObjects, s, h, MAX_RECORDS, n);
+    PHC_P11_CALL(f, C_FindObjectsFinal, s);
     return *rv == CKR_OK ? 0 : -1;
 }
 
@@ -277,11 +278,11 @@ int phc__order_add(const unsigned char fp[32], CK_FUNCTION_LIST *f, CK_SESSION_H
         *rv = CKR_HOST_MEMORY;
         return -1;
     }
-    if ((*rv = f->C_CreateObject(s, t, sizeof(t) / sizeof(t[0]), &created)) != CKR_OK)
+    if ((*rv = PHC_P11_CALL(f, C_CreateObject, s, t, sizeof(t) / sizeof(t[0]), &created)) != CKR_OK)
         return -1;
     *step = "deleting the previous install-order record";
     for (CK_ULONG i = 0; i < nold; i++) {
-        CK_RV r = f->C_DestroyObject(s, old[i]);
+        CK_RV r = PHC_P11_CALL(f, C_DestroyObject, s, old[i]);
         if (r != CKR_OK && r != CKR_OBJECT_HANDLE_INVALID) {
             *rv = r;
             return -1;

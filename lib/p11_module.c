@@ -253,15 +253,15 @@ static CK_RV tokens_answer(CK_FUNCTION_LIST *fn)
 {
     CK_ULONG n = 0;
     CK_SLOT_ID *slots = NULL;
-    CK_RV rv = fn->C_GetSlotList(CK_TRUE, NULL, &n);
+    CK_RV rv = PHC_P11_CALL(fn, C_GetSlotList, CK_TRUE, NULL, &n);
     if (rv != CKR_OK || n == 0)
         return rv;
     if (!(slots = OPENSSL_malloc(n * sizeof(*slots))))
         return CKR_HOST_MEMORY;
-    rv = fn->C_GetSlotList(CK_TRUE, slots, &n);
+    rv = PHC_P11_CALL(fn, C_GetSlotList, CK_TRUE, slots, &n);
     for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
         CK_TOKEN_INFO ti;
-        rv = fn->C_GetTokenInfo(slots[i], &ti);
+        rv = PHC_P11_CALL(fn, C_GetTokenInfo, slots[i], &ti);
         if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
             rv = CKR_OK; /* libp11 skips these */
     }
@@ -286,7 +286,12 @@ int phc__p11_module_slots(phc_p11_module *m, phc_p11_slots **out, const char *mo
             goto out;
         }
         ERR_clear_error();
-        if (PKCS11_enumerate_slots(m->ctx, &slots, &n)) {
+        /* libp11 asks the module for its slots and tokens: a bounded admin operation that
+         * hangs in there names the listing. */
+        phc__p11_watch_enter("C_GetSlotList");
+        int listed = PKCS11_enumerate_slots(m->ctx, &slots, &n);
+        phc__p11_watch_leave(CKR_OK);
+        if (listed) {
             phc__p11_rv_last(ckr, sizeof(ckr));
             rc = phc__err(err, PHC_ERR_HSM, "cannot list the slots of PKCS#11 module '%s' (%s)",
                           module, ckr);
