@@ -56,3 +56,26 @@ json_field() {
 clean_reports() {
     ! grep -lE "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer" "$@" 2>/dev/null | grep -q .
 }
+
+# agent_bounded SECONDS CMD...: CMD (a request through an agent) with a time bound. The phc
+# client waits up to ten minutes for an agent's answer, so a hung agent would otherwise end the
+# test as a bare ctest time-out; on a time-out this prints the threads of every agent the test
+# started (gdb) on the test's stderr first, so the hang can be read from the CI log.
+exec 9>&2
+agent_bounded() {
+    local s=$1 rc p
+    shift
+    timeout "$s" "$@"
+    rc=$?
+    if [ $rc = 124 ]; then
+        echo "# '$*' did not end within $s s; the agents' threads:" >&9
+        for p in "${T_PIDS[@]}"; do
+            [ "$(cat "/proc/$p/comm" 2>/dev/null)" = phc-agent ] || continue
+            echo "# agent $p: $(tr '\0' ' ' <"/proc/$p/cmdline")" >&9
+            if command -v gdb >/dev/null; then
+                gdb -p "$p" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(#|Thread)' >&9
+            fi
+        done
+    fi
+    return $rc
+}

@@ -57,7 +57,7 @@ start_mock mock
 MOCK1_PORT=$MOCK_PORT
 agent_config "$TMP/a.cnf" "$MOCK_PORT" "$SOCK"
 start_agent tok "$TMP/a.cnf" || not_ok "agent starts (token test)"
-expect 0 "" "before: a request through the agent" -- "$PHC_BIN" --config "$TMP/client.cnf" request /v2/asset/sites
+expect 0 "" "before: a request through the agent" -- agent_bounded 60 "$PHC_BIN" --config "$TMP/client.cnf" request /v2/asset/sites
 mv "$TMP/tok/tokens" "$TMP/tok/tokens.away"
 mkdir "$TMP/tok/tokens"
 # Kept-alive connections need no signature; a new server (its sessions unknown) forces a
@@ -65,7 +65,7 @@ mkdir "$TMP/tok/tokens"
 kill "${T_PIDS[-2]}" 2>/dev/null
 wait "${T_PIDS[-2]}" 2>/dev/null
 start_mock mock2 --port "$MOCK1_PORT"
-expect 3 "phc-test" "token removed: exit 3 naming the token" -- "$PHC_BIN" --config "$TMP/client.cnf" request /v2/asset/sites
+expect 3 "phc-test" "token removed: exit 3 naming the token" -- agent_bounded 60 "$PHC_BIN" --config "$TMP/client.cnf" request /v2/asset/sites
 acurl "$SOCK" -i http://localhost/v2/asset/sites >"$TMP/hsm.out"
 check "token removed: 503 Phc-Error: hsm" bash -c "grep -q '^HTTP/1.1 503' '$TMP/hsm.out' && grep -qi '^Phc-Error: hsm' '$TMP/hsm.out'"
 acurl "$SOCK" -o "$TMP/health.json" -w '%{http_code}' http://localhost/_phc/health >"$TMP/code"
@@ -74,7 +74,7 @@ rmdir "$TMP/tok/tokens"
 mv "$TMP/tok/tokens.away" "$TMP/tok/tokens"
 ok_again=0
 for _ in $(seq 1 50); do
-    if "$PHC_BIN" --config "$TMP/client.cnf" request /v2/asset/sites >/dev/null 2>&1; then ok_again=1; break; fi
+    if agent_bounded 60 "$PHC_BIN" --config "$TMP/client.cnf" request /v2/asset/sites >/dev/null 2>&1; then ok_again=1; break; fi
     sleep 0.2
 done
 check "token back: requests succeed again without restarting the agent" test $ok_again = 1
