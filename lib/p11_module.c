@@ -144,11 +144,12 @@ static int shared_list(phc_p11_module *m, const char *module, const phc_log *log
 /* ------------------------------------------------------------------------------------ */
 /* SoftHSM's object store under several processes (see p11_module.h, "The store lock") */
 
-static struct store_lock {
+struct store_lock {
     CK_FUNCTION_LIST list; /* the module's list with the entries below in place */
     CK_FUNCTION_LIST *real;
     char dir[PATH_MAX]; /* the token directory, flock(2)ed */
-} *g_store;             /* one SoftHSM library per process; g_lock guards the pointer */
+};
+static struct store_lock *g_store; /* one SoftHSM library per process; g_lock guards it */
 
 static __thread unsigned int t_store_skipped; /* waits given up, for phc__p11_store_report */
 static __thread long long t_store_waited;
@@ -199,8 +200,7 @@ static void store_unlock(int fd)
  * with its default, and writes the object out (P11Object::init). A process that read an
  * object while another was creating it holds part of it, and writes defaults over the
  * finished object: the certificate or key just made is gone for everyone. */
-static CK_RV store_get_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t,
-                            CK_ULONG n)
+static CK_RV store_get_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
 {
     int fd = store_lock(LOCK_SH);
     CK_RV rv = g_store->real->C_GetAttributeValue(s, h, t, n);
@@ -210,8 +210,7 @@ static CK_RV store_get_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUT
 
 /* Writers: SoftHSM creates an object in some thirty rewrites of its file (one per default
  * attribute, then the template), modifies and deletes whole files. */
-static CK_RV store_set_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t,
-                            CK_ULONG n)
+static CK_RV store_set_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
 {
     int fd = store_lock(LOCK_EX);
     CK_RV rv = g_store->real->C_SetAttributeValue(s, h, t, n);
