@@ -158,9 +158,9 @@ static __thread long long t_store_waited;
  * flock belongs to the open file: threads must not share one). Waits at most until the
  * thread's deadline, else PHC_P11_STORE_WAIT_MS; -1 when given up (counted) or the directory
  * cannot be opened: the call then goes ahead as it would without the lock. */
-static int store_lock(int how)
+static int store_lock_at(const char *dir, int how)
 {
-    int fd = open(g_store->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     if (flock(fd, how | LOCK_NB) == 0)
@@ -188,6 +188,11 @@ static int store_lock(int how)
     }
     close(fd);
     return -1;
+}
+
+static int store_lock(int how)
+{
+    return store_lock_at(g_store->dir, how);
 }
 
 static void store_unlock(int fd)
@@ -282,6 +287,61 @@ static CK_RV store_derive(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HAN
     return rv;
 }
 
+/* The token file: SoftHSM rewrites token.object at every C_Login (and C_InitPIN, C_SetPIN,
+ * C_InitToken) and its bytes reach the file only after the file lock is released (upstream
+ * issue #757); C_GetTokenInfo and C_Initialize read it, and one read while it is empty marks
+ * the token invalid in the reading process. Among phconnect processes the lock keeps the two
+ * apart; the bounded retry (below) stays for every other writer. */
+static CK_RV store_login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_Login(s, u, pin, n);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_init_pin(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_InitPIN(s, pin, n);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_set_pin(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR old, CK_ULONG nold,
+                           CK_UTF8CHAR_PTR pin, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_SetPIN(s, old, nold, pin, n);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_init_token(CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG n,
+                              CK_UTF8CHAR_PTR label)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_InitToken(slot, pin, n, label);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+    int fd = store_lock(LOCK_SH);
+    CK_RV rv = g_store->real->C_GetTokenInfo(slot, info);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_initialize(CK_VOID_PTR args)
+{
+    int fd = store_lock(LOCK_SH); /* a re-initialisation reads every token file */
+    CK_RV rv = g_store->real->C_Initialize(args);
+    store_unlock(fd);
+    return rv;
+}
+
 /* A SoftHSM library (its own C_GetInfo says so: a remoting client's store is on another
  * host, out of this lock's reach) with a file store found: every user of the entry, libp11
  * included, calls through the locking list from here on. g_lock held. */
@@ -319,14 +379,20 @@ static void store_lock_install(phc_p11_module *m, const char *module, const phc_
     w->list.C_GenerateKeyPair = store_keypair;
     w->list.C_UnwrapKey = store_unwrap;
     w->list.C_DeriveKey = store_derive;
+    w->list.C_Login = store_login;
+    w->list.C_InitPIN = store_init_pin;
+    w->list.C_SetPIN = store_set_pin;
+    w->list.C_InitToken = store_init_token;
+    w->list.C_GetTokenInfo = store_token_info;
+    w->list.C_Initialize = store_initialize;
     g_store = w;
     m->fn = &w->list;
     if (libp11_shared)
         c->method = &w->list; /* libp11 calls through the same list */
     m->store_locked = 1;
     phc__log(log, PHC_LOG_DEBUG,
-             "PKCS#11 module '%s' is SoftHSM: object reads and writes take the lock on its "
-             "token directory %s",
+             "PKCS#11 module '%s' is SoftHSM: object and token-file reads and writes take the "
+             "lock on its token directory %s",
              module, w->dir);
 }
 
@@ -417,7 +483,15 @@ int phc__p11_module_get(phc_p11_module **out, const char *module, const phc_log 
         goto fail;
     }
     ERR_clear_error();
-    if (PKCS11_CTX_load(m->ctx, module) != 0) {
+    /* SoftHSM reads every token file in C_Initialize: under the store lock when the library
+     * is known to be SoftHSM by its name already (its C_GetInfo is asked only once loaded). */
+    char dir[PATH_MAX];
+    int pre = phc__tokendir_named_softhsm(module) && phc__tokendir_store(dir, sizeof(dir)) == 0
+                  ? store_lock_at(dir, LOCK_SH)
+                  : -1;
+    int loaded = PKCS11_CTX_load(m->ctx, module);
+    store_unlock(pre);
+    if (loaded != 0) {
         phc__p11_rv_last(ckr, sizeof(ckr));
         rc = phc__err(err, PHC_ERR_HSM,
                       "cannot load PKCS#11 module '%s': initialisation failed (%s)", module, ckr);

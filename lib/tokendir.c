@@ -13,7 +13,7 @@
 
 #define SOFTHSM_DEFAULT_CONF "/etc/softhsm/softhsm2.conf"
 
-static int is_softhsm(const char *module)
+int phc__tokendir_named_softhsm(const char *module)
 {
     const char *base = module ? strrchr(module, '/') : NULL;
     base = base ? base + 1 : module;
@@ -103,7 +103,7 @@ int phc__tokendir_unreadable(const char *module, char *why, size_t whylen)
 {
     if (why && whylen)
         why[0] = '\0';
-    if (!why || whylen == 0 || !is_softhsm(module))
+    if (!why || whylen == 0 || !phc__tokendir_named_softhsm(module))
         return 0;
     const char *conf = conf_path();
     if (unusable("the SoftHSM configuration", conf, why, whylen))

@@ -31,4 +31,7 @@ int phc__tokendir_explain(int rc, const char *module, phc_errbuf *err);
  * configuration, no such line, too long). For a module already known to be SoftHSM. */
 int phc__tokendir_store(char *dir, size_t dirlen);
 
+/* 1 when module's file name is SoftHSM v2's (libsofthsm2*), 0 otherwise. */
+int phc__tokendir_named_softhsm(const char *module);
+
 #endif
