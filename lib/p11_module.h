@@ -128,8 +128,13 @@ long long phc__p11_mono_ms(void);
  * and the calls that create, modify or delete objects (C_CreateObject, C_CopyObject,
  * C_SetAttributeValue, C_DestroyObject, C_GenerateKey(Pair), C_UnwrapKey, C_DeriveKey) hold
  * it exclusively. A reader then never catches an object half-made by another phconnect
- * process, and rereads it whole (its generation changed) once the writer is done. Other
- * programs using the same store (softhsm2-util, pkcs11-tool) do not take the lock. A wait
+ * process, and rereads it whole (its generation changed) once the writer is done. The token
+ * file of the first race (#757, above) is kept the same way: C_Login, C_InitPIN, C_SetPIN
+ * and C_InitToken, which rewrite it, hold the lock exclusively, C_GetTokenInfo and
+ * C_Initialize, which read it, shared - the first load too when the library's file name is
+ * SoftHSM's (libsofthsm2*): its C_GetInfo can be asked only once it is loaded. The retry
+ * stays for the writers that take no lock. Other programs using the same store
+ * (softhsm2-util, pkcs11-tool) do not take it. A wait
  * lasts at most until the thread's deadline (phc__p11_deadline_set), else
  * PHC_P11_STORE_WAIT_MS; then the call goes ahead without the lock, counted for
  * phc__p11_store_report. Never for another module. */

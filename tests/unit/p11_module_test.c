@@ -270,7 +270,9 @@ static void test_store_lock(const tok *t)
     CK_FUNCTION_LIST *real = NULL;
     CHECK(get && get(&real) == CKR_OK && real);
     CHECK(real && p->fn != real && p->fn->C_GetAttributeValue != real->C_GetAttributeValue &&
-          p->fn->C_Sign == real->C_Sign);
+          p->fn->C_CreateObject != real->C_CreateObject && p->fn->C_Login != real->C_Login &&
+          p->fn->C_GetTokenInfo != real->C_GetTokenInfo && p->fn->C_Sign == real->C_Sign &&
+          p->fn->C_FindObjects == real->C_FindObjects);
     if (dl)
         dlclose(dl);
     phc_p11_match m = {CKO_PRIVATE_KEY, "client", NULL, 0, 0};
