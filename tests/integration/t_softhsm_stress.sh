@@ -11,8 +11,8 @@
 # C_GetAttributeValue on an object another process is still creating writes defaults over
 # it, so the new certificate or key is lost for good, leaving a certificate object without
 # id or value behind. Among phconnect processes the store lock prevents both; without it 4
-# rounds of 50 failed in each of two runs (7 such leftovers each), and 153 and 168 retries
-# were logged; with it, none failed and the only retries left are keys deleted while being listed.
+# rounds of 50 failed in each of three runs (7 such leftovers each; 153 to 470 retries
+# logged); with it none fail, and the only retries left are keys deleted while being listed.
 # Environment: ROUNDS (50), READERS (4), PHC_V=-v (phc logs its info lines too), KEEP_ERR=DIR
 # (every step's output, per round, into DIR/roundN.log). About 50-70 s on 2 loaded cores, about
 # 60 s under ASan + UBSan.
@@ -103,6 +103,7 @@ long=$(wc -l <"$TMP/long.out")
 awk '$2 != 0 {$1 = ""; print "long-lived client request exit" $0}' "$TMP/long.out" >>"$TMP/failures"
 grep -F '[warning]' "$TMP/long.err" >>"$TMP/warnings"
 nfail=$(wc -l <"$TMP/failures")
+nreq=$(grep -vc '^round ' "$TMP/failures") # the failed requests among them
 echo "# $ROUNDS rounds in ${elapsed}s, $failed_rounds failed; $requests requests by $READERS" \
     "readers and $long by the long-lived client; $nfail failures;" \
     "$(wc -l <"$TMP/warnings") retries logged"
@@ -111,7 +112,7 @@ sed -E 's/^.*phc: \[warning\] //; s/(id|serial|attempt) [0-9A-Fa-f]+/\1 N/g' "$T
 sed 's/^/    failure: /' "$TMP/failures"
 check "the renewal ran $ROUNDS times under load without a failed round" test "$failed_rounds" -eq 0
 check "no request failed ($requests by the readers, $long by the long-lived client)" \
-    test "$nfail" -eq 0
+    test "$nreq" -eq 0
 check "the readers made requests all along" test "$requests" -ge "$ROUNDS"
 check "the long-lived client made requests all along" test "$long" -ge 10
 check "the rotations ended with one active pair" test "$(pair_states "$CFG" | wc -w)" -eq 1
