@@ -523,6 +523,7 @@ int phc__hsm_open_latched(phc_hsm **out, const char *module, const char *key_uri
     h = NULL;
     rc = 0;
 out:
+    phc__p11_store_report(log);
     if (locked)
         pthread_mutex_unlock(&g_lock);
     phc__p11_uri_clear(&u);

@@ -359,6 +359,7 @@ void phc__p11_close(phc_p11 *p)
         return;
     if (p->has_session)
         PHC_P11_CALL(p->fn, C_CloseSession, p->session);
+    phc__p11_store_report(p->log);
     phc__p11_module_put(p->mod);
     OPENSSL_free(p);
 }

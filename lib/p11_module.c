@@ -11,10 +11,14 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 struct phc_p11_module {
     struct phc_p11_module *next;
@@ -29,6 +33,7 @@ struct phc_p11_module {
     pthread_mutex_t slots_mu; /* the listing below: a token that hangs there holds up only */
     phc_p11_slots lp;         /* this module's libp11 users, not the layer's lock */
     int listed;
+    int store_locked; /* SoftHSM: every user calls through the store lock's list (below) */
 };
 
 /* Guards the list and every entry's refs. hsm.c takes its own lock first. */
@@ -137,6 +142,282 @@ static int shared_list(phc_p11_module *m, const char *module, const phc_log *log
     return PHC_OK;
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* SoftHSM's object store under several processes (see p11_module.h, "The store lock") */
+
+struct store_lock {
+    CK_FUNCTION_LIST list; /* the module's list with the entries below in place */
+    CK_FUNCTION_LIST *real;
+    char dir[PATH_MAX]; /* the token directory, flock(2)ed */
+};
+static struct store_lock *g_store; /* one SoftHSM library per process; g_lock guards it */
+
+static __thread unsigned int t_store_skipped; /* waits given up, for phc__p11_store_report */
+static __thread long long t_store_waited;
+
+/* The store's lock, shared (LOCK_SH) or exclusive (LOCK_EX), on a descriptor of its own (a
+ * flock belongs to the open file: threads must not share one). Waits at most until the
+ * thread's deadline, else PHC_P11_STORE_WAIT_MS; -1 when given up (counted) or the directory
+ * cannot be opened: the call then goes ahead as it would without the lock. */
+static int store_lock_at(const char *dir, int how)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, how | LOCK_NB) == 0)
+        return fd;
+    long long start = phc__p11_mono_ms();
+    long long until = phc__p11_deadline_get();
+    if (!until || until > start + PHC_P11_STORE_WAIT_MS)
+        until = start + PHC_P11_STORE_WAIT_MS;
+    long pause_us = 100;
+    for (;;) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        long long now = phc__p11_mono_ms();
+        if (now >= until) {
+            t_store_skipped++;
+            t_store_waited = now - start;
+            break;
+        }
+        struct timespec ts = {0, pause_us * 1000L};
+        nanosleep(&ts, NULL);
+        if (pause_us < 2000)
+            pause_us *= 2;
+        if (flock(fd, how | LOCK_NB) == 0)
+            return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+static int store_lock(int how)
+{
+    return store_lock_at(g_store->dir, how);
+}
+
+static void store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock */
+}
+
+/* Readers: SoftHSM's C_GetAttributeValue gives the object it holds every attribute it lacks,
+ * with its default, and writes the object out (P11Object::init). A process that read an
+ * object while another was creating it holds part of it, and writes defaults over the
+ * finished object: the certificate or key just made is gone for everyone. */
+static CK_RV store_get_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_SH);
+    CK_RV rv = g_store->real->C_GetAttributeValue(s, h, t, n);
+    store_unlock(fd);
+    return rv;
+}
+
+/* Writers: SoftHSM creates an object in some thirty rewrites of its file (one per default
+ * attribute, then the template), modifies and deletes whole files. */
+static CK_RV store_set_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_SetAttributeValue(s, h, t, n);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_create(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+                          CK_OBJECT_HANDLE_PTR out)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_CreateObject(s, t, n, out);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_copy(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+                        CK_OBJECT_HANDLE_PTR out)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_CopyObject(s, h, t, n, out);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_destroy(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_DestroyObject(s, h);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_keygen(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+                          CK_OBJECT_HANDLE_PTR out)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_GenerateKey(s, m, t, n, out);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_keypair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pubt,
+                           CK_ULONG npub, CK_ATTRIBUTE_PTR privt, CK_ULONG npriv,
+                           CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_GenerateKeyPair(s, m, pubt, npub, privt, npriv, pub, priv);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_unwrap(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k,
+                          CK_BYTE_PTR w, CK_ULONG wn, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+                          CK_OBJECT_HANDLE_PTR out)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_UnwrapKey(s, m, k, w, wn, t, n, out);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_derive(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k,
+                          CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR out)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_DeriveKey(s, m, k, t, n, out);
+    store_unlock(fd);
+    return rv;
+}
+
+/* The token file: SoftHSM rewrites token.object at every C_Login (and C_InitPIN, C_SetPIN,
+ * C_InitToken) and its bytes reach the file only after the file lock is released (upstream
+ * issue #757); C_GetTokenInfo and C_Initialize read it, and one read while it is empty marks
+ * the token invalid in the reading process. Among phconnect processes the lock keeps the two
+ * apart; the bounded retry (below) stays for every other writer. */
+static CK_RV store_login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_Login(s, u, pin, n);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_init_pin(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_InitPIN(s, pin, n);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_set_pin(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR old, CK_ULONG nold,
+                           CK_UTF8CHAR_PTR pin, CK_ULONG n)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_SetPIN(s, old, nold, pin, n);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_init_token(CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG n,
+                              CK_UTF8CHAR_PTR label)
+{
+    int fd = store_lock(LOCK_EX);
+    CK_RV rv = g_store->real->C_InitToken(slot, pin, n, label);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+    int fd = store_lock(LOCK_SH);
+    CK_RV rv = g_store->real->C_GetTokenInfo(slot, info);
+    store_unlock(fd);
+    return rv;
+}
+
+static CK_RV store_initialize(CK_VOID_PTR args)
+{
+    int fd = store_lock(LOCK_SH); /* a re-initialisation reads every token file */
+    CK_RV rv = g_store->real->C_Initialize(args);
+    store_unlock(fd);
+    return rv;
+}
+
+/* A SoftHSM library (its own C_GetInfo says so: a remoting client's store is on another
+ * host, out of this lock's reach) with a file store found: every user of the entry, libp11
+ * included, calls through the locking list from here on. g_lock held. */
+static void store_lock_install(phc_p11_module *m, const char *module, const phc_log *log)
+{
+    const char *maker = m->ctx ? m->ctx->manufacturer : NULL;
+    if (!maker || strncmp(maker, "SoftHSM", 7) != 0)
+        return;
+    struct libp11_ctx_head *c = m->ctx->_private;
+    int libp11_shared = c && c->method == m->fn;
+    if (g_store || !libp11_shared) {
+        phc__log(log, PHC_LOG_DEBUG,
+                 "PKCS#11 module '%s' is SoftHSM, but %s: its store lock is not taken", module,
+                 g_store ? "another SoftHSM library of this process has it"
+                         : "libp11 does not share its function list");
+        return;
+    }
+    struct store_lock *w = OPENSSL_zalloc(sizeof(*w));
+    if (!w || phc__tokendir_store(w->dir, sizeof(w->dir)) != 0) {
+        phc__log(log, PHC_LOG_DEBUG,
+                 "PKCS#11 module '%s': no SoftHSM token directory found; its store lock is "
+                 "not taken",
+                 module);
+        OPENSSL_free(w);
+        return;
+    }
+    w->real = m->fn;
+    w->list = *m->fn;
+    w->list.C_GetAttributeValue = store_get_attr;
+    w->list.C_SetAttributeValue = store_set_attr;
+    w->list.C_CreateObject = store_create;
+    w->list.C_CopyObject = store_copy;
+    w->list.C_DestroyObject = store_destroy;
+    w->list.C_GenerateKey = store_keygen;
+    w->list.C_GenerateKeyPair = store_keypair;
+    w->list.C_UnwrapKey = store_unwrap;
+    w->list.C_DeriveKey = store_derive;
+    w->list.C_Login = store_login;
+    w->list.C_InitPIN = store_init_pin;
+    w->list.C_SetPIN = store_set_pin;
+    w->list.C_InitToken = store_init_token;
+    w->list.C_GetTokenInfo = store_token_info;
+    w->list.C_Initialize = store_initialize;
+    g_store = w;
+    m->fn = &w->list;
+    if (libp11_shared)
+        c->method = &w->list; /* libp11 calls through the same list */
+    m->store_locked = 1;
+    phc__log(log, PHC_LOG_DEBUG,
+             "PKCS#11 module '%s' is SoftHSM: object and token-file reads and writes take the "
+             "lock on its token directory %s",
+             module, w->dir);
+}
+
+/* After the module's C_Finalize: nobody calls through the list any more. g_lock held. */
+static void store_lock_drop(phc_p11_module *m)
+{
+    if (!m->store_locked)
+        return;
+    OPENSSL_free(g_store);
+    g_store = NULL;
+    m->store_locked = 0;
+}
+
+void phc__p11_store_report(const phc_log *log)
+{
+    if (!t_store_skipped)
+        return;
+    phc__log(log, PHC_LOG_WARN,
+             "another process held SoftHSM's token directory lock for over %lld ms; went on "
+             "without it %u time(s) (an object written meanwhile may be read half-made)",
+             t_store_waited, t_store_skipped);
+    t_store_skipped = 0;
+}
+
 /* The last reference is gone: libp11's login and slots, then its C_Finalize, then ours
  * (fallback only), then the library. g_lock held. */
 static void unload(phc_p11_module *m)
@@ -161,6 +442,7 @@ static void unload(phc_p11_module *m)
     }
     if (m->own_init)
         m->fn->C_Finalize(NULL);
+    store_lock_drop(m);
     if (m->dl)
         dlclose(m->dl);
     OPENSSL_free(m->lp.logged_in);
@@ -205,10 +487,17 @@ int phc__p11_module_get(phc_p11_module **out, const char *module, const phc_log 
         goto fail;
     }
     ERR_clear_error();
+    /* SoftHSM reads every token file in C_Initialize: under the store lock when the library
+     * is known to be SoftHSM by its name already (its C_GetInfo is asked only once loaded). */
+    char dir[PATH_MAX];
+    int pre = phc__tokendir_named_softhsm(module) && phc__tokendir_store(dir, sizeof(dir)) == 0
+                  ? store_lock_at(dir, LOCK_SH)
+                  : -1;
     phc__p11_watch_enter("C_Initialize"); /* a time-bounded admin operation names it */
-    int load_failed = PKCS11_CTX_load(m->ctx, module) != 0;
+    int loaded = PKCS11_CTX_load(m->ctx, module);
     phc__p11_watch_leave(CKR_OK);
-    if (load_failed) {
+    store_unlock(pre);
+    if (loaded != 0) {
         phc__p11_rv_last(ckr, sizeof(ckr));
         rc = phc__err(err, PHC_ERR_HSM,
                       "cannot load PKCS#11 module '%s': initialisation failed (%s)", module, ckr);
@@ -217,6 +506,7 @@ int phc__p11_module_get(phc_p11_module **out, const char *module, const phc_log 
     m->loaded = 1;
     if ((rc = shared_list(m, module, log, err)) != PHC_OK)
         goto fail;
+    store_lock_install(m, module, log);
     phc__log(log, PHC_LOG_INFO, "PKCS#11 module '%s' loaded (%s, %s)", module,
              m->ctx->manufacturer ? m->ctx->manufacturer : "?",
              m->ctx->description ? m->ctx->description : "?");

@@ -110,6 +110,40 @@ void phc__p11_deadline_set(long long mono_ms);
 long long phc__p11_deadline_get(void);
 long long phc__p11_mono_ms(void);
 
+/* The store lock (SoftHSM under several processes, the second race)
+ *
+ * SoftHSM 2.6 creates an object in some thirty rewrites of its file (the empty object, one
+ * per default attribute, then the template: SoftHSM.cpp CreateObject, P11Objects.cpp
+ * init/saveTemplate), and its C_GetAttributeValue gives the object it holds every attribute
+ * it lacks, with its default, writing the object out (P11Object::init via newP11Object). A
+ * process that read an object while another was creating it thus writes defaults over the
+ * finished object, with a newer generation number: the certificate or key just made is gone
+ * for every process (no CKA_ID, no value), found by strace in the stress test
+ * (tests/integration/t_softhsm_stress.sh). No retry brings it back.
+ *
+ * So when the library is SoftHSM (its C_GetInfo manufacturerID; a remoting client's store is
+ * on another host) and its token directory is known (tokendir.h), every call of this process
+ * goes through a copy of the function list - libp11's calls too: its context is pointed at
+ * the copy - in which C_GetAttributeValue holds a shared flock(2) on the token directory
+ * and the calls that create, modify or delete objects (C_CreateObject, C_CopyObject,
+ * C_SetAttributeValue, C_DestroyObject, C_GenerateKey(Pair), C_UnwrapKey, C_DeriveKey) hold
+ * it exclusively. A reader then never catches an object half-made by another phconnect
+ * process, and rereads it whole (its generation changed) once the writer is done. The token
+ * file of the first race (#757, above) is kept the same way: C_Login, C_InitPIN, C_SetPIN
+ * and C_InitToken, which rewrite it, hold the lock exclusively, C_GetTokenInfo and
+ * C_Initialize, which read it, shared - the first load too when the library's file name is
+ * SoftHSM's (libsofthsm2*): its C_GetInfo can be asked only once it is loaded. The retry
+ * stays for the writers that take no lock. Other programs using the same store
+ * (softhsm2-util, pkcs11-tool) do not take it. A wait
+ * lasts at most until the thread's deadline (phc__p11_deadline_set), else
+ * PHC_P11_STORE_WAIT_MS; then the call goes ahead without the lock, counted for
+ * phc__p11_store_report. Never for another module. */
+#define PHC_P11_STORE_WAIT_MS 5000
+
+/* Warns once on log when this thread went ahead without the store lock since the last
+ * report (another process held it past the bound), naming the wait. */
+void phc__p11_store_report(const phc_log *log);
+
 /* Re-initialises the module (C_Finalize, C_Initialize; libp11's slot list is dropped and
  * listed again on next use) when ref is its only reference. 1 done, 0 not (shared). */
 int phc__p11_module_reinit(phc_p11_module *m, const char *module, const phc_log *log);

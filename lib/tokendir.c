@@ -13,7 +13,7 @@
 
 #define SOFTHSM_DEFAULT_CONF "/etc/softhsm/softhsm2.conf"
 
-static int is_softhsm(const char *module)
+int phc__tokendir_named_softhsm(const char *module)
 {
     const char *base = module ? strrchr(module, '/') : NULL;
     base = base ? base + 1 : module;
@@ -88,15 +88,24 @@ static int conf_tokendir(const char *conf, char *dir, size_t dirlen)
     return found;
 }
 
+static const char *conf_path(void)
+{
+    const char *conf = getenv("SOFTHSM2_CONF");
+    return conf && *conf ? conf : SOFTHSM_DEFAULT_CONF;
+}
+
+int phc__tokendir_store(char *dir, size_t dirlen)
+{
+    return conf_tokendir(conf_path(), dir, dirlen);
+}
+
 int phc__tokendir_unreadable(const char *module, char *why, size_t whylen)
 {
     if (why && whylen)
         why[0] = '\0';
-    if (!why || whylen == 0 || !is_softhsm(module))
+    if (!why || whylen == 0 || !phc__tokendir_named_softhsm(module))
         return 0;
-    const char *conf = getenv("SOFTHSM2_CONF");
-    if (!conf || !*conf)
-        conf = SOFTHSM_DEFAULT_CONF;
+    const char *conf = conf_path();
     if (unusable("the SoftHSM configuration", conf, why, whylen))
         return 1;
     char dir[PATH_MAX];

@@ -26,4 +26,12 @@ int phc__tokendir_unreadable(const char *module, char *why, size_t whylen);
  * who is not root. Returns rc. */
 int phc__tokendir_explain(int rc, const char *module, phc_errbuf *err);
 
+/* SoftHSM v2's token directory for this process: directories.tokendir of $SOFTHSM2_CONF (else
+ * /etc/softhsm/softhsm2.conf) into dir (size dirlen). 0 found, -1 not (no readable
+ * configuration, no such line, too long). For a module already known to be SoftHSM. */
+int phc__tokendir_store(char *dir, size_t dirlen);
+
+/* 1 when module's file name is SoftHSM v2's (libsofthsm2*), 0 otherwise. */
+int phc__tokendir_named_softhsm(const char *module);
+
 #endif

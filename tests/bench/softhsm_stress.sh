@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# SoftHSM under several processes (issue 11; NOT a ctest: it fails today, a few runs in
-# twenty-five). The runbook's renewal with a new key (docs/runbook-rotation.md section 3, then
+# SoftHSM under several processes (issue 11): the investigation harness (strace, details kept
+# in OUT_DIR); the pass/fail check in the suite is tests/integration/t_softhsm_stress.sh. The
+# runbook's renewal with a new key (docs/runbook-rotation.md section 3, then
 # prune) is run ROUNDS times on one token while READERS processes keep making requests, each
 # a separate `phc request` process, as a busy host does. Every failure is counted with its
 # exact message; the summary goes to stdout, the details to OUT_DIR (kept).

@@ -6,13 +6,19 @@
  * module. */
 #include "hsm.h"
 #include "p11.h"
+#include "p11_int.h"
 #include "p11_module.h"
 #include "testtoken.h"
+#include "tokendir.h"
 #include "testutil.h"
 
 #include <phconnect/phconnect.h>
 
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 static const char *g_hang; /* hang_pkcs11: forwards to SoftHSM, counts init/finalize */
 static char g_count[PATH_MAX];
@@ -205,6 +211,122 @@ static void test_token_held_while_clients_come_and_go(const tok *t)
     phc_config_free(cfg);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* The store lock (p11_module.h): with SoftHSM, object reads hold a shared and object writes
+ * an exclusive flock on the token directory, waiting at most until the thread's deadline,
+ * then going ahead with one warning. */
+
+static char g_logged[1024];
+
+static void keep_log(void *ud, phc_log_level level, const char *msg)
+{
+    (void)ud;
+    if (level == PHC_LOG_WARN)
+        snprintf(g_logged, sizeof(g_logged), "%s", msg);
+}
+
+struct holder {
+    int fd;
+    int ms;
+};
+
+static void *release_later(void *arg)
+{
+    struct holder *h = arg;
+    usleep((useconds_t)h->ms * 1000);
+    close(h->fd);
+    return NULL;
+}
+
+/* Another holder of the lock: a descriptor of its own (a flock belongs to the open file, so
+ * it conflicts with the module layer's in this very process). */
+static int hold_store(const char *dir, int how)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0 && flock(fd, how | LOCK_NB) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void test_store_lock(const tok *t)
+{
+    phc_p11 *p = NULL;
+    phc_errbuf e = {0};
+    phc_log log = {keep_log, NULL, PHC_LOG_DEBUG};
+    char dir[PATH_MAX];
+    CHECK(phc__tokendir_store(dir, sizeof(dir)) == 0);
+    CHECK(phc__p11_open(&p, MODULE, "pkcs11:token=phc-test", t->pin, &log, &e) == PHC_OK);
+    if (!p) {
+        fprintf(stderr, "open: %s\n", e.msg);
+        return;
+    }
+    /* Every user's list is the locking copy, not the library's own. */
+    void *dl = dlopen(MODULE, RTLD_NOW | RTLD_NOLOAD);
+    CK_C_GetFunctionList get = NULL;
+    void *sym = dl ? dlsym(dl, "C_GetFunctionList") : NULL;
+    memcpy(&get, &sym, sizeof(get));
+    CK_FUNCTION_LIST *real = NULL;
+    CHECK(get && get(&real) == CKR_OK && real);
+    CHECK(real && p->fn != real && p->fn->C_GetAttributeValue != real->C_GetAttributeValue &&
+          p->fn->C_CreateObject != real->C_CreateObject && p->fn->C_Login != real->C_Login &&
+          p->fn->C_GetTokenInfo != real->C_GetTokenInfo && p->fn->C_Sign == real->C_Sign &&
+          p->fn->C_FindObjects == real->C_FindObjects);
+    if (dl)
+        dlclose(dl);
+    phc_p11_match m = {CKO_PRIVATE_KEY, "client", NULL, 0, 0};
+    CK_OBJECT_HANDLE *objs = NULL;
+    size_t n = 0;
+    CHECK(phc__p11_find(p, &m, &objs, &n, &e) == PHC_OK && n == 1);
+    CK_OBJECT_HANDLE key = n ? objs[0] : CK_INVALID_HANDLE;
+    OPENSSL_free(objs);
+    unsigned char id[64];
+    CK_ATTRIBUTE a = {CKA_ID, id, sizeof(id)};
+
+    /* Readers share: another reader does not hold a read up. */
+    int fd = hold_store(dir, LOCK_SH);
+    CHECK(fd >= 0);
+    long long t0 = phc__p11_mono_ms();
+    CHECK(p->fn->C_GetAttributeValue(p->session, key, &a, 1) == CKR_OK && a.ulValueLen == 1);
+    CHECK(phc__p11_mono_ms() - t0 < 100);
+    /* ... but a writer waits for it: until the deadline, then goes ahead, warned once. */
+    phc__p11_deadline_set(phc__p11_mono_ms() + 150);
+    t0 = phc__p11_mono_ms();
+    CHECK(p->fn->C_DestroyObject(p->session, CK_INVALID_HANDLE) == CKR_OBJECT_HANDLE_INVALID);
+    long long took = phc__p11_mono_ms() - t0;
+    if (took < 150 || took > 1500)
+        fprintf(stderr, "writer under a reader's lock: %lld ms\n", took);
+    CHECK(took >= 150 && took <= 1500);
+    phc__p11_deadline_set(0);
+    g_logged[0] = '\0';
+    phc__p11_store_report(&log);
+    CHECK(strstr(g_logged, "another process held SoftHSM's token directory lock for over ") &&
+          strstr(g_logged, " ms; went on without it 1 time(s) (an object written meanwhile may "
+                           "be read half-made)"));
+    g_logged[0] = '\0';
+    phc__p11_store_report(&log); /* said once */
+    CHECK(g_logged[0] == '\0');
+    close(fd);
+
+    /* A writer elsewhere: a read waits until it is done (100 ms here), then reads, unwarned. */
+    struct holder h = {hold_store(dir, LOCK_EX), 100};
+    CHECK(h.fd >= 0);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, release_later, &h) == 0);
+    t0 = phc__p11_mono_ms();
+    a.ulValueLen = sizeof(id);
+    CHECK(p->fn->C_GetAttributeValue(p->session, key, &a, 1) == CKR_OK && a.ulValueLen == 1);
+    took = phc__p11_mono_ms() - t0;
+    pthread_join(th, NULL);
+    if (took < 90 || took > 1500)
+        fprintf(stderr, "read under a writer's lock: %lld ms\n", took);
+    CHECK(took >= 90 && took <= 1500);
+    phc__p11_store_report(&log);
+    CHECK(g_logged[0] == '\0');
+    phc__p11_close(p);
+}
+
 int main(void)
 {
     tok t;
@@ -224,6 +346,7 @@ int main(void)
         test_refusals();
         test_retry();
         test_token_held_while_clients_come_and_go(&t);
+        test_store_lock(&t);
     } else {
         CHECK(0);
     }

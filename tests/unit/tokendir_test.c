@@ -5,6 +5,7 @@
 #include "tokendir.h"
 #include "testutil.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,14 @@ int main(void)
     CHECK(phc__tokendir_unreadable(NULL, why, sizeof(why)) == 0);
     CHECK(phc__tokendir_unreadable(MODULE, NULL, 0) == 0);
 
+    /* the store lock's directory: the last directories.tokendir line, as SoftHSM reads it */
+    char store[PATH_MAX];
+    CHECK(phc__tokendir_store(store, sizeof(store)) == 0 && strcmp(store, g_tokens) == 0);
+    CHECK(phc__tokendir_store(store, 4) == -1); /* too long for the buffer: none */
+    CHECK(phc__tokendir_named_softhsm(MODULE) && phc__tokendir_named_softhsm("libsofthsm2.so") &&
+          !phc__tokendir_named_softhsm("/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so") &&
+          !phc__tokendir_named_softhsm(NULL));
+
     if (geteuid() != 0) {
         fprintf(stderr, "not root: the unreadable cases need a uid to drop to\n");
         TEST_MAIN_END();
@@ -108,6 +117,7 @@ int main(void)
     snprintf(missing, sizeof(missing), "%s/missing.conf", g_dir);
     setenv("SOFTHSM2_CONF", missing, 1);
     CHECK(as_nobody(NULL));
+    CHECK(phc__tokendir_store(store, sizeof(store)) == -1);
 
     rmdir(g_token);
     rmdir(g_tokens);
