@@ -94,6 +94,8 @@ typedef struct phc_agent {
     pthread_cond_t cv;
     struct phc_agent_req *head, *tail;
     unsigned threads, idle;
+    pthread_t *tids; /* the workers started, n_tids of max_clients (joined at shutdown) */
+    size_t n_tids;
     int stopping;
     int draining;   /* atomic */
     long in_flight; /* atomic: requests accepted and not yet answered */

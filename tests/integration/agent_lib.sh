@@ -7,15 +7,7 @@ export TSAN_OPTIONS="suppressions=$PHC_SRC/tests/tsan.supp:second_deadlock_stack
 start_agent() {
     local name=$1 cfg=$2
     shift 2
-    # Under ASan the agent runs without LeakSanitizer at exit: now and then (about one agent
-    # test run in six here, t_agent_faults and t_agent_auth) it reported ~1 KB of OpenSSL
-    # allocations (CRYPTO_zalloc, ERR_vset_error, OPENSSL_sk_deep_copy) on exit of a
-    # multi-threaded agent, with frames inside libcrypto that could not be unwound. The agent's
-    # leaks are checked by valgrind instead (t_agent_valgrind: definite and indirect leaks are
-    # errors); ASan and UBSan errors are still checked here (clean_reports). Open item.
-    local asan=${ASAN_OPTIONS:-}
-    [ "${PHC_SANITIZE:-OFF}" = ON ] && asan="${asan:+$asan:}detect_leaks=0"
-    ASAN_OPTIONS=$asan "$PHC_BIN" --config "$cfg" agent "$@" 2>"$TMP/$name.err" &
+    "$PHC_BIN" --config "$cfg" agent "$@" 2>"$TMP/$name.err" &
     AGENT_PID=$!
     T_PIDS+=("$AGENT_PID")
     if ! wait_for "$TMP/$name.err" "listening on" 30; then
