@@ -2,8 +2,9 @@
  * thread parses the request, forwards it through the one phc_client and writes the answer,
  * with no hand-off between threads on the way: a request costs the agent two wake-ups (the
  * client's bytes, upstream's answer). Handing each request from one epoll thread to a worker
- * and back cost two more context switches and a suspend/resume per request: about a fifth
- * of the agent's CPU per request against a loopback upstream (docs/agent.md, "Performance").
+ * and back cost two more context switches and a suspend/resume per request: a quarter to a
+ * third of the agent's CPU per request against a loopback upstream (docs/agent.md,
+ * "Performance").
  * An idle connection costs a sleeping thread with a small stack. At most agent_max_clients
  * requests are forwarded at once; the others wait for a slot. */
 #define _GNU_SOURCE
@@ -28,7 +29,6 @@
 
 struct phc_agent_req {
     phc_agent *a;
-    struct MHD_Connection *conn;
     char *target; /* as the client sent it: path and query */
     char method[17];
     long uid, pid;
@@ -218,7 +218,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (!r)
         return NULL;
     r->a = cls;
-    r->conn = conn;
     r->t0 = now_s();
     r->upstream_s = -1;
     r->reused = r->resumed = -1;
