@@ -7,7 +7,13 @@ export TSAN_OPTIONS="suppressions=$PHC_SRC/tests/tsan.supp:second_deadlock_stack
 start_agent() {
     local name=$1 cfg=$2
     shift 2
-    "$PHC_BIN" --config "$cfg" agent "$@" 2>"$TMP/$name.err" &
+    # An agent that loads OpenSC's pkcs11-spy (PKCS11SPY set) runs without LeakSanitizer
+    # under ASan: the spy keeps allocations of its own that libp11 unloads it with, and
+    # LeakSanitizer then cannot name them ("<unknown module>"; t_pin_spy.sh says more). Every
+    # other agent is leak-checked.
+    local asan=${ASAN_OPTIONS:-}
+    [ "${PHC_SANITIZE:-OFF}" = ON ] && [ -n "${PKCS11SPY:-}" ] && asan="${asan:+$asan:}detect_leaks=0"
+    ASAN_OPTIONS=$asan "$PHC_BIN" --config "$cfg" agent "$@" 2>"$TMP/$name.err" &
     AGENT_PID=$!
     T_PIDS+=("$AGENT_PID")
     if ! wait_for "$TMP/$name.err" "listening on" 30; then
