@@ -1,5 +1,5 @@
 /* phc agent [--listen unix:PATH|tcp:127.0.0.1:PORT]: start-up, signals and shutdown. The
- * main thread only waits for signals; libmicrohttpd's thread and the workers do the rest.
+ * main thread only waits for signals; libmicrohttpd's threads do the rest.
  * SIGHUP: phc_client_reload (a new pair is used by new requests, in-flight ones finish on
  * theirs). SIGTERM/SIGINT: stop accepting, let in-flight requests finish within the config's
  * timeout, remove the socket, exit 0. */
@@ -138,7 +138,7 @@ static int run(phc_agent *a)
             if (!drain(a)) {
                 phc_agent_logf("%ld request(s) still in flight after %ld s; exiting anyway",
                                __atomic_load_n(&a->in_flight, __ATOMIC_RELAXED), a->drain_seconds);
-                /* Workers still hold the client; the process ends without freeing it. */
+                /* Connection threads still hold the client; the process ends without freeing it. */
                 fflush(stderr);
                 _exit(0);
             }
@@ -173,8 +173,6 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
         return phc_tool_usage("agent takes no arguments besides --listen");
 
     phc_agent a = {.listen_fd = -1, .group = (gid_t)-1, .verbose = g->verbose};
-    pthread_mutex_init(&a.mu, NULL);
-    pthread_cond_init(&a.cv, NULL);
     pthread_mutex_init(&a.up_mu, NULL);
     pthread_mutex_init(&a.hs_mu, NULL);
     /* Signals are taken by the main thread alone (sigtimedwait); every thread started from
@@ -237,7 +235,5 @@ out:
     free(a.listen);
     pthread_mutex_destroy(&a.hs_mu);
     pthread_mutex_destroy(&a.up_mu);
-    pthread_cond_destroy(&a.cv);
-    pthread_mutex_destroy(&a.mu);
     return rc;
 }

@@ -5,7 +5,7 @@
  *   phc_agent_listen.c   the listening socket: unix, loopback tcp or systemd's (sd_listen_fds)
  *   phc_agent_peer.c     SO_PEERCRED and agent_allow_users
  *   phc_agent_filter.c   pure request/response rules: target, hop-by-hop headers, agent_paths
- *   phc_agent_forward.c  the libmicrohttpd handler and the worker threads that forward
+ *   phc_agent_forward.c  the libmicrohttpd handler: each connection's thread forwards
  *   phc_agent_metrics.c  counters, /_phc/health and /_phc/metrics
  *   phc_agent_log.c      the access log line and the agent's own messages
  * Only the public API of libphconnect is used. */
@@ -15,6 +15,7 @@
 #include "phc.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -89,12 +90,9 @@ typedef struct phc_agent {
     int from_systemd;
     char *unlink_path; /* socket file the agent made, removed at exit */
     struct MHD_Daemon *daemon;
-    /* work */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct phc_agent_req *head, *tail;
-    unsigned threads, idle;
-    int stopping;
+    /* work: one thread per connection (phc_agent_forward.c) */
+    sem_t slots;    /* agent_max_clients requests forwarded at once */
+    int slots_ok;   /* slots is initialised */
     int draining;   /* atomic */
     long in_flight; /* atomic: requests accepted and not yet answered */
     /* the handshake gate (phc_agent_forward.c) */

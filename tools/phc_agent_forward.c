@@ -1,13 +1,18 @@
-/* The HTTP side of the agent: libmicrohttpd parses requests on its polling thread (one
- * thread, epoll, so idle and slow clients cost a socket and a little memory, never a
- * thread); a complete request is suspended and handed to a worker, which forwards it through
- * the one phc_client and resumes the connection with the answer. At most agent_max_clients
- * requests are worked on at once; the rest wait in the queue. */
+/* The HTTP side of the agent: libmicrohttpd with one thread per client connection. That
+ * thread parses the request, forwards it through the one phc_client and writes the answer,
+ * with no hand-off between threads on the way: a request costs the agent two wake-ups (the
+ * client's bytes, upstream's answer). Handing each request from one epoll thread to a worker
+ * and back cost two more context switches and a suspend/resume per request: a quarter to a
+ * third of the agent's CPU per request against a loopback upstream (docs/agent.md,
+ * "Performance").
+ * An idle connection costs a sleeping thread with a small stack. At most agent_max_clients
+ * requests are forwarded at once; the others wait for a slot. */
 #define _GNU_SOURCE
 #include "phc_agent.h"
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +22,19 @@
 
 /* Idle connections are closed after this many seconds without a byte. */
 #define IDLE_TIMEOUT 60
+/* Open connections at most: each has its thread (a sleeping one while idle). */
+#define CONNECTION_MAX 4096
+/* A connection thread's stack: libcurl, OpenSSL and the PKCS#11 module run on it. */
+#define THREAD_STACK ((size_t)256 * 1024)
 
 struct phc_agent_req {
     phc_agent *a;
-    struct MHD_Connection *conn;
-    struct phc_agent_req *next; /* work queue */
-    char *target;               /* as the client sent it: path and query */
+    char *target; /* as the client sent it: path and query */
     char method[17];
     long uid, pid;
     int peer_ok;
     int started;    /* the first call of the access handler happened */
-    int queued;     /* handed to a worker */
-    int answered;   /* resp is ready */
+    int forwarded;  /* went upstream (forward counted it in the metrics) */
     char **headers; /* filtered, for upstream */
     char *body;
     size_t body_len, body_cap;
@@ -99,7 +105,7 @@ static void add_header_cb(void *ud, const char *name, const char *value)
     MHD_add_response_header(ud, name, value);
 }
 
-/* ---- the worker side ------------------------------------------------------------------ */
+/* ---- forwarding ----------------------------------------------------------------------- */
 
 /* New upstream connections are made one at a time. Each needs a TLS handshake; the first is
  * a full one (the one token signature) and leaves a TLS session that the next resumes (and
@@ -169,61 +175,40 @@ static void forward(struct phc_agent_req *r)
     phc_agent_metrics_request(a->metrics, r->status, r->err_class, r->upstream_s);
 }
 
-static void *worker(void *arg)
+/* Forwards r on the calling connection thread, holding one of agent_max_clients slots. */
+static void forward_in_slot(phc_agent *a, struct phc_agent_req *r)
 {
-    phc_agent *a = arg;
-    pthread_mutex_lock(&a->mu);
-    for (;;) {
-        while (!a->head && !a->stopping) {
-            a->idle++;
-            pthread_cond_wait(&a->cv, &a->mu);
-            a->idle--;
+    while (sem_wait(&a->slots) != 0 && errno == EINTR)
+        ;
+    forward(r);
+    sem_post(&a->slots);
+}
+
+/* ---- the libmicrohttpd side (the connection's thread) --------------------------------- */
+
+/* The peer of a connection, checked once when it is accepted: SO_PEERCRED is the
+ * credentials of the process that connected, the same for every request on it. */
+struct peer {
+    long uid, pid;
+    int ok;
+};
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct peer *p = malloc(sizeof(*p));
+        if (p) {
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            p->ok = phc_agent_peer_check(cls, ci ? ci->connect_fd : -1, &p->uid, &p->pid);
         }
-        if (!a->head)
-            break;
-        struct phc_agent_req *r = a->head;
-        a->head = r->next;
-        if (!a->head)
-            a->tail = NULL;
-        pthread_mutex_unlock(&a->mu);
-        forward(r);
-        r->answered = 1;
-        MHD_resume_connection(r->conn);
-        pthread_mutex_lock(&a->mu);
+        *socket_context = p; /* NULL (out of memory): its requests are refused */
+    } else {
+        free(*socket_context);
+        *socket_context = NULL;
     }
-    a->threads--;
-    pthread_cond_broadcast(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    return NULL;
 }
-
-/* Queues r for a worker, starting one more when none is idle and the limit allows. */
-static int enqueue(phc_agent *a, struct phc_agent_req *r)
-{
-    pthread_mutex_lock(&a->mu);
-    r->next = NULL;
-    if (a->tail)
-        a->tail->next = r;
-    else
-        a->head = r;
-    a->tail = r;
-    if (a->idle == 0 && a->threads < a->max_clients) {
-        pthread_t t;
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&at, 256 * 1024);
-        if (pthread_create(&t, &at, worker, a) == 0)
-            a->threads++;
-        pthread_attr_destroy(&at);
-    }
-    int ok = a->threads > 0;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    return ok ? 0 : -1;
-}
-
-/* ---- the libmicrohttpd side (its polling thread) -------------------------------------- */
 
 /* Called once per request before its headers are parsed: the request's context, with the
  * target exactly as sent (libmicrohttpd's url argument has the query removed and decoded). */
@@ -233,14 +218,21 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (!r)
         return NULL;
     r->a = cls;
-    r->conn = conn;
     r->t0 = now_s();
     r->upstream_s = -1;
     r->reused = r->resumed = -1;
     r->target = strdup(uri ? uri : "");
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    r->peer_ok = phc_agent_peer_check(r->a, ci ? ci->connect_fd : -1, &r->uid, &r->pid);
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const struct peer *p = ci ? ci->socket_context : NULL;
+    if (p) {
+        r->peer_ok = p->ok;
+        r->uid = p->uid;
+        r->pid = p->pid;
+    } else {
+        r->peer_ok = 0;
+        r->uid = r->pid = -1;
+    }
     __atomic_add_fetch(&r->a->in_flight, 1, __ATOMIC_RELAXED);
     return r;
 }
@@ -368,14 +360,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct phc_agent_req *r = *req_cls;
     if (!r)
         return MHD_NO; /* out of memory in on_uri */
-    if (r->answered)
-        return answer(conn, r);
     if (!r->started) {
         r->started = 1;
-        if (first_call(a, r, conn, method)) {
-            r->answered = 1;
+        if (first_call(a, r, conn, method))
             return answer(conn, r);
-        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -397,16 +385,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body_len += n;
         return MHD_YES;
     }
-    if (r->queued)
-        return MHD_YES;
-    r->queued = 1;
-    MHD_suspend_connection(conn);
-    if (enqueue(a, r) != 0) {
-        fail(r, 503, "internal", "the agent cannot start a worker thread");
-        r->answered = 1;
-        MHD_resume_connection(conn);
-    }
-    return MHD_YES;
+    if (r->forwarded)
+        return MHD_YES; /* answered already */
+    r->forwarded = 1;
+    forward_in_slot(a, r);
+    return answer(conn, r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -434,7 +417,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
             .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
         };
         phc_agent_log_access(&x);
-        if (!r->queued && r->status)
+        if (!r->forwarded && r->status)
             phc_agent_metrics_request(a->metrics, r->status, r->err_class, -1);
     }
     if (r->resp)
@@ -458,7 +441,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Open connections allowed: what the file descriptor limit leaves after the upstream
- * connections (one per worker at most) and a margin. */
+ * connections (one per forwarding slot at most) and a margin, and at most CONNECTION_MAX
+ * (each open connection is a thread). */
 static unsigned connection_limit(unsigned max_clients)
 {
     struct rlimit rl;
@@ -470,22 +454,29 @@ static unsigned connection_limit(unsigned max_clients)
                    ? (long)rl.rlim_cur
                    : 1024;
     long limit = fds - 2L * (long)max_clients - 64;
-    if (limit > 10000)
-        limit = 10000;
+    if (limit > CONNECTION_MAX)
+        limit = CONNECTION_MAX;
     return limit < 16 ? 16 : (unsigned)limit;
 }
 
 int phc_agent_serve(phc_agent *a)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    /* MHD_USE_ITC: MHD_quiesce_daemon needs it with an internal thread. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     unsigned limit = connection_limit(a->max_clients);
+    if (sem_init(&a->slots, 0, a->max_clients ? a->max_clients : 1) != 0) {
+        fprintf(stderr, "phc: agent: cannot make the request slots: %s\n", strerror(errno));
+        return 9;
+    }
+    a->slots_ok = 1;
     a->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, a->listen_fd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        a, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_THREAD_STACK_SIZE, THREAD_STACK, MHD_OPTION_END);
     if (!a->daemon) {
         fprintf(stderr, "phc: agent: cannot start the HTTP server on %s\n", a->listen);
         return 7;
@@ -502,15 +493,16 @@ void phc_agent_stop_accepting(phc_agent *a)
     }
 }
 
+/* MHD_stop_daemon joins every connection thread: when it returns no thread of ours runs,
+ * and OpenSSL's per-thread state of each (its DRBGs, its error queue) has been freed by that
+ * thread's exit handler - so the client can be freed and nothing is left for
+ * LeakSanitizer. */
 void phc_agent_shutdown(phc_agent *a)
 {
     if (a->daemon)
         MHD_stop_daemon(a->daemon);
     a->daemon = NULL;
-    pthread_mutex_lock(&a->mu);
-    a->stopping = 1;
-    pthread_cond_broadcast(&a->cv);
-    while (a->threads > 0)
-        pthread_cond_wait(&a->cv, &a->mu);
-    pthread_mutex_unlock(&a->mu);
+    if (a->slots_ok)
+        sem_destroy(&a->slots);
+    a->slots_ok = 0;
 }

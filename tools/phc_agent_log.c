@@ -6,16 +6,25 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void phc_agent_logf(const char *fmt, ...)
 {
-    char line[1024];
+    static const char prefix[] = "phc: agent: ";
+    char line[sizeof(prefix) - 1 + 1024 + 1];
+    memcpy(line, prefix, sizeof(prefix) - 1);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int n = vsnprintf(line + sizeof(prefix) - 1, 1024, fmt, ap);
     va_end(ap);
-    /* One write per line, so lines of concurrent requests never interleave. */
-    fprintf(stderr, "phc: agent: %s\n", line);
+    size_t len = sizeof(prefix) - 1 + (n < 0 ? 0 : n > 1023 ? 1023 : (size_t)n);
+    line[len++] = '\n';
+    /* One write(2) per line, so lines of concurrent requests never interleave; formatted
+     * once, and without stderr's stream lock (this runs once per request). stderr is
+     * unbuffered, so the order with stdio writes elsewhere is kept. A failed write (a closed
+     * stderr) is not the request's failure. */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
 }
 
 static const char *tri(int v, const char *yes, const char *no)

@@ -363,7 +363,8 @@ static void ratio_note(char *buf, size_t size, const bench_result *r, const benc
         snprintf(buf, size, "p50 %.2fx curl", r->p50_ms / c->p50_ms);
     else if (strcmp(r->mode, "agent") == 0 && (c = find(all, n, "keepalive", threads)) &&
              rps(c) > 0)
-        snprintf(buf, size, "rate %.2fx in-process", rps(r) / rps(c));
+        snprintf(buf, size, "rate %.2fx in-process; agent CPU %.3f ms/req", rps(r) / rps(c),
+                 r->server_cpu_ms);
     else if (strcmp(r->mode, "resumed") == 0 && (c = find(all, n, "full", threads)) && rps(c) > 0)
         snprintf(buf, size, "rate %.2fx full", rps(r) / rps(c));
     else if (strncmp(r->mode, "curl-", 5) == 0 && strcmp(r->mode, "curl-oneshot") != 0 &&

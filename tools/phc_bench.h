@@ -19,6 +19,7 @@ typedef struct bench_result {
     double seconds; /* wall time of the measured part */
     double p50_ms, p99_ms;
     double cpu_ms_per_request; /* user + system */
+    double server_cpu_ms;      /* agent mode: the agent's CPU per request (table only); else 0 */
     long peak_rss_kb;
     int failures;
     int first_exit;                 /* exit status class of the first failure; 0 when none */

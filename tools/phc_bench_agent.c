@@ -103,9 +103,23 @@ static int one_request(int fd, const char *req, size_t reqlen, char *buf, size_t
     return status >= 200 && status <= 299 ? 0 : -1;
 }
 
+/* Warm-up requests per client before the clock starts, as the in-process side has
+ * (phc_bench_inproc.c): the first connects to the agent and lets it open an upstream
+ * connection for this client; the measured requests then find both open. */
+#define WARMUP_REQUESTS 3
+
+/* The start line, as in phc_bench_inproc.c: clients report ready after their warm-up; the
+ * clock starts when all are ready, then the gate opens. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready, open;
+};
+
 struct client {
     const bench_env *env;
     const char *sock;
+    struct gate *gate;
     int n, failures;
     double *lat;
     char msg[200];
@@ -118,6 +132,18 @@ static void *client_main(void *arg)
     int len =
         snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", c->env->path);
     int fd = connect_unix(c->sock);
+    /* Warm-up failures do not count: the measured requests will show the same cause. */
+    for (int i = 0; i < WARMUP_REQUESTS && buf && fd >= 0; i++)
+        if (one_request(fd, req, (size_t)len, buf, 1 << 20) != 0) {
+            close(fd);
+            fd = connect_unix(c->sock);
+        }
+    pthread_mutex_lock(&c->gate->mu);
+    c->gate->ready++;
+    pthread_cond_broadcast(&c->gate->cv);
+    while (!c->gate->open)
+        pthread_cond_wait(&c->gate->cv, &c->gate->mu);
+    pthread_mutex_unlock(&c->gate->mu);
     for (int i = 0; i < c->n; i++) {
         double t = bench_now();
         if (!buf || fd < 0 || one_request(fd, req, (size_t)len, buf, 1 << 20) != 0) {
@@ -136,7 +162,26 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-static void rate(const bench_env *env, const char *sock, bench_result *out)
+/* CPU seconds (user + system, all threads) the process pid has used so far; -1 unknown.
+ * Clock-tick resolution (10 ms at 100 Hz): measure enough requests. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold blanks */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void rate(const bench_env *env, pid_t agent, const char *sock, bench_result *out)
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->mode, sizeof(out->mode), "agent");
@@ -152,22 +197,35 @@ static void rate(const bench_env *env, const char *sock, bench_result *out)
         goto out;
     }
     int started = 0, off = 0;
+    struct gate gate = {.ready = 0, .open = 0};
+    pthread_mutex_init(&gate.mu, NULL);
+    pthread_cond_init(&gate.cv, NULL);
     for (int i = 0; i < env->threads; i++) {
         c[i].env = env;
         c[i].sock = sock;
+        c[i].gate = &gate;
         c[i].n = env->requests / env->threads + (i < env->requests % env->threads);
         c[i].lat = lat + off;
         off += c[i].n;
     }
-    double cpu0 = bench_cpu_self(), t0 = bench_now();
     for (; started < env->threads; started++)
         if (pthread_create(&tid[started], NULL, client_main, &c[started]) != 0)
             break;
+    pthread_mutex_lock(&gate.mu);
+    while (gate.ready < started)
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    double cpu0 = bench_cpu_self(), agent0 = proc_cpu_s(agent), t0 = bench_now();
+    gate.open = 1;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
     for (int i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
     out->seconds = bench_now() - t0;
-    /* The clients' CPU only: the agent's is its own process's. */
+    /* The clients' CPU; the agent's, its own process's, is shown next to it in the table. */
     out->cpu_ms_per_request = (bench_cpu_self() - cpu0) * 1000.0 / env->requests;
+    double agent1 = proc_cpu_s(agent);
+    out->server_cpu_ms =
+        agent0 >= 0 && agent1 >= 0 ? (agent1 - agent0) * 1000.0 / env->requests : 0;
     for (int i = 0; i < env->threads; i++) {
         out->failures += i < started ? c[i].failures : c[i].n;
         if (!out->first_exit && i < started && c[i].failures) {
@@ -177,6 +235,8 @@ static void rate(const bench_env *env, const char *sock, bench_result *out)
     }
     bench_percentiles(out, lat, (size_t)env->requests);
     out->peak_rss_kb = bench_peak_rss_kb(); /* the clients' process */
+    pthread_mutex_destroy(&gate.mu);
+    pthread_cond_destroy(&gate.cv);
 out:
     free(c);
     free(tid);
@@ -216,7 +276,7 @@ int bench_run_agent(const bench_env *env, bench_result *res, int *nres)
     if (rc == 0)
         rc = bench_run_inproc(env, "keepalive", env->threads, &res[(*nres)++]);
     if (rc == 0)
-        rate(env, sock, &res[(*nres)++]);
+        rate(env, pid, sock, &res[(*nres)++]);
     kill(pid, SIGTERM);
     int st = 0;
     waitpid(pid, &st, 0);
