@@ -91,7 +91,7 @@ MACHINE=$(
     echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores online, $(free -g | awk '/^Mem:/ {print $2}') GiB"
     echo "- Kernel: $(uname -sr); $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- Versions: $("$PHC_BIN" --version), $(openssl version | cut -d' ' -f1-2), curl $(curl --version | head -1 | cut -d' ' -f2), libp11 $(dpkg-query -W -f '${Version}' libp11-3 2>/dev/null || echo '?'), SoftHSM $(softhsm2-util --version), $(nginx -v 2>&1 | sed 's/.*: //')"
+    echo "- Versions: $("$PHC_BIN" --version | head -1), $(openssl version | cut -d' ' -f1-2), curl $(curl --version | head -1 | cut -d' ' -f2), libp11 $(dpkg-query -W -f '${Version}' libp11-3 2>/dev/null || echo '?'), SoftHSM $(softhsm2-util --version), $(nginx -v 2>&1 | sed 's/.*: //')"
 )
 
 python3 - "$TMP/results.jsonl" "$OUT" "$MACHINE" "$N_ONESHOT" "$N_KEEPALIVE" "$N_FULL" "$INVOCATION" <<'EOF'
