@@ -18,6 +18,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 FIX=$SRC/tests/fixtures
+. "$SRC/tests/bench/bench_lib.sh"
 LOOPS=${LOOPS:-300}
 N_AGENT=${BENCH_AGENT:-1000}
 BENCH_PATH=/v2/asset/sites
@@ -28,34 +29,14 @@ TMP=$(mktemp -d /tmp/phc-agent-oneshot.XXXXXX)
 AGENT_PID=
 cleanup() {
     [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
-    bash "$FIX/nginx.sh" stop "$TMP/nginx" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
+    bench_cleanup "$TMP"
 }
 trap cleanup EXIT
 
 echo "== fresh PKI, SoftHSM token (RSA-2048), nginx on 127.0.0.1" >&2
-bash "$FIX/pki.sh" "$TMP/pki" >/dev/null
-eval "$(bash "$FIX/token.sh" init "$TMP/tok" phc-bench rsa:2048)"
-export SOFTHSM2_CONF
-bash "$FIX/pki.sh" issue-client "$TMP/pki" "$TMP/tok/pub.pem" "/O=Bench Energy/CN=phc-bench" \
-    "$TMP/client.pem" 30 >/dev/null
-bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client.pem" client 01
-PORT=$(bash "$FIX/nginx.sh" free-port)
-mkdir -p "$TMP/nginx"
-bash "$FIX/nginx.sh" start "$TMP/nginx" "$PORT" "$TMP/pki/server.pem" "$TMP/pki/server.key" \
-    "$TMP/pki/ca.pem" 1 >/dev/null
 SOCK=$TMP/agent.sock
-cat >"$TMP/phc.cnf" <<EOF
-[phconnect]
-url = https://api.powerhub.test:$PORT
-ca_file = $TMP/pki/ca.pem
-pinned_ips = 127.0.0.1
-pkcs11_module = /usr/lib/softhsm/libsofthsm2.so
-key = pkcs11:token=phc-bench;object=client;type=private
-pin = file:$TMP/tok/pin
-agent_listen = unix:$SOCK
-reload_interval = 0
-EOF
+bench_setup "$TMP" rsa:2048 /usr/lib/softhsm/libsofthsm2.so 1 "agent_listen = unix:$SOCK" \
+    "reload_interval = 0"
 
 # mean_us CMD...: mean wall time of LOOPS runs, in microseconds.
 mean_us() {

@@ -16,6 +16,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 FIX=$SRC/tests/fixtures
+. "$SRC/tests/bench/bench_lib.sh"
 RUNS=${BENCH_AGENT_RUNS:-3}
 REQUESTS=${BENCH_AGENT_REQUESTS:-5000}
 
@@ -29,32 +30,11 @@ fi
 [ -x "$PHC_BIN" ] || { echo "agent_rate.sh: no phc at $PHC_BIN" >&2; exit 1; }
 
 TMP=$(mktemp -d /tmp/phc-agent-rate.XXXXXX)
-cleanup() {
-    bash "$FIX/nginx.sh" stop "$TMP/nginx" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap 'bench_cleanup "$TMP"' EXIT
 
 echo "== fresh PKI, SoftHSM token (RSA-2048), nginx on 127.0.0.1" >&2
-bash "$FIX/pki.sh" "$TMP/pki" >/dev/null
-eval "$(bash "$FIX/token.sh" init "$TMP/tok" phc-bench rsa:2048)"
-export SOFTHSM2_CONF
-bash "$FIX/pki.sh" issue-client "$TMP/pki" "$TMP/tok/pub.pem" "/O=Bench Energy/CN=phc-bench" \
-    "$TMP/client.pem" 30 >/dev/null
-bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client.pem" client 01
-PORT=$(bash "$FIX/nginx.sh" free-port)
-mkdir -p "$TMP/nginx" "$TMP/benchtmp"
-bash "$FIX/nginx.sh" start "$TMP/nginx" "$PORT" "$TMP/pki/server.pem" "$TMP/pki/server.key" \
-    "$TMP/pki/ca.pem" 1 >/dev/null
-cat >"$TMP/phc.cnf" <<EOC
-[phconnect]
-url = https://api.powerhub.test:$PORT
-ca_file = $TMP/pki/ca.pem
-pinned_ips = 127.0.0.1
-pkcs11_module = /usr/lib/softhsm/libsofthsm2.so
-key = pkcs11:token=phc-bench;object=client;type=private
-pin = file:$TMP/tok/pin
-EOC
+bench_setup "$TMP" rsa:2048 /usr/lib/softhsm/libsofthsm2.so 1
+mkdir -p "$TMP/benchtmp"
 
 echo "== $RUNS x phc bench --mode agent --threads 8 --requests $REQUESTS --no-curl /v2/asset/sites" >&2
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -23,6 +23,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 FIX=$SRC/tests/fixtures
+. "$SRC/tests/bench/bench_lib.sh"
 BUILD=${1:-$SRC/build}
 PHC=$BUILD/tools/phc
 SLOW=$BUILD/tests/libslow_pkcs11.so
@@ -44,31 +45,11 @@ TMP=$(mktemp -d /tmp/phc-agent-p99.XXXXXX)
 AGENT=
 cleanup() {
     [ -n "$AGENT" ] && kill "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null
-    bash "$FIX/nginx.sh" stop "$TMP/nginx" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
+    bench_cleanup "$TMP"
 }
 trap cleanup EXIT
 
-bash "$FIX/pki.sh" "$TMP/pki" >/dev/null
-eval "$(bash "$FIX/token.sh" init "$TMP/tok" phc-bench "$KEYTYPE")"
-export SOFTHSM2_CONF
-bash "$FIX/pki.sh" issue-client "$TMP/pki" "$TMP/tok/pub.pem" "/O=Bench Energy/CN=phc-bench" \
-    "$TMP/client.pem" 30 >/dev/null
-bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client.pem" client 01
-PORT=$(bash "$FIX/nginx.sh" free-port)
-mkdir -p "$TMP/nginx"
-bash "$FIX/nginx.sh" start "$TMP/nginx" "$PORT" "$TMP/pki/server.pem" "$TMP/pki/server.key" \
-    "$TMP/pki/ca.pem" 2 >/dev/null
-cat >"$TMP/phc.cnf" <<EOF
-[phconnect]
-url = https://api.powerhub.test:$PORT
-ca_file = $TMP/pki/ca.pem
-pinned_ips = 127.0.0.1
-pkcs11_module = $SLOW
-key = pkcs11:token=phc-bench;object=client;type=private
-pin = file:$TMP/tok/pin
-reload_interval = 0
-EOF
+bench_setup "$TMP" "$KEYTYPE" "$SLOW" 2 "reload_interval = 0"
 
 SOCK=$TMP/agent.sock
 "$PHC" --config "$TMP/phc.cnf" agent --listen "unix:$SOCK" 2>"$TMP/agent.err" &

@@ -16,6 +16,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 FIX=$SRC/tests/fixtures
+. "$SRC/tests/bench/bench_lib.sh"
 OUT=${BENCH_RESULTS:-$SRC/tests/bench/RESULTS.md}
 N_ONESHOT=${BENCH_ONESHOT:-200}
 N_KEEPALIVE=${BENCH_KEEPALIVE:-20000}
@@ -39,32 +40,10 @@ for tool in nginx curl openssl softhsm2-util pkcs11-tool python3; do
 done
 
 TMP=$(mktemp -d /tmp/phc-bench-run.XXXXXX)
-cleanup() {
-    bash "$FIX/nginx.sh" stop "$TMP/nginx" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap 'bench_cleanup "$TMP"' EXIT
 
 echo "== fresh PKI, SoftHSM token (RSA-2048), nginx on 127.0.0.1" >&2
-bash "$FIX/pki.sh" "$TMP/pki" >/dev/null
-eval "$(bash "$FIX/token.sh" init "$TMP/tok" phc-bench rsa:2048)"
-export SOFTHSM2_CONF
-bash "$FIX/pki.sh" issue-client "$TMP/pki" "$TMP/tok/pub.pem" "/O=Bench Energy/CN=phc-bench" \
-    "$TMP/client.pem" 30 >/dev/null
-bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client.pem" client 01
-PORT=$(bash "$FIX/nginx.sh" free-port)
-mkdir -p "$TMP/nginx"
-bash "$FIX/nginx.sh" start "$TMP/nginx" "$PORT" "$TMP/pki/server.pem" "$TMP/pki/server.key" \
-    "$TMP/pki/ca.pem" 1 >/dev/null
-cat >"$TMP/phc.cnf" <<EOF
-[phconnect]
-url = https://api.powerhub.test:$PORT
-ca_file = $TMP/pki/ca.pem
-pinned_ips = 127.0.0.1
-pkcs11_module = /usr/lib/softhsm/libsofthsm2.so
-key = pkcs11:token=phc-bench;object=client;type=private
-pin = file:$TMP/tok/pin
-EOF
+bench_setup "$TMP" rsa:2048 /usr/lib/softhsm/libsofthsm2.so 1
 
 RUNS=(
     "--mode oneshot --requests $N_ONESHOT"

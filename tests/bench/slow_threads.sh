@@ -12,6 +12,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 FIX=$SRC/tests/fixtures
+. "$SRC/tests/bench/bench_lib.sh"
 BUILD=${1:-$SRC/build}
 PHC=$BUILD/tools/phc
 SLOW=$BUILD/tests/libslow_pkcs11.so
@@ -23,31 +24,9 @@ export PHC_SLOW_CALL_US=${PHC_SLOW_CALL_US:-1000} PHC_SLOW_SIGN_US=${PHC_SLOW_SI
 export PHC_SLOW_TARGET=${SLOW_TARGET:-/usr/lib/softhsm/libsofthsm2.so}
 
 TMP=$(mktemp -d /tmp/phc-slow-threads.XXXXXX)
-cleanup() {
-    bash "$FIX/nginx.sh" stop "$TMP/nginx" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap 'bench_cleanup "$TMP"' EXIT
 
-bash "$FIX/pki.sh" "$TMP/pki" >/dev/null
-eval "$(bash "$FIX/token.sh" init "$TMP/tok" phc-bench "$KEYTYPE")"
-export SOFTHSM2_CONF
-bash "$FIX/pki.sh" issue-client "$TMP/pki" "$TMP/tok/pub.pem" "/O=Bench Energy/CN=phc-bench" \
-    "$TMP/client.pem" 30 >/dev/null
-bash "$FIX/token.sh" putcert "$TMP/tok" "$TMP/client.pem" client 01
-PORT=$(bash "$FIX/nginx.sh" free-port)
-mkdir -p "$TMP/nginx"
-bash "$FIX/nginx.sh" start "$TMP/nginx" "$PORT" "$TMP/pki/server.pem" "$TMP/pki/server.key" \
-    "$TMP/pki/ca.pem" 2 >/dev/null
-cat >"$TMP/phc.cnf" <<EOF
-[phconnect]
-url = https://api.powerhub.test:$PORT
-ca_file = $TMP/pki/ca.pem
-pinned_ips = 127.0.0.1
-pkcs11_module = $SLOW
-key = pkcs11:token=phc-bench;object=client;type=private
-pin = file:$TMP/tok/pin
-EOF
+bench_setup "$TMP" "$KEYTYPE" "$SLOW" 2
 
 echo "# slow token: ${PHC_SLOW_CALL_US} us a call, ${PHC_SLOW_SIGN_US} us a signature; key $KEYTYPE; $(nproc) cores"
 printf '%-8s %8s %8s %8s %8s %10s %8s\n' threads requests req/s p50_ms p99_ms cpu_ms/req speedup
