@@ -219,3 +219,26 @@ wait_for() {
     echo "# timed out after ${limit}s waiting for /$pattern/ in $file"
     return 1
 }
+
+# p11remote_client: CLIENT_MODULE = p11-kit's client module, the pkcs11_module of a token
+# remoted by tests/fixtures/p11remote.sh; when p11-kit or the module is missing, one failed
+# check and the end of the test.
+p11remote_client() {
+    CLIENT_MODULE=$(bash "$FIX/p11remote.sh" client-module)
+    if ! command -v p11-kit >/dev/null || [ ! -r "$CLIENT_MODULE" ]; then
+        echo "# p11-kit or $CLIENT_MODULE missing (tools/install-deps.sh installs p11-kit-modules)"
+        not_ok "p11-kit remoting available"
+        finish
+    fi
+}
+
+# p11remote_start DIR: `p11-kit server` exporting the test token 'phc-test' on DIR/sock
+# (tests/fixtures/p11remote.sh; a restart after a kill reuses the address); exports
+# P11_KIT_SERVER_ADDRESS, sets P11_KIT_SERVER_PID. p11remote_stop DIR stops it and its
+# per-connection children: the appliance going away is all of them.
+p11remote_start() {
+    bash "$FIX/p11remote.sh" start "$1" phc-test >"$1.env" || return 1
+    . "$1.env"
+    T_PIDS+=("$P11_KIT_SERVER_PID")
+}
+p11remote_stop() { bash "$FIX/p11remote.sh" stop "$1"; }

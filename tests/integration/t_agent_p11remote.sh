@@ -8,20 +8,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
-CLIENT_MODULE=$(bash "$FIX/p11remote.sh" client-module)
-if ! command -v p11-kit >/dev/null || [ ! -r "$CLIENT_MODULE" ]; then
-    echo "# p11-kit or $CLIENT_MODULE missing (tools/install-deps.sh installs p11-kit-modules)"
-    not_ok "p11-kit remoting available"
-    finish
-fi
+p11remote_client
 
 make_token
-start_p11() {
-    bash "$FIX/p11remote.sh" start "$TMP/p11" phc-test >"$TMP/p11.env" || return 1
-    . "$TMP/p11.env" # P11_KIT_SERVER_ADDRESS (exported), P11_KIT_SERVER_PID
-    T_PIDS+=("$P11_KIT_SERVER_PID")
-}
-check "p11-kit server exports the token" start_p11
+check "p11-kit server exports the token" p11remote_start "$TMP/p11"
 
 start_mock mock
 MOCK1_PORT=$MOCK_PORT
@@ -54,7 +44,7 @@ check "server gone: the agent still answers its own paths" \
     test "$(acurl "$SOCK" -o /dev/null -w '%{http_code}' http://localhost/_phc/metrics)" = 200
 
 # Back on the same address: the running agent uses it again.
-check "the p11-kit server is restarted on the same socket" start_p11
+check "the p11-kit server is restarted on the same socket" p11remote_start "$TMP/p11"
 ok_again=0
 for _ in $(seq 1 100); do
     if agent_bounded 60 "$PHC_BIN" --config "$TMP/client.cnf" request /echo >"$TMP/again.out" 2>"$TMP/again.err"; then
@@ -73,5 +63,5 @@ check "metrics count the token reopen" \
 stop_agent "$APID"
 check "SIGTERM: the agent exits 0" test "$AGENT_RC" -eq 0
 check "no sanitizer report in the agent's log" clean_reports "$TMP/agent.err"
-bash "$FIX/p11remote.sh" stop "$TMP/p11" >/dev/null 2>&1
+p11remote_stop "$TMP/p11" >/dev/null 2>&1
 finish

@@ -10,12 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
-CLIENT_MODULE=$(bash "$FIX/p11remote.sh" client-module)
-if ! command -v p11-kit >/dev/null || [ ! -r "$CLIENT_MODULE" ]; then
-    echo "# p11-kit or $CLIENT_MODULE missing (tools/install-deps.sh installs p11-kit-modules)"
-    not_ok "p11-kit remoting available"
-    finish
-fi
+p11remote_client
 : "${PHC_AGENT_LOAD:?run through ctest (agent_load driver)}"
 HOSTS=(2 3 4)
 RELOAD=2
@@ -26,11 +21,7 @@ SLACK=3
 
 make_token
 OLD=$(cert_serial "$TMP/client.pem")
-check "p11-kit server exports the token" \
-    bash -c "bash '$FIX/p11remote.sh' start '$TMP/p11' phc-test >'$TMP/p11.env'"
-. "$TMP/p11.env" # P11_KIT_SERVER_ADDRESS (exported), P11_KIT_SERVER_PID
-T_PIDS+=("${P11_KIT_SERVER_PID:-}")
-stop_p11() { bash "$FIX/p11remote.sh" stop "$TMP/p11"; }
+check "p11-kit server exports the token" p11remote_start "$TMP/p11"
 
 # The vendor's allow-list: the three hosts' addresses and nothing else.
 start_mock mock --allow-ip 127.0.0.2 --allow-ip 127.0.0.3 --allow-ip 127.0.0.4
@@ -149,5 +140,5 @@ for h in "${HOSTS[@]}"; do
     check "host 127.0.0.$h: SIGTERM, exit 0" test "$AGENT_RC" = 0
 done
 check "no sanitizer report in the agents' stderr" clean_reports "$TMP"/h?.err
-stop_p11
+p11remote_stop "$TMP/p11"
 finish

@@ -8,43 +8,12 @@
 # client without a restart.
 . "$(dirname "$0")/lib.sh"
 
-CLIENT_MODULE=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
-if ! command -v p11-kit >/dev/null || [ ! -f "$CLIENT_MODULE" ]; then
-    echo "# p11-kit or $CLIENT_MODULE missing (tools/install-deps.sh installs p11-kit-modules)"
-    not_ok "p11-kit remoting available"
-    finish
-fi
+p11remote_client
 
 make_token rsa:2048
 start_mock mock
-SOCK=$TMP/p11kit.sock
-export P11_KIT_SERVER_ADDRESS=unix:path=$SOCK
-P11_PID=
-start_server() {
-    rm -f "$SOCK"
-    p11-kit server -f -n "$SOCK" --provider "$SOFTHSM_MODULE" "pkcs11:token=phc-test" \
-        >"$TMP/p11kit.out" 2>&1 &
-    P11_PID=$!
-    T_PIDS+=("$P11_PID")
-    local i
-    for i in $(seq 1 100); do
-        [ -S "$SOCK" ] && return 0
-        sleep 0.05
-    done
-    echo "# p11-kit server did not start:"
-    sed 's/^/#   /' "$TMP/p11kit.out"
-    return 1
-}
-# The server forks one process per connection: the appliance going away is all of them.
-stop_server() {
-    local child
-    for child in $(ps -o pid= --ppid "$P11_PID" 2>/dev/null); do kill "$child" 2>/dev/null; done
-    kill "$P11_PID" 2>/dev/null
-    wait "$P11_PID" 2>/dev/null
-    rm -f "$SOCK"
-}
 
-check "p11-kit server exports the token" start_server
+check "p11-kit server exports the token" p11remote_start "$TMP/p11"
 CFG=$TMP/phc.cnf
 write_config "$CFG" "$MOCK_PORT"
 set_key "$CFG" pkcs11_module "$CLIENT_MODULE"
@@ -69,14 +38,14 @@ expect 0 "" "4 threads x 10 requests on one client" -- "$PHC_MULTI" "$CFG" /v2/a
 FAULT_PID=$!
 T_PIDS+=("$FAULT_PID")
 check "running client: requests succeed" wait_for "$TMP/fault.log" '^[0-9]+ 0 '
-stop_server
+p11remote_stop "$TMP/p11"
 expect 3 "PKCS#11 module '$CLIENT_MODULE'" "a new phc with the server gone: exit 3 naming the module" -- \
     "$PHC_BIN" --config "$CFG" request /echo
 check "running client: fails with exit 3 while the server is gone" wait_for "$TMP/fault.log" '^[0-9]+ 3 '
 n_down=$(wc -l <"$TMP/fault.log")
 check "the failure names the module" bash -c "grep -E '^[0-9]+ 3 ' '$TMP/fault.log' | head -1 | grep -qF \"'$CLIENT_MODULE'\""
 grep -E '^[0-9]+ 3 ' "$TMP/fault.log" | head -2 | sed 's/^/#   /'
-start_server
+p11remote_start "$TMP/p11"
 check "running client: recovers once the server is back" \
     bash -c "for i in \$(seq 1 300); do tail -n +$((n_down + 1)) '$TMP/fault.log' | grep -qE '^[0-9]+ 0 ' && exit 0; sleep 0.1; done; exit 1"
 touch "$TMP/stop"
@@ -84,6 +53,6 @@ wait "$FAULT_PID"
 check "running client: every failure was exit 3 (token), none another class" \
     bash -c "! awk '\$2 != 0 && \$2 != 3' '$TMP/fault.log' | grep -q ."
 expect 0 "" "phc request after the restart" -- "$PHC_BIN" --config "$CFG" request /echo
-stop_server
+p11remote_stop "$TMP/p11"
 
 finish
