@@ -519,14 +519,15 @@ int phc_token_store_secret(phc_config *cfg, const void *secret, size_t len, phc_
         return rc;
     /* Copies of what the worker needs, not a reference: cfg stays the caller's to change. */
     phc_token_job *j = job_new(OP_SECRET, NULL);
-    if (!j || !(j->secret = OPENSSL_memdup(secret, len)) ||
+    if (j && (j->secret = OPENSSL_memdup(secret, len)))
+        j->secret_len = len; /* before any job_put: it wipes secret_len bytes */
+    if (!j || !j->secret ||
         ((j->s1 = dup_or_null(cfg->pkcs11_module, &oom)),
          (j->s2 = dup_or_null(cfg->client_secret, &oom)), (j->s3 = dup_or_null(cfg->pin, &oom)),
          oom)) {
         job_put(j);
         return phc__err(err, PHC_ERR_INTERNAL, "out of memory");
     }
-    j->secret_len = len;
     uri_token(j, cfg->client_secret);
     rc = run_bounded(j, cfg, err);
     job_put(j);
