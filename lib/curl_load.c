@@ -64,6 +64,8 @@
     X(curl_multi_remove_handle)                                                                    \
     X(curl_multi_perform)                                                                          \
     X(curl_multi_poll)                                                                             \
+    X(curl_multi_timeout)                                                                          \
+    X(curl_multi_socket_action)                                                                    \
     X(curl_multi_info_read)                                                                        \
     X(curl_multi_strerror)                                                                         \
     X(curl_share_init)                                                                             \
@@ -304,6 +306,17 @@ PHC_CURL_FWD CURLMcode curl_multi_poll(CURLM *m, struct curl_waitfd extra[], uns
                                        int timeout_ms, int *ret)
 {
     return have() ? fn.curl_multi_poll(m, extra, nextra, timeout_ms, ret) : CURLM_BAD_HANDLE;
+}
+
+PHC_CURL_FWD CURLMcode curl_multi_timeout(CURLM *m, long *timeout_ms)
+{
+    return have() ? fn.curl_multi_timeout(m, timeout_ms) : CURLM_BAD_HANDLE;
+}
+
+PHC_CURL_FWD CURLMcode curl_multi_socket_action(CURLM *m, curl_socket_t s, int ev_bitmask,
+                                                int *running)
+{
+    return have() ? fn.curl_multi_socket_action(m, s, ev_bitmask, running) : CURLM_BAD_HANDLE;
 }
 
 PHC_CURL_FWD CURLMsg *curl_multi_info_read(CURLM *m, int *left)

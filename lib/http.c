@@ -6,9 +6,11 @@
 #include "http_trace.h"
 #include "tls_describe.h"
 #include "stats.h"
+#include "wait.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -49,6 +51,14 @@ struct xfer_state {
     int described; /* the connection was logged for this transfer */
     phc_tls_report report;
     phc_alert_seen alert; /* what the server said with TLS alerts */
+    phc_stats_last last;  /* how it reached the server (stats.c), published when it ends */
+};
+
+/* A socket of the multi and what libcurl waits for on it (CURL_POLL_*), from
+ * CURLMOPT_SOCKETFUNCTION: with a wait hook (wait.h) the hook is handed these to wait on. */
+struct xfer_sock {
+    curl_socket_t fd;
+    int what;
 };
 
 /* Each transfer runs on a fresh copy of tmpl, so that nothing one response leaves in an easy
@@ -66,7 +76,9 @@ struct phc_xfer {
     size_t npinned;
     char curl_err[CURL_ERROR_SIZE];
     struct xfer_state st;
-    int unsent; /* see phc__xfer_unsent */
+    int unsent;              /* see phc__xfer_unsent */
+    struct xfer_sock *socks; /* the sockets of multi (on_socket) */
+    size_t nsocks, socks_cap;
 };
 
 /* The receive buffers may hold an access token (the token endpoint's answer) or a cookie:
@@ -143,7 +155,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     phc_xfer *x = ud;
     size_t n = size * nmemb;
-    phc__stats_transfer(x->curl);
+    phc__stats_transfer(x->curl, &x->st.last);
     describe_connection(x);
     /* A new status line starts a new block (after 100 Continue, say): keep the final one. */
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
@@ -231,6 +243,50 @@ static int build_resolve(phc_xfer *x, phc_errbuf *err)
         return phc__err(err, PHC_ERR_CONFIG, "pinned_ips list too long");
     x->resolve = curl_slist_append(NULL, line);
     return x->resolve ? PHC_OK : phc__err(err, PHC_ERR_INTERNAL, "out of memory");
+}
+
+/* libcurl's word on which sockets of the multi it waits for and how (CURLMOPT_SOCKETFUNCTION,
+ * set on every multi; libcurl calls it from curl_multi_socket_action, which run() uses only
+ * when the thread has a wait hook). Out of memory leaves a socket untracked:
+ * the hook's wait then ends at libcurl's timer (PHC_WAIT_MAX_MS at most), which is slower,
+ * never wrong. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    phc_xfer *x = ud;
+    size_t i = 0;
+    while (i < x->nsocks && x->socks[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < x->nsocks)
+            x->socks[i] = x->socks[--x->nsocks];
+        return 0;
+    }
+    if (i == x->nsocks) {
+        if (x->nsocks == x->socks_cap) {
+            size_t cap = x->socks_cap ? x->socks_cap * 2 : 4;
+            struct xfer_sock *p = realloc(x->socks, cap * sizeof(*p));
+            if (!p)
+                return 0;
+            x->socks = p;
+            x->socks_cap = cap;
+        }
+        x->socks[x->nsocks++].fd = fd;
+    }
+    x->socks[i].what = what;
+    return 0;
+}
+
+/* A multi for x, its sockets tracked by on_socket; NULL when out of memory. */
+static CURLM *new_multi(phc_xfer *x)
+{
+    x->nsocks = 0; /* the previous multi's sockets are closed with it */
+    CURLM *m = curl_multi_init();
+    if (m && (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+              curl_multi_setopt(m, CURLMOPT_SOCKETDATA, x) != CURLM_OK)) {
+        curl_multi_cleanup(m);
+        m = NULL;
+    }
+    return m;
 }
 
 #define SETOPT(opt, val)                                                                           \
@@ -323,7 +379,7 @@ int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbuf *err)
     }
     x->tmpl = x->curl;
     x->curl = NULL;
-    if (!(x->multi = curl_multi_init())) {
+    if (!(x->multi = new_multi(x))) {
         rc = phc__err(err, PHC_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -335,16 +391,67 @@ out:
     return rc;
 }
 
-/* curl_easy_perform on x->curl, with the connection cache of x->multi. */
+/* One wait through the thread's hook, then libcurl's work on what became ready: the multi's
+ * sockets as libcurl wants them (on_socket) and the time until libcurl's next timer (at most
+ * PHC_WAIT_MAX_MS) go to the hook. The hook need not say what is ready (and may return early),
+ * so a zero-timeout poll(2) asks; libcurl then runs the transfer on each ready socket and on
+ * its timers. */
+static CURLMcode step_hooked(phc_xfer *x, int *running)
+{
+    long timeout = -1;
+    CURLMcode mc = curl_multi_timeout(x->multi, &timeout);
+    if (mc != CURLM_OK)
+        return mc;
+    if (timeout < 0 || timeout > PHC_WAIT_MAX_MS)
+        timeout = PHC_WAIT_MAX_MS;
+    struct pollfd fds[16];
+    nfds_t n = 0;
+    for (size_t i = 0; i < x->nsocks && n < sizeof(fds) / sizeof(fds[0]); i++) {
+        short ev = (short)(((x->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                           ((x->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+        if (ev)
+            fds[n++] = (struct pollfd){.fd = x->socks[i].fd, .events = ev};
+    }
+    if (timeout > 0) {
+        /* The hook may run other transfers on this thread (each on its own xfer and multi);
+         * nothing of this one is touched until it returns. */
+        phc__wait_call(fds, (unsigned int)n, (int)timeout);
+    }
+    if (n > 0 && poll(fds, n, 0) < 0)
+        n = 0; /* EINTR: the timers below still run; the sockets are asked again next time */
+    for (nfds_t i = 0; i < n && mc == CURLM_OK; i++) {
+        short re = fds[i].revents;
+        int mask = ((re & POLLIN) ? CURL_CSELECT_IN : 0) | ((re & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                   ((re & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+        if (mask)
+            mc = curl_multi_socket_action(x->multi, fds[i].fd, mask, running);
+    }
+    if (mc == CURLM_OK)
+        mc = curl_multi_socket_action(x->multi, CURL_SOCKET_TIMEOUT, 0, running);
+    return mc;
+}
+
+/* curl_easy_perform on x->curl, with the connection cache of x->multi. Without a wait hook:
+ * curl_multi_perform and curl_multi_poll. With one (wait.h): libcurl's socket interface
+ * (curl_multi_socket_action), since libcurl (7.88) tells CURLMOPT_SOCKETFUNCTION which sockets
+ * it waits for only there, not from curl_multi_perform; a transfer starts with its timer
+ * (curl_multi_add_handle sets it due) and ends with curl_multi_remove_handle, which leaves
+ * no socket of it tracked, so the next transfer on this multi may use either interface. */
 static CURLcode run(phc_xfer *x)
 {
-    if (!x->multi && !(x->multi = curl_multi_init())) {
+    if (!x->multi && !(x->multi = new_multi(x))) {
         snprintf(x->curl_err, sizeof(x->curl_err), "libcurl: out of memory");
         return CURLE_OUT_OF_MEMORY;
     }
     CURLMcode mc = curl_multi_add_handle(x->multi, x->curl);
     CURLcode cc = CURLE_GOT_NOTHING;
     int running = 1, left = 0;
+    if (phc__wait_hooked()) {
+        if (mc == CURLM_OK)
+            mc = curl_multi_socket_action(x->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        while (mc == CURLM_OK && running)
+            mc = step_hooked(x, &running);
+    }
     while (mc == CURLM_OK && running) {
         mc = curl_multi_perform(x->multi, &running);
         if (mc == CURLM_OK && running)
@@ -371,7 +478,7 @@ static CURLcode run(phc_xfer *x)
 static void drop_connections(phc_xfer *x)
 {
     curl_multi_cleanup(x->multi);
-    x->multi = curl_multi_init(); /* NULL is retried (and reported) by run() */
+    x->multi = new_multi(x); /* NULL is retried (and reported) by run() */
 }
 
 static void reset_state(struct xfer_state *st)
@@ -384,6 +491,7 @@ static void reset_state(struct xfer_state *st)
     st->tried[0] = '\0';
     st->tls_err = 0;
     st->described = 0;
+    phc__stats_last_init(&st->last);
     memset(&st->tls_errbuf, 0, sizeof(st->tls_errbuf));
     memset(&st->report, 0, sizeof(st->report));
     phc__alert_reset(&st->alert);
@@ -661,7 +769,6 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
     curl_easy_setopt(x->curl, CURLOPT_FORBID_REUSE, fresh ? 1L : 0L);
     curl_easy_setopt(x->curl, CURLOPT_SSL_SESSIONID_CACHE,
                      (req->flags & PHC_REQ_NO_SESSION_REUSE) ? 0L : 1L);
-    phc__stats_reset_last();
     CURLcode cc = run(x);
     phc__trace_timings(x->setup->log, x->curl);
     if (cc != CURLE_OK) {
@@ -671,6 +778,12 @@ int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out, p
         curl_easy_getinfo(x->curl, CURLINFO_APPCONNECT_TIME_T, &tls_done);
         x->unsent = nconn > 0 && tls_done == 0;
         drop_connections(x);
+    }
+    /* The transfer's last wait is behind it: from here to the caller nothing else runs on
+     * this thread, so the thread's last-connection facts are this transfer's even when other
+     * requests ran during its waits (wait.h). */
+    phc__stats_publish(&x->st.last);
+    if (cc != CURLE_OK) {
         rc = map_curl_error(x, cc, err);
         goto out;
     }
@@ -724,6 +837,7 @@ void phc__xfer_free(phc_xfer *x)
     if (x->tmpl)
         curl_easy_cleanup(x->tmpl);
     curl_slist_free_all(x->resolve);
+    free(x->socks);
     phc__alert_reset(&x->st.alert);
     OPENSSL_clear_free(x->st.body, x->st.body_cap);
     OPENSSL_clear_free(x->st.headers, x->st.headers_cap);

@@ -1,7 +1,7 @@
 /* Process-wide counters and the per-thread facts of the last transfer, fed by one-line hooks
- * in http.c (each transfer), sign_guard.c (each token operation) and client.c (each reopen of
- * a lost token). Counters are relaxed atomics: they are read for monitoring, never used to
- * decide anything. */
+ * in http.c (each transfer: counted into its own record, published to the thread when it
+ * ends), sign_guard.c (each token operation) and client.c (each reopen of a lost token).
+ * Counters are relaxed atomics: they are read for monitoring, never used to decide anything. */
 #include "stats.h"
 
 #include "client.h"
@@ -19,9 +19,9 @@
 
 static unsigned long long n_requests, n_reused, n_full, n_resumed, n_signatures, n_reopens;
 
-/* -1: this thread's last request never reached the server. counted: the transfer under way
- * on this thread has been counted (the hook runs on each header line). */
-static __thread int last_reused = -1, last_resumed = -1, counted = 1;
+/* -1: this thread's last request never reached the server. Written only by
+ * phc__stats_publish, after a transfer's last wait, from the transfer's own record. */
+static __thread int last_reused = -1, last_resumed = -1;
 
 static void bump(unsigned long long *n)
 {
@@ -33,18 +33,30 @@ static unsigned long long get(const unsigned long long *n)
     return __atomic_load_n(n, __ATOMIC_RELAXED);
 }
 
+void phc__stats_last_init(phc_stats_last *last)
+{
+    last->counted = 0;
+    last->reused = -1;
+    last->resumed = -1;
+}
+
 void phc__stats_reset_last(void)
 {
     last_reused = -1;
     last_resumed = -1;
-    counted = 0;
 }
 
-void phc__stats_transfer(CURL *curl)
+void phc__stats_publish(const phc_stats_last *last)
 {
-    if (counted)
+    last_reused = last->reused;
+    last_resumed = last->resumed;
+}
+
+void phc__stats_transfer(CURL *curl, phc_stats_last *last)
+{
+    if (last->counted)
         return;
-    counted = 1;
+    last->counted = 1;
     long connects = 0;
     struct curl_tlssessioninfo *ti = NULL;
     curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
@@ -59,8 +71,8 @@ void phc__stats_transfer(CURL *curl)
     } else {
         bump(&n_full);
     }
-    last_reused = connects == 0;
-    last_resumed = connects != 0 && resumed;
+    last->reused = connects == 0;
+    last->resumed = connects != 0 && resumed;
 }
 
 void phc__stats_signature(void)

@@ -1,6 +1,6 @@
 #include "util_retry.h"
 
-#include "util_time.h"
+#include "wait.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +54,7 @@ int phc__retry_next(phc_retry *r, long status, const char *retry_after)
 
 void phc__retry_wait(phc_retry *r)
 {
-    phc__sleep_ms((int64_t)r->wait_s * 1000);
+    phc__wait_ms((int64_t)r->wait_s * 1000); /* through the thread's wait hook, if any */
     r->waited_ms += (int64_t)r->wait_s * 1000;
     r->attempt++;
 }

@@ -46,7 +46,8 @@ int phc__retry_status(long status);
  * status is not 429/503 (r->wait_s still holds what the answer asked for). */
 PHC_WUR int phc__retry_next(phc_retry *r, long status, const char *retry_after);
 
-/* Sleeps r->wait_s (EINTR-safe), counts it and moves on to the next attempt. */
+/* Sleeps r->wait_s (EINTR-safe; through the thread's wait hook when it has one, wait.h),
+ * counts it and moves on to the next attempt. */
 void phc__retry_wait(phc_retry *r);
 
 #endif

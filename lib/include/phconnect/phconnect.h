@@ -329,7 +329,8 @@ typedef struct phc_response phc_response;
  * retried, by default at most 3 attempts in all, after the delay its numeric Retry-After asks
  * for (1 s without one or with an HTTP-date); the waits add up by default to at most 30 s (or
  * the config's timeout when smaller) and an answer asking for longer is returned as it is. The
- * call can therefore sleep that long besides the transfers themselves; *out holds the last
+ * call can therefore sleep that long besides the transfers themselves (with a wait hook,
+ * phconnect/wait.h, these waits and the transfers' go through the hook); *out holds the last
  * answer. Other methods (POST, PATCH) are never retried. The client's options choose both
  * limits (phc_client_opts.retry_max_attempts = 1 turns the retry off).
  *
@@ -374,5 +375,6 @@ PHC_API PHC_WUR int phc_client_reload(phc_client *client, int *changed, phc_errb
 #include <phconnect/stats.h>
 #include <phconnect/token.h>
 #include <phconnect/trustcheck.h>
+#include <phconnect/wait.h>
 
 #endif

@@ -49,7 +49,8 @@ PHC_API PHC_WUR int phc_client_stats(phc_client *client, phc_stats *out, phc_err
 /* How the calling thread's most recent phc_client_request reached the server: *reused = 1
  * when it went over a kept-alive connection, *resumed = 1 when its new connection resumed a
  * TLS session. Both -1 when this thread's last request never reached the server. Either
- * pointer may be NULL. */
+ * pointer may be NULL. Set when the request's last transfer ends: requests that ran on this
+ * thread during its waits (phconnect/wait.h) do not change what it says after it returns. */
 PHC_API void phc_client_last_connection(int *reused, int *resumed);
 
 #ifdef __cplusplus

@@ -1,0 +1,39 @@
+#include "wait.h"
+
+#include "util_time.h"
+
+/* Thread-local: a hook belongs to the event loop running on its thread. */
+static __thread phc_wait_fn t_fn;
+static __thread void *t_ud;
+
+void phc_set_thread_wait(phc_wait_fn fn, void *userdata)
+{
+    t_fn = fn;
+    t_ud = fn ? userdata : NULL;
+}
+
+int phc__wait_hooked(void)
+{
+    return t_fn != NULL;
+}
+
+void phc__wait_call(struct pollfd *fds, unsigned int nfds, int timeout_ms)
+{
+    /* Read once: the hook may run code that sets another one before it returns. */
+    phc_wait_fn fn = t_fn;
+    void *ud = t_ud;
+    if (fn)
+        fn(ud, nfds ? fds : NULL, nfds, timeout_ms);
+}
+
+void phc__wait_ms(int64_t ms)
+{
+    if (!phc__wait_hooked()) {
+        phc__sleep_ms(ms);
+        return;
+    }
+    /* The hook may return early (a spurious wake-up is allowed): the clock decides. */
+    int64_t until = phc__mono_ms() + ms;
+    for (int64_t left = ms; left > 0; left = until - phc__mono_ms())
+        phc__wait_call(NULL, 0, (int)(left < PHC_WAIT_MAX_MS ? left : PHC_WAIT_MAX_MS));
+}
