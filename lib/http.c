@@ -404,6 +404,8 @@ static CURLMcode step_hooked(phc_xfer *x, int *running)
         return mc;
     if (timeout < 0 || timeout > PHC_WAIT_MAX_MS)
         timeout = PHC_WAIT_MAX_MS;
+    /* One transfer at a time per multi: one connection, two sockets while happy eyeballs
+     * tries both families; 16 is room to spare. */
     struct pollfd fds[16];
     nfds_t n = 0;
     for (size_t i = 0; i < x->nsocks && n < sizeof(fds) / sizeof(fds[0]); i++) {
