@@ -11,6 +11,7 @@
  *  - a 429 with Retry-After: 1 waits through the hook (nfds 0) while another request completes;
  *  - client credentials: two coroutines that need the API token at once: one token request,
  *    both succeed, no deadlock (alarm bounds the run);
+ *  - a transfer's own timeout and a refused connection end the request as without a hook;
  *  - without a hook the same requests work as before. */
 #include "testclient.h"
 
@@ -264,7 +265,9 @@ static void stop_mock(void)
     g_mock = -1;
 }
 
-static phc_client *client_for(const tok *t, int port, int creds)
+/* A client of the mock on port; creds: with client credentials; timeout: the config's, or
+ * NULL for the default. */
+static phc_client *client_for(const tok *t, int port, int creds, const char *timeout)
 {
     char url[64];
     phc_errbuf e = {0};
@@ -274,6 +277,8 @@ static phc_client *client_for(const tok *t, int port, int creds)
     if (!c)
         return NULL;
     CHECK(phc_config_set(c, "pinned_ips", "127.0.0.1", &e) == 0);
+    if (timeout)
+        CHECK(phc_config_set(c, "timeout", timeout, &e) == 0);
     if (creds)
         CHECK(phc_config_set(c, "client_id", "unit", &e) == 0 &&
               phc_config_set(c, "client_secret", "env:PHC_UNIT_TEST_SECRET", &e) == 0);
@@ -284,20 +289,28 @@ static phc_client *client_for(const tok *t, int port, int creds)
     return cl;
 }
 
-/* One GET; its status (0 on failure) and how it reached the server. */
-static long get(phc_client *cl, const char *path, int *reused, int *resumed, char *body,
-                size_t bodylen)
+/* One GET; its result and how it reached the server. */
+static int get_rc(phc_client *cl, const char *path, int *reused, int *resumed, phc_response **r,
+                  phc_errbuf *e)
 {
     phc_request req = PHC_REQUEST_INIT;
     req.path = path;
-    phc_response *r = NULL;
-    phc_errbuf e = {0};
     if (g_in_flight > 0)
         g_interleaved++;
     g_in_flight++;
-    int rc = phc_client_request(cl, &r, &req, &e);
+    int rc = phc_client_request(cl, r, &req, e);
     g_in_flight--;
     phc_client_last_connection(reused, resumed);
+    return rc;
+}
+
+/* One GET; its status (0 on failure, said on stderr) and how it reached the server. */
+static long get(phc_client *cl, const char *path, int *reused, int *resumed, char *body,
+                size_t bodylen)
+{
+    phc_response *r = NULL;
+    phc_errbuf e = {0};
+    int rc = get_rc(cl, path, reused, resumed, &r, &e);
     long status = rc == PHC_OK ? phc_response_status(r) : 0;
     if (rc != PHC_OK)
         fprintf(stderr, "request %s: %s\n", path, e.msg);
@@ -381,7 +394,7 @@ static void test_many(const tok *t)
     int port = start_mock("many", "--fault", "delay=150", NULL);
     if (port < 0)
         return;
-    phc_client *cl = client_for(t, port, 0);
+    phc_client *cl = client_for(t, port, 0, NULL);
     if (!cl)
         goto out;
     phc_set_thread_wait(hook, &g_main);
@@ -411,7 +424,7 @@ static void test_many(const tok *t)
 
     /* A new connection's request started while a reused one waits for its answer. */
     phc_client_free(cl);
-    cl = client_for(t, port, 0);
+    cl = client_for(t, port, 0, NULL);
     if (!cl)
         goto out;
     before = stat_requests(cl);
@@ -463,7 +476,7 @@ static void test_backoff(const tok *t)
     int port = start_mock("backoff", "--fault", "status429=1", NULL);
     if (port < 0)
         return;
-    phc_client *cl = client_for(t, port, 0);
+    phc_client *cl = client_for(t, port, 0, NULL);
     if (!cl)
         goto out;
     phc_set_thread_wait(hook, &g_main);
@@ -514,7 +527,7 @@ static void test_creds(const tok *t)
     int port = start_mock("creds", "--credentials", creds, NULL);
     if (port < 0)
         return;
-    phc_client *cl = client_for(t, port, 1);
+    phc_client *cl = client_for(t, port, 1, NULL);
     if (!cl)
         goto out;
     phc_set_thread_wait(hook, &g_main);
@@ -545,6 +558,67 @@ out:
     stop_mock();
 }
 
+/* ---- case 4: failures through the hook ---- */
+
+typedef struct {
+    phc_client *cl;
+    const char *path;
+    int rc, reused, resumed;
+    phc_errbuf e;
+    int64_t took, done_at;
+} fail_arg;
+
+static void fail_body(co *c)
+{
+    fail_arg *a = c->arg;
+    phc_response *r = NULL;
+    int64_t t0 = now_ms();
+    a->rc = get_rc(a->cl, a->path, &a->reused, &a->resumed, &r, &a->e);
+    a->done_at = now_ms();
+    a->took = a->done_at - t0;
+    phc_response_free(r);
+}
+
+static void test_faults(const tok *t)
+{
+    /* The mock reads /v2 requests and never answers them: libcurl's own timer (timeout = 1 s)
+     * ends the transfer while it waits through the hook; /echo is answered meanwhile. */
+    int port = start_mock("stall", "--fault", "stall", NULL);
+    if (port < 0)
+        return;
+    phc_client *cl = client_for(t, port, 0, "1");
+    if (!cl)
+        goto out;
+    phc_set_thread_wait(hook, &g_main);
+    fail_arg a[2] = {{.cl = cl, .path = "/v2/asset/sites", .reused = 7, .resumed = 7},
+                     {.cl = cl, .path = "/echo", .reused = 7, .resumed = 7}};
+    co cs[2];
+    co_init(&cs[0], 0, fail_body, &a[0]);
+    co_init(&cs[1], 1, fail_body, &a[1]);
+    g_calls = g_calls_fds = g_calls_nofds = g_bad_fds = 0;
+    run_all(cs, 2);
+    co_free(cs, 2);
+    CHECK_ERR(a[0].rc, a[0].e, PHC_ERR_NETWORK, "timed out");
+    CHECK(a[0].took >= 900 && a[0].took < 10000);
+    CHECK(a[0].reused == -1 && a[0].resumed == -1); /* no answer: never counted */
+    CHECK(a[1].rc == PHC_OK && a[1].done_at < a[0].done_at);
+    CHECK(a[1].reused == 0);
+    CHECK(g_calls_fds > 0 && g_bad_fds == 0);
+    stop_mock();
+
+    /* Nobody listens any more: a refused connection, reported as without a hook. */
+    a[0] = (fail_arg){.cl = cl, .path = "/v2/asset/sites", .reused = 7, .resumed = 7};
+    co_init(&cs[0], 0, fail_body, &a[0]);
+    run_all(cs, 1);
+    co_free(cs, 1);
+    CHECK_ERR(a[0].rc, a[0].e, PHC_ERR_NETWORK, "cannot connect");
+    CHECK(a[0].reused == -1 && a[0].resumed == -1);
+out:
+    phc_set_thread_wait(NULL, NULL);
+    phc_client_free(cl);
+    stop_mock();
+}
+
 static void on_alarm(int sig)
 {
     static const char msg[] = "wait_test: timed out (a deadlock?)\n";
@@ -569,6 +643,7 @@ int main(void)
     test_many(&t);
     test_backoff(&t);
     test_creds(&t);
+    test_faults(&t);
 out:
     stop_mock();
     tt_end();
