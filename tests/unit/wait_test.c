@@ -163,6 +163,8 @@ static void co_init(co *c, int id, void (*body)(co *), void *arg)
     c->arg = arg;
     c->stack = malloc(STACK_SIZE);
     CHECK(c->stack != NULL);
+    if (c->stack)
+        memset(c->stack, 0xa5, STACK_SIZE); /* for co_free's high-water mark */
     getcontext(&c->ctx);
     c->ctx.uc_stack.ss_sp = c->stack;
     c->ctx.uc_stack.ss_size = STACK_SIZE;
@@ -211,10 +213,20 @@ static void run_all(co *cs, int n)
     }
 }
 
+/* The deepest stack any coroutine used (stacks grow down from the top), for the report. */
+static size_t g_stack_used;
+
 static void co_free(co *cs, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        size_t untouched = 0;
+        while (cs[i].stack && untouched < STACK_SIZE &&
+               (unsigned char)cs[i].stack[untouched] == 0xa5)
+            untouched++;
+        if (cs[i].stack && STACK_SIZE - untouched > g_stack_used)
+            g_stack_used = STACK_SIZE - untouched;
         free(cs[i].stack);
+    }
 }
 
 /* ---- the mock ---- */
@@ -644,6 +656,8 @@ int main(void)
     test_backoff(&t);
     test_creds(&t);
     test_faults(&t);
+    fprintf(stderr, "deepest coroutine stack: %zu KiB of %d KiB\n", g_stack_used / 1024,
+            STACK_SIZE / 1024);
 out:
     stop_mock();
     tt_end();
