@@ -1,5 +1,6 @@
 #include "gen.h"
 
+#include "conn_gate.h"
 #include "curl_load.h"
 #include "err.h"
 #include "hsm.h"
@@ -35,6 +36,7 @@ struct phc_gen {
     pthread_mutex_t pool_mu;
     phc_xfer *idle[POOL_MAX];
     size_t nidle;
+    phc_conn_gate gate; /* new connections one at a time (conn_gate.h) */
 };
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
@@ -91,6 +93,7 @@ static void gen_free(phc_gen *g)
     for (int i = 0; g->share_mu_ready && i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&g->share_mu[i]);
     pthread_mutex_destroy(&g->pool_mu);
+    phc__conn_gate_destroy(&g->gate);
     phc__tls_free(g->tls);
     X509_free(g->cert);
     /* The key goes before the token handle: dropping the last reference to libp11's key
@@ -120,6 +123,7 @@ int phc__gen_new(phc_gen **out, const phc_config *cfg, const phc_trust *trust, c
     if (log)
         g->log = *log;
     pthread_mutex_init(&g->pool_mu, NULL);
+    phc__conn_gate_init(&g->gate);
     if (cfg->key) {
         if ((rc = phc__hsm_open_latched(&g->hsm, cfg->pkcs11_module, cfg->key, cfg->pin, &g->log,
                                         latch, err)) != PHC_OK) {
@@ -170,12 +174,26 @@ void phc__gen_unref(phc_gen *g)
         gen_free(g);
 }
 
-static int acquire(phc_gen *g, phc_xfer **out, phc_errbuf *err)
+/* An idle handle with its kept-alive connection, else a new one (*fresh = 1: it has no
+ * connection yet). */
+static int acquire(phc_gen *g, phc_xfer **out, int *fresh, phc_errbuf *err)
 {
     pthread_mutex_lock(&g->pool_mu);
     *out = g->nidle ? g->idle[--g->nidle] : NULL;
     pthread_mutex_unlock(&g->pool_mu);
+    *fresh = *out == NULL;
     return *out ? PHC_OK : phc__xfer_new(out, &g->setup, err);
+}
+
+struct gate_turn {
+    phc_conn_gate *gate;
+    unsigned long turn;
+};
+
+static void session_stored(void *ud)
+{
+    struct gate_turn *t = ud;
+    phc__conn_gate_leave(t->gate, t->turn);
 }
 
 static void release(phc_gen *g, phc_xfer *x)
@@ -195,12 +213,28 @@ int phc__gen_perform(phc_gen *g, const phc_request *req, phc_response **out, int
     *out = NULL;
     *unsent = 0;
     phc_xfer *x = NULL;
-    int rc = acquire(g, &x, err);
+    int fresh = 0;
+    int rc = acquire(g, &x, &fresh, err);
     if (rc != PHC_OK) {
         *unsent = 1; /* nothing was attempted */
         return rc;
     }
+    /* A new handle connects; so does a request never sent on a reused connection
+     * (phc__xfer_perform: a fresh one asked for, or one not to be sent twice). One that
+     * resumes no session has nothing to wait for. */
+    int connects =
+        !(req->flags & PHC_REQ_NO_SESSION_REUSE) &&
+        (fresh || (req->flags & PHC_REQ_FRESH_CONNECTION) || !phc__request_idempotent(req));
+    struct gate_turn t = {&g->gate, 0};
+    if (connects) {
+        t.turn = phc__conn_gate_enter(&g->gate);
+        phc__xfer_on_session(x, session_stored, &t);
+    }
     rc = phc__xfer_perform(x, req, out, err);
+    if (connects) {
+        phc__xfer_on_session(x, NULL, NULL);
+        phc__conn_gate_leave(&g->gate, t.turn);
+    }
     *unsent = phc__xfer_unsent(x);
     release(g, x);
     return rc;

@@ -79,6 +79,10 @@ struct phc_xfer {
     int unsent;              /* see phc__xfer_unsent */
     struct xfer_sock *socks; /* the sockets of multi (on_socket) */
     size_t nsocks, socks_cap;
+    /* phc__xfer_on_session: told once when this transfer's connection stores a TLS session */
+    void (*on_session)(void *ud);
+    void *on_session_ud;
+    int (*curl_new_session)(SSL *ssl, SSL_SESSION *sess); /* libcurl's, which we wrap */
 };
 
 /* The receive buffers may hold an access token (the token endpoint's answer) or a cookie:
@@ -211,9 +215,52 @@ static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_s
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* The new-session hook: libcurl stores each TLS session the server gives a connection through
+ * the SSL_CTX's new-session callback; ours calls libcurl's, then tells the transfer's
+ * on_session (conn_gate.h: the next new connection can now resume). */
+static int session_index = -1;
+static pthread_once_t session_once = PTHREAD_ONCE_INIT;
+
+static void session_index_init(void)
+{
+    session_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    phc_xfer *x = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), session_index);
+    int kept = x && x->curl_new_session ? x->curl_new_session(ssl, sess) : 0;
+    if (x && x->on_session) {
+        void (*fn)(void *) = x->on_session;
+        x->on_session = NULL;
+        fn(x->on_session_ud);
+    }
+    return kept;
+}
+
+/* Wraps libcurl's new-session callback, which it sets before ours runs. Without one (the
+ * session cache off) there is nothing to tell: the gate is left when the transfer ends. */
+static void watch_sessions(phc_xfer *x, SSL_CTX *ctx)
+{
+    pthread_once(&session_once, session_index_init);
+    int (*cb)(SSL *, SSL_SESSION *) = SSL_CTX_sess_get_new_cb(ctx);
+    if (!cb || cb == on_new_session || session_index < 0 ||
+        !SSL_CTX_set_ex_data(ctx, session_index, x))
+        return;
+    x->curl_new_session = cb;
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+}
+
+void phc__xfer_on_session(phc_xfer *x, void (*fn)(void *ud), void *ud)
+{
+    x->on_session = fn;
+    x->on_session_ud = fn ? ud : NULL;
+}
+
 static CURLcode on_ssl_ctx(CURL *curl, void *sslctx, void *ud)
 {
     phc_xfer *x = ud;
+    watch_sessions(x, sslctx);
     if (phc__tls_configure(x->setup->tls, sslctx, &x->st.report, &x->st.tls_errbuf) != PHC_OK ||
         phc__alert_watch(sslctx, &x->st.alert, &x->st.tls_errbuf) != PHC_OK) {
         x->st.tls_err = 1;

@@ -27,6 +27,10 @@ PHC_WUR int phc__xfer_new(phc_xfer **out, const phc_http_setup *setup, phc_errbu
 PHC_WUR int phc__xfer_perform(phc_xfer *x, const phc_request *req, phc_response **out,
                               phc_errbuf *err);
 
+/* Until called again with fn NULL, fn(ud) is called once when a connection of x stores a TLS
+ * session the server gave it (from inside libcurl: fn must only take a short lock). */
+void phc__xfer_on_session(phc_xfer *x, void (*fn)(void *ud), void *ud);
+
 /* 1 when the last phc__xfer_perform on x failed on a new connection whose TLS handshake
  * never completed: no byte of the request can have reached the server, so it may be sent
  * again whatever its method. 0 otherwise (also when unsure). */
