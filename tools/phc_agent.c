@@ -105,11 +105,6 @@ static void reload(phc_agent *a)
         if (phc_client_stats(a->client, &st, &ignored) == PHC_OK)
             phc_agent_logf("reloaded: now using client certificate serial %s",
                            st.cert_serial[0] ? st.cert_serial : "-");
-        /* A new identity has no connections yet: new ones go through the handshake gate
-         * (phc_agent_forward.c). */
-        pthread_mutex_lock(&a->up_mu);
-        a->up_pool = 0;
-        pthread_mutex_unlock(&a->up_mu);
     } else {
         phc_agent_logf("reloaded: the key/certificate pair in use is unchanged");
     }
@@ -173,8 +168,6 @@ int phc_agent_main(const phc_globals *g, int argc, char **argv)
         return phc_tool_usage("agent takes no arguments besides --listen");
 
     phc_agent a = {.listen_fd = -1, .group = (gid_t)-1, .verbose = g->verbose};
-    pthread_mutex_init(&a.up_mu, NULL);
-    pthread_mutex_init(&a.hs_mu, NULL);
     /* Signals are taken by the main thread alone (sigtimedwait); every thread started from
      * here on inherits the mask. A client that goes away mid-answer must not kill us. */
     sigset_t set;
@@ -233,7 +226,5 @@ out:
     phc_agent_metrics_free(a.metrics);
     free(a.allow);
     free(a.listen);
-    pthread_mutex_destroy(&a.hs_mu);
-    pthread_mutex_destroy(&a.up_mu);
     return rc;
 }

@@ -5,7 +5,8 @@
  *   phc_agent_listen.c   the listening socket: unix, loopback tcp or systemd's (sd_listen_fds)
  *   phc_agent_peer.c     SO_PEERCRED and agent_allow_users
  *   phc_agent_filter.c   pure request/response rules: target, hop-by-hop headers, agent_paths
- *   phc_agent_forward.c  the libmicrohttpd handler: each connection's thread forwards
+ *   phc_agent_forward.c  the event loop: libmicrohttpd and the requests' fibers
+ *   phc_agent_fiber.c    fibers (ucontext) with their stacks
  *   phc_agent_metrics.c  counters, /_phc/health and /_phc/metrics
  *   phc_agent_log.c      the access log line and the agent's own messages
  * Only the public API of libphconnect is used. */
@@ -67,7 +68,7 @@ void phc_agent_json_escape(char *buf, size_t len, const char *s);
 
 /* ---- the running agent ---- */
 
-struct MHD_Daemon;
+struct phc_agent_loop;
 typedef struct phc_agent_metrics phc_agent_metrics;
 
 typedef struct phc_agent {
@@ -89,17 +90,13 @@ typedef struct phc_agent {
     int is_unix;
     int from_systemd;
     char *unlink_path; /* socket file the agent made, removed at exit */
-    struct MHD_Daemon *daemon;
-    /* work: one thread per connection (phc_agent_forward.c) */
-    sem_t slots;    /* agent_max_clients requests forwarded at once */
-    int slots_ok;   /* slots is initialised */
-    int draining;   /* atomic */
-    long in_flight; /* atomic: requests accepted and not yet answered */
-    /* the handshake gate (phc_agent_forward.c) */
-    pthread_mutex_t up_mu; /* guards up_busy and up_pool */
-    pthread_mutex_t hs_mu; /* held by a request that may make a new upstream connection */
-    long up_busy;          /* requests in phc_client_request */
-    long up_pool;          /* upstream connections made with the current identity */
+    /* the event loop (phc_agent_forward.c): one thread runs libmicrohttpd and every
+     * forwarded request, each on a fiber of its own */
+    struct phc_agent_loop *loop;
+    int draining;     /* atomic: set by the main thread at SIGTERM */
+    int stop;         /* atomic: the loop returns */
+    long in_flight;   /* atomic: requests accepted and not yet answered */
+    long connections; /* atomic: client connections open */
     phc_agent_metrics *metrics;
 } phc_agent;
 
@@ -145,5 +142,9 @@ typedef struct phc_agent_access {
 } phc_agent_access;
 void phc_agent_log_access(const phc_agent_access *x);
 void phc_agent_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* On an event loop's thread: its lines are kept until phc_agent_log_flush (before the loop
+ * waits, and when 16 KiB have gathered). */
+void phc_agent_log_batch(int on);
+void phc_agent_log_flush(void);
 
 #endif

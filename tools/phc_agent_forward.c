@@ -1,35 +1,70 @@
-/* The HTTP side of the agent: libmicrohttpd with one thread per client connection. That
- * thread parses the request, forwards it through the one phc_client and writes the answer,
- * with no hand-off between threads on the way: a request costs the agent two wake-ups (the
- * client's bytes, upstream's answer). Handing each request from one epoll thread to a worker
- * and back cost two more context switches and a suspend/resume per request: a quarter to a
- * third of the agent's CPU per request against a loopback upstream (docs/agent.md,
- * "Performance").
- * An idle connection costs a sleeping thread with a small stack. At most agent_max_clients
- * requests are forwarded at once; the others wait for a slot. */
+/* The agent's event loop: one thread runs libmicrohttpd (external epoll mode) and every
+ * forwarded request, each on a fiber of its own (phc_agent_fiber.c). A request's
+ * phc_client_request runs on its fiber; where the library would wait for the network it calls
+ * the thread's wait hook (phc_set_thread_wait), which parks the fiber with the sockets it
+ * waits for and returns to the loop. One poll(2) then waits for libmicrohttpd's epoll
+ * descriptor and every parked fiber's sockets together, and under load finds several ready at
+ * once: the agent rarely sleeps between requests, where a thread per connection paid two
+ * wake-ups for each (docs/agent.md, "Performance").
+ * Token operations (a full handshake's signature, reopening the token) still block the loop
+ * while they run; they are rare (TLS sessions are resumed, and the library makes new
+ * connections one at a time) and time-bounded by the library.
+ * At most agent_max_clients requests are forwarded at once; the others wait, suspended, for a
+ * slot, in the order they arrived. */
 #define _GNU_SOURCE
 #include "phc_agent.h"
+#include "phc_agent_fiber.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
-#include <semaphore.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Idle connections are closed after this many seconds without a byte. */
 #define IDLE_TIMEOUT 60
-/* Open connections at most: each has its thread (a sleeping one while idle). */
-#define CONNECTION_MAX 4096
-/* A connection thread's stack: libcurl, OpenSSL and the PKCS#11 module run on it. */
-#define THREAD_STACK ((size_t)256 * 1024)
+/* Open connections at most; an idle one costs its buffers and a descriptor. */
+#define CONNECTION_MAX 16384
+
+/* The event loop. Everything here is touched by its thread alone, but quiesced (read by the
+ * main thread). */
+struct phc_agent_loop {
+    phc_agent *a;
+    struct MHD_Daemon *daemon;
+    pthread_t thread;
+    int started;
+    int wake_fd;  /* eventfd: the main thread's nudge to look at draining and stop */
+    int quiesced; /* atomic: the daemon accepts no new connection any more */
+    struct phc_agent_req *active; /* requests whose fiber has started and not ended */
+    struct phc_agent_req *queued; /* waiting for a slot, in order of arrival */
+    struct phc_agent_req **queued_end;
+    unsigned n_active, max_active;
+    struct phc_agent_req *running; /* the request whose fiber runs now */
+    int resumed;                   /* a connection was resumed since the daemon last ran */
+};
 
 struct phc_agent_req {
     phc_agent *a;
-    char *target; /* as the client sent it: path and query */
+    struct phc_agent_loop *l;
+    struct MHD_Connection *conn;
+    phc_fiber *fiber;
+    struct phc_agent_req *next, *prev; /* in l->active, or next in l->queued */
+    int parked;                        /* the fiber waits for wfds or deadline_ms */
+    struct pollfd *wfds;               /* the library's, on the fiber's stack */
+    unsigned nwfds;
+    long long deadline_ms; /* when to run it again even without an event */
+    size_t poll_at;        /* its first descriptor in this round's poll set */
+    int done;              /* the fiber has ended: resp is the answer */
+    char *target;          /* as the client sent it: path and query */
     char method[17];
     long uid, pid;
     int peer_ok;
@@ -52,6 +87,13 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- building answers ----------------------------------------------------------------- */
@@ -107,31 +149,25 @@ static void add_header_cb(void *ud, const char *name, const char *value)
 
 /* ---- forwarding ----------------------------------------------------------------------- */
 
-/* New upstream connections are made one at a time. Each needs a TLS handshake; the first is
- * a full one (the one token signature) and leaves a TLS session that the next resumes (and
- * replaces: a TLS 1.3 session is for one use). Made at the same instant, a burst of new
- * connections would all find the same session, and all but one would fall back to a full
- * handshake - one token signature each. A request that finds as many requests in flight as
- * connections made goes through the handshake gate; the others reuse a pooled connection. */
-static int forward_upstream(phc_agent *a, const phc_request *q, phc_response **resp,
-                            phc_errbuf *err, int *reused, int *resumed)
+/* The library's wait hook on the loop thread: a request's fiber parks on the descriptors the
+ * library waits for and gives the thread back to the loop, which runs it again when one is
+ * ready or timeout_ms has passed. Called off a fiber (the loop's own stack), it waits in
+ * place. */
+static void park_io(void *ud, struct pollfd *fds, unsigned int nfds, int timeout_ms)
 {
-    pthread_mutex_lock(&a->up_mu);
-    int may_connect = a->up_busy >= a->up_pool;
-    a->up_busy++;
-    pthread_mutex_unlock(&a->up_mu);
-    if (may_connect)
-        pthread_mutex_lock(&a->hs_mu);
-    int rc = phc_client_request(a->client, resp, q, err);
-    phc_client_last_connection(reused, resumed);
-    pthread_mutex_lock(&a->up_mu);
-    a->up_busy--;
-    if (may_connect && *reused == 0)
-        a->up_pool++;
-    pthread_mutex_unlock(&a->up_mu);
-    if (may_connect)
-        pthread_mutex_unlock(&a->hs_mu);
-    return rc;
+    struct phc_agent_loop *l = ud;
+    struct phc_agent_req *r = l->running;
+    if (!r || !phc_fiber_self()) {
+        if (poll(fds, nfds, timeout_ms) < 0 && errno != EINTR)
+            phc_agent_logf("poll: %s", strerror(errno));
+        return;
+    }
+    r->parked = 1;
+    r->wfds = fds;
+    r->nwfds = nfds;
+    r->deadline_ms = timeout_ms < 0 ? LLONG_MAX : now_ms() + timeout_ms;
+    phc_fiber_yield();
+    r->parked = 0;
 }
 
 static void forward(struct phc_agent_req *r)
@@ -148,7 +184,9 @@ static void forward(struct phc_agent_req *r)
     phc_response *resp = NULL;
     phc_errbuf err = {0};
     double t = now_s();
-    int rc = forward_upstream(a, &q, &resp, &err, &r->reused, &r->resumed);
+    int rc = phc_client_request(a->client, &resp, &q, &err);
+    /* Read at once: the next wait may run other requests on this thread. */
+    phc_client_last_connection(&r->reused, &r->resumed);
     r->upstream_s = now_s() - t;
     phc_stats st = PHC_STATS_INIT;
     phc_errbuf ignored = {0};
@@ -175,13 +213,9 @@ static void forward(struct phc_agent_req *r)
     phc_agent_metrics_request(a->metrics, r->status, r->err_class, r->upstream_s);
 }
 
-/* Forwards r on the calling connection thread, holding one of agent_max_clients slots. */
-static void forward_in_slot(phc_agent *a, struct phc_agent_req *r)
+static void fiber_main(void *arg)
 {
-    while (sem_wait(&a->slots) != 0 && errno == EINTR)
-        ;
-    forward(r);
-    sem_post(&a->slots);
+    forward(arg);
 }
 
 /* ---- the libmicrohttpd side (the connection's thread) --------------------------------- */
@@ -196,15 +230,18 @@ struct peer {
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
+    struct phc_agent_loop *l = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        __atomic_add_fetch(&l->a->connections, 1, __ATOMIC_RELAXED);
         struct peer *p = malloc(sizeof(*p));
         if (p) {
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-            p->ok = phc_agent_peer_check(cls, ci ? ci->connect_fd : -1, &p->uid, &p->pid);
+            p->ok = phc_agent_peer_check(l->a, ci ? ci->connect_fd : -1, &p->uid, &p->pid);
         }
         *socket_context = p; /* NULL (out of memory): its requests are refused */
     } else {
+        __atomic_sub_fetch(&l->a->connections, 1, __ATOMIC_RELAXED);
         free(*socket_context);
         *socket_context = NULL;
     }
@@ -214,10 +251,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * target exactly as sent (libmicrohttpd's url argument has the query removed and decoded). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    struct phc_agent_loop *l = cls;
     struct phc_agent_req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    r->a = cls;
+    r->a = l->a;
+    r->l = l;
     r->t0 = now_s();
     r->upstream_s = -1;
     r->reused = r->resumed = -1;
@@ -280,9 +319,8 @@ static void local(phc_agent *a, struct phc_agent_req *r, const char *path)
     if (strcmp(path, "/_phc/health") == 0) {
         body = phc_agent_health(a, &status);
     } else if (strcmp(path, "/_phc/metrics") == 0) {
-        const union MHD_DaemonInfo *di =
-            MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        body = phc_agent_metrics_text(a, di ? di->num_connections : 0);
+        long open = __atomic_load_n(&a->connections, __ATOMIC_RELAXED);
+        body = phc_agent_metrics_text(a, open > 0 ? (unsigned)open : 0);
         type = "text/plain; version=0.0.4";
     } else {
         fail(r, 404, "policy",
@@ -356,7 +394,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     (void)url;
     (void)version;
-    phc_agent *a = cls;
+    struct phc_agent_loop *l = cls;
+    phc_agent *a = l->a;
     struct phc_agent_req *r = *req_cls;
     if (!r)
         return MHD_NO; /* out of memory in on_uri */
@@ -386,17 +425,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->forwarded)
-        return MHD_YES; /* answered already */
+        return r->done ? answer(conn, r) : MHD_YES; /* the fiber's answer, once resumed */
+    /* The whole request is here: it waits, suspended, for the loop to start its fiber (after
+     * this libmicrohttpd round) and for the fiber to end. */
     r->forwarded = 1;
-    forward_in_slot(a, r);
-    return answer(conn, r);
+    r->conn = conn;
+    MHD_suspend_connection(conn);
+    r->next = NULL;
+    *l->queued_end = r;
+    l->queued_end = &r->next;
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)conn;
-    phc_agent *a = cls;
+    phc_agent *a = ((struct phc_agent_loop *)cls)->a;
     struct phc_agent_req *r = *req_cls;
     if (!r)
         return;
@@ -441,8 +486,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Open connections allowed: what the file descriptor limit leaves after the upstream
- * connections (one per forwarding slot at most) and a margin, and at most CONNECTION_MAX
- * (each open connection is a thread). */
+ * connections (one per forwarding slot at most) and a margin, and at most CONNECTION_MAX. */
 static unsigned connection_limit(unsigned max_clients)
 {
     struct rlimit rl;
@@ -459,50 +503,260 @@ static unsigned connection_limit(unsigned max_clients)
     return limit < 16 ? 16 : (unsigned)limit;
 }
 
-int phc_agent_serve(phc_agent *a)
+/* ---- the loop ------------------------------------------------------------------------- */
+
+/* Gives an answered request's connection back to libmicrohttpd, which sends the answer in
+ * its next round. */
+static void resume(struct phc_agent_loop *l, struct phc_agent_req *r)
 {
-    /* MHD_USE_ITC: MHD_quiesce_daemon needs it with an internal thread. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    unsigned limit = connection_limit(a->max_clients);
-    if (sem_init(&a->slots, 0, a->max_clients ? a->max_clients : 1) != 0) {
-        fprintf(stderr, "phc: agent: cannot make the request slots: %s\n", strerror(errno));
-        return 9;
+    r->done = 1;
+    MHD_resume_connection(r->conn);
+    l->resumed = 1;
+}
+
+/* Runs r's fiber until it parks or ends; an ended request gives its slot back. */
+static void run_fiber(struct phc_agent_loop *l, struct phc_agent_req *r)
+{
+    l->running = r;
+    int ended = phc_fiber_resume(r->fiber);
+    l->running = NULL;
+    if (!ended)
+        return;
+    phc_fiber_free(r->fiber);
+    r->fiber = NULL;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->active = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+    l->n_active--;
+    resume(l, r);
+}
+
+/* Starts queued requests while slots are free. A request whose fiber cannot be made is
+ * answered at once. */
+static void start_queued(struct phc_agent_loop *l)
+{
+    while (l->queued && l->n_active < l->max_active) {
+        struct phc_agent_req *r = l->queued;
+        l->queued = r->next;
+        if (!l->queued)
+            l->queued_end = &l->queued;
+        r->next = NULL;
+        if (!(r->fiber = phc_fiber_new(fiber_main, r))) {
+            fail(r, 500, "internal", "out of memory (no stack for the request)");
+            resume(l, r);
+            continue;
+        }
+        r->next = l->active;
+        r->prev = NULL;
+        if (l->active)
+            l->active->prev = r;
+        l->active = r;
+        l->n_active++;
+        run_fiber(l, r);
     }
-    a->slots_ok = 1;
-    a->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, a->listen_fd, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        a, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_THREAD_STACK_SIZE, THREAD_STACK, MHD_OPTION_END);
-    if (!a->daemon) {
-        fprintf(stderr, "phc: agent: cannot start the HTTP server on %s\n", a->listen);
-        return 7;
+}
+
+/* Runs every parked fiber that is due: one of its descriptors is ready or its time has
+ * come. */
+static void run_due(struct phc_agent_loop *l, const struct pollfd *pfd, long long now)
+{
+    struct phc_agent_req *r = l->active, *next;
+    for (; r; r = next) {
+        next = r->next; /* r may end (and leave the list); the others stay put */
+        if (!r->parked)
+            continue;
+        int due = now >= r->deadline_ms;
+        for (unsigned i = 0; !due && i < r->nwfds; i++)
+            due = pfd[r->poll_at + i].revents != 0;
+        if (due)
+            run_fiber(l, r);
     }
+}
+
+struct pollset {
+    struct pollfd *fd;
+    size_t n, cap;
+};
+
+static int pollset_add(struct pollset *ps, int fd, short events)
+{
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 64;
+        struct pollfd *nfd = realloc(ps->fd, cap * sizeof(*nfd));
+        if (!nfd)
+            return -1;
+        ps->fd = nfd;
+        ps->cap = cap;
+    }
+    ps->fd[ps->n++] = (struct pollfd){.fd = fd, .events = events, .revents = 0};
     return 0;
 }
 
+/* This round's poll set (the nudge, libmicrohttpd's epoll descriptor, every parked fiber's
+ * sockets) and how long it may wait. */
+static int build_round(struct phc_agent_loop *l, struct pollset *ps, int mhd_fd, long long now,
+                       int *timeout)
+{
+    ps->n = 0;
+    if (pollset_add(ps, l->wake_fd, POLLIN) != 0 || pollset_add(ps, mhd_fd, POLLIN) != 0)
+        return -1;
+    long long wait = l->resumed ? 0 : 1000; /* draining and stop are looked at by the clock */
+    MHD_UNSIGNED_LONG_LONG mt = 0;
+    if (MHD_get_timeout(l->daemon, &mt) == MHD_YES && (long long)mt < wait)
+        wait = (long long)mt;
+    for (struct phc_agent_req *r = l->active; r; r = r->next) {
+        if (!r->parked)
+            continue;
+        if (r->deadline_ms - now < wait)
+            wait = r->deadline_ms - now < 0 ? 0 : r->deadline_ms - now;
+        r->poll_at = ps->n;
+        for (unsigned i = 0; i < r->nwfds; i++)
+            if (pollset_add(ps, r->wfds[i].fd, r->wfds[i].events) != 0)
+                return -1;
+    }
+    *timeout = (int)wait;
+    return 0;
+}
+
+static void *loop_main(void *arg)
+{
+    struct phc_agent_loop *l = arg;
+    phc_agent *a = l->a;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    int mhd_fd = di ? di->epoll_fd : -1;
+    struct pollset ps = {0};
+    phc_set_thread_wait(park_io, l);
+    phc_agent_log_batch(1);
+    while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+        if (__atomic_load_n(&a->draining, __ATOMIC_ACQUIRE) &&
+            !__atomic_load_n(&l->quiesced, __ATOMIC_RELAXED)) {
+            MHD_quiesce_daemon(l->daemon); /* the listening socket is closed by the main thread */
+            __atomic_store_n(&l->quiesced, 1, __ATOMIC_RELEASE);
+        }
+        int timeout = 0;
+        if (build_round(l, &ps, mhd_fd, now_ms(), &timeout) != 0) {
+            phc_agent_logf("out of memory in the event loop; retrying in 10 ms");
+            poll(NULL, 0, 10);
+            continue;
+        }
+        phc_agent_log_flush(); /* the round's access lines, before the loop may sleep */
+        if (poll(ps.fd, ps.n, timeout) < 0 && errno != EINTR) {
+            phc_agent_logf("poll: %s", strerror(errno));
+            poll(NULL, 0, 10);
+            continue;
+        }
+        if (ps.fd[0].revents) {
+            uint64_t n;
+            if (read(l->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+                phc_agent_logf("wake: %s", strerror(errno));
+        }
+        run_due(l, ps.fd, now_ms());
+        /* libmicrohttpd takes a resumed connection back at the end of a round and answers it
+         * in the next one, which no descriptor would start: that round is run here. */
+        int resumed = l->resumed;
+        l->resumed = 0;
+        MHD_run(l->daemon); /* new requests are queued; ended ones are answered */
+        if (resumed)
+            MHD_run(l->daemon);
+        start_queued(l);
+    }
+    phc_agent_log_batch(0);
+    phc_set_thread_wait(NULL, NULL);
+    free(ps.fd);
+    phc_fiber_release_cache();
+    return NULL;
+}
+
+/* One loop: on the 2-core machine a second loop (its own daemon on the same listening
+ * socket) cost more than it gained - 13-23k against 25k requests/s with 8 clients, and
+ * uneven: connections land on whichever daemon accepts first (docs/agent.md). */
+int phc_agent_serve(phc_agent *a)
+{
+    struct phc_agent_loop *l = calloc(1, sizeof(*l));
+    if (!l)
+        return 9;
+    a->loop = l;
+    l->a = a;
+    l->wake_fd = -1;
+    l->queued_end = &l->queued;
+    l->max_active = a->max_clients ? a->max_clients : 1;
+    /* The daemon accepts when poll says the socket is readable; it must never block. */
+    int fl = fcntl(a->listen_fd, F_GETFL);
+    if (fl < 0 || fcntl(a->listen_fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        fprintf(stderr, "phc: agent: cannot make the listening socket non-blocking: %s\n",
+                strerror(errno));
+        return 9;
+    }
+    if ((l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        fprintf(stderr, "phc: agent: cannot make the event loop's nudge: %s\n", strerror(errno));
+        return 9;
+    }
+    /* External epoll mode: the loop thread drives libmicrohttpd (MHD_run) from its poll. */
+    l->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, l,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, a->listen_fd,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_CONNECTION_LIMIT,
+        connection_limit(a->max_clients), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+    if (!l->daemon) {
+        fprintf(stderr, "phc: agent: cannot start the HTTP server on %s\n", a->listen);
+        return 7;
+    }
+    int rc = pthread_create(&l->thread, NULL, loop_main, l);
+    if (rc != 0) {
+        fprintf(stderr, "phc: agent: cannot start the event loop: %s\n", strerror(rc));
+        return 9;
+    }
+    l->started = 1;
+    return 0;
+}
+
+static void nudge(struct phc_agent_loop *l)
+{
+    uint64_t one = 1;
+    if (l->wake_fd >= 0 && write(l->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        phc_agent_logf("wake: %s", strerror(errno));
+}
+
+/* Returns once the loop has stopped accepting: the listening socket may then be closed. */
 void phc_agent_stop_accepting(phc_agent *a)
 {
-    __atomic_store_n(&a->draining, 1, __ATOMIC_RELAXED);
-    if (a->daemon) {
-        int fd = MHD_quiesce_daemon(a->daemon);
-        (void)fd; /* closed by phc_agent_listen_close: it is a->listen_fd */
+    __atomic_store_n(&a->draining, 1, __ATOMIC_RELEASE);
+    struct phc_agent_loop *l = a->loop;
+    if (!l || !l->started)
+        return;
+    nudge(l);
+    while (!__atomic_load_n(&l->quiesced, __ATOMIC_ACQUIRE)) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
 }
 
-/* MHD_stop_daemon joins every connection thread: when it returns no thread of ours runs,
- * and OpenSSL's per-thread state of each (its DRBGs, its error queue) has been freed by that
- * thread's exit handler - so the client can be freed and nothing is left for
- * LeakSanitizer. */
+/* Ends the loop and frees the daemon. Called when nothing is in flight (or after a failed
+ * start): no fiber is parked, no connection suspended. The daemon is quiesced first, so that
+ * it leaves the listening socket to phc_agent_listen_close. */
 void phc_agent_shutdown(phc_agent *a)
 {
-    if (a->daemon)
-        MHD_stop_daemon(a->daemon);
-    a->daemon = NULL;
-    if (a->slots_ok)
-        sem_destroy(&a->slots);
-    a->slots_ok = 0;
+    struct phc_agent_loop *l = a->loop;
+    if (!l)
+        return;
+    __atomic_store_n(&a->draining, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE);
+    if (l->started) {
+        nudge(l);
+        pthread_join(l->thread, NULL);
+    }
+    if (l->daemon) {
+        MHD_quiesce_daemon(l->daemon);
+        MHD_stop_daemon(l->daemon);
+    }
+    if (l->wake_fd >= 0)
+        close(l->wake_fd);
+    free(l);
+    a->loop = NULL;
 }

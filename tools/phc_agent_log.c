@@ -8,6 +8,44 @@
 #include <string.h>
 #include <unistd.h>
 
+/* An event loop's lines are gathered and written together before it waits (one write(2) a
+ * round instead of one a request); every other thread writes each line at once. */
+#define BATCH_MAX 16384
+static __thread char *t_batch;
+static __thread size_t t_batch_len;
+static __thread char t_batch_buf[BATCH_MAX];
+
+void phc_agent_log_batch(int on)
+{
+    phc_agent_log_flush();
+    t_batch = on ? t_batch_buf : NULL;
+}
+
+void phc_agent_log_flush(void)
+{
+    size_t off = 0;
+    while (t_batch && off < t_batch_len) {
+        ssize_t w = write(STDERR_FILENO, t_batch + off, t_batch_len - off);
+        if (w <= 0)
+            break; /* a closed stderr is not the requests' failure */
+        off += (size_t)w;
+    }
+    t_batch_len = 0;
+}
+
+static void emit(const char *line, size_t len)
+{
+    if (t_batch) {
+        if (t_batch_len + len > BATCH_MAX)
+            phc_agent_log_flush();
+        memcpy(t_batch + t_batch_len, line, len);
+        t_batch_len += len;
+        return;
+    }
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
 void phc_agent_logf(const char *fmt, ...)
 {
     static const char prefix[] = "phc: agent: ";
@@ -19,12 +57,10 @@ void phc_agent_logf(const char *fmt, ...)
     va_end(ap);
     size_t len = sizeof(prefix) - 1 + (n < 0 ? 0 : n > 1023 ? 1023 : (size_t)n);
     line[len++] = '\n';
-    /* One write(2) per line, so lines of concurrent requests never interleave; formatted
-     * once, and without stderr's stream lock (this runs once per request). stderr is
-     * unbuffered, so the order with stdio writes elsewhere is kept. A failed write (a closed
-     * stderr) is not the request's failure. */
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
+    /* Whole lines per write(2), so lines of concurrent threads never interleave; formatted
+     * once, and without stderr's stream lock (this runs once per request). A failed write (a
+     * closed stderr) is not the request's failure. */
+    emit(line, len);
 }
 
 static const char *tri(int v, const char *yes, const char *no)
