@@ -440,9 +440,9 @@ out:
 
 /* One wait through the thread's hook, then libcurl's work on what became ready: the multi's
  * sockets as libcurl wants them (on_socket) and the time until libcurl's next timer (at most
- * PHC_WAIT_MAX_MS) go to the hook. The hook need not say what is ready (and may return early),
- * so a zero-timeout poll(2) asks; libcurl then runs the transfer on each ready socket and on
- * its timers. */
+ * PHC_WAIT_MAX_MS) go to the hook. The hook need not say what is ready (and may return early):
+ * when it sets no revents, a zero-timeout poll(2) asks; libcurl then runs the transfer on each
+ * ready socket and on its timers. */
 static CURLMcode step_hooked(phc_xfer *x, int *running)
 {
     long timeout = -1;
@@ -461,12 +461,17 @@ static CURLMcode step_hooked(phc_xfer *x, int *running)
         if (ev)
             fds[n++] = (struct pollfd){.fd = x->socks[i].fd, .events = ev};
     }
+    int told = 0;
     if (timeout > 0) {
         /* The hook may run other transfers on this thread (each on its own xfer and multi);
          * nothing of this one is touched until it returns. */
         phc__wait_call(fds, (unsigned int)n, (int)timeout);
+        for (nfds_t i = 0; i < n; i++)
+            told |= fds[i].revents != 0;
     }
-    if (n > 0 && poll(fds, n, 0) < 0)
+    /* A hook that said what is ready (an event loop that polled these sockets) spares a
+     * system call; one that did not is asked after. */
+    if (!told && n > 0 && poll(fds, n, 0) < 0)
         n = 0; /* EINTR: the timers below still run; the sockets are asked again next time */
     for (nfds_t i = 0; i < n && mc == CURLM_OK; i++) {
         short re = fds[i].revents;

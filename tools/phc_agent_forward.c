@@ -570,8 +570,11 @@ static void run_due(struct phc_agent_loop *l, const struct pollfd *pfd, long lon
         if (!r->parked)
             continue;
         int due = now >= r->deadline_ms;
-        for (unsigned i = 0; !due && i < r->nwfds; i++)
-            due = pfd[r->poll_at + i].revents != 0;
+        /* What is ready goes back to the library (wait.h): it need not poll again. */
+        for (unsigned i = 0; i < r->nwfds; i++) {
+            r->wfds[i].revents = pfd[r->poll_at + i].revents;
+            due |= r->wfds[i].revents != 0;
+        }
         if (due)
             run_fiber(l, r);
     }

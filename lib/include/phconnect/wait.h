@@ -13,8 +13,9 @@ extern "C" {
 /* fn(userdata, fds, nfds, timeout_ms): wait until one of fds[0..nfds) is ready for what its
  * events ask (POLLIN, POLLOUT), or until timeout_ms milliseconds have passed (never -1: at
  * most 1000), or less. A return before either is fine (the library checks again and calls
- * fn again), and fn need not set revents. fds is NULL when nfds is 0: a plain timed wait. fds
- * is borrowed for the call. fn may run other work on this thread before it returns -
+ * fn again). fn need not set revents (they are 0 on entry); when it sets some, the library
+ * takes them as what is ready, else it asks poll(2). fds is NULL when nfds is 0: a plain timed
+ * wait. fds is borrowed for the call. fn may run other work on this thread before it returns -
  * including other phc_client_request calls (of this client or any other), which is its
  * purpose - and must return to the caller on this thread (a coroutine switch away and back
  * is fine; a longjmp out is not). */
