@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -72,6 +73,19 @@ static pid_t start_agent(const bench_env *env, const char *sock, const char *err
     return -1;
 }
 
+/* recv(2) after poll(2) for input: a local client waits as libcurl (the in-process side),
+ * curl, Python's http.client with a timeout and event loops do. A reader blocked in recv(2)
+ * on a Unix socket is also woken each time the agent takes its bytes off the socket (the
+ * kernel's write-space wake-up, which poll(POLLIN) filters out). */
+static ssize_t recv_ready(int fd, void *buf, size_t len)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0)
+        if (errno != EINTR)
+            return -1;
+    return recv(fd, buf, len, 0);
+}
+
 /* One kept-alive request: 0 when the answer was a complete 2xx. */
 static int one_request(int fd, const char *req, size_t reqlen, char *buf, size_t cap)
 {
@@ -82,7 +96,7 @@ static int one_request(int fd, const char *req, size_t reqlen, char *buf, size_t
     while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
         if (len == cap)
             return -1;
-        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        ssize_t n = recv_ready(fd, buf + len, cap - len);
         if (n <= 0)
             return -1;
         len += (size_t)n;
@@ -95,7 +109,7 @@ static int one_request(int fd, const char *req, size_t reqlen, char *buf, size_t
     size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0;
     size_t have = len - (size_t)(end + 4 - buf);
     while (have < body) {
-        ssize_t n = recv(fd, buf, cap, 0);
+        ssize_t n = recv_ready(fd, buf, cap);
         if (n <= 0)
             return -1;
         have += (size_t)n;

@@ -13,6 +13,7 @@
  * (Content-Length bodies): a different answer shape counts as a failure and says so. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,19 @@ static int connect_agent(void)
     return fd;
 }
 
+/* recv(2) after poll(2) for input, as libcurl, Python's http.client with a timeout and event
+ * loops wait. A reader blocked in recv(2) on a Unix socket is also woken each time the agent
+ * takes bytes off the socket (the kernel's write-space wake-up, which poll(POLLIN) filters
+ * out): that costs the client a wake-up per request, and the agent the waking. */
+static ssize_t recv_ready(int fd, void *buf, size_t len)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, -1) < 0)
+        if (errno != EINTR)
+            return -1;
+    return recv(fd, buf, len, 0);
+}
+
 /* Reads one answer into buf (NUL-terminated). Returns the status, or -1 with why set. Sets
  * *close_after when the agent said it closes the connection. */
 static int read_answer(int fd, char *buf, size_t cap, int *close_after, const char **why)
@@ -71,7 +85,7 @@ static int read_answer(int fd, char *buf, size_t cap, int *close_after, const ch
     size_t len = 0;
     char *end;
     while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
-        ssize_t n = len < cap - 1 ? recv(fd, buf + len, cap - 1 - len, 0) : -1;
+        ssize_t n = len < cap - 1 ? recv_ready(fd, buf + len, cap - 1 - len) : -1;
         if (n <= 0) {
             *why = n == 0 ? "the agent closed the connection before answering"
                           : "cannot read the answer";
@@ -102,7 +116,7 @@ static int read_answer(int fd, char *buf, size_t cap, int *close_after, const ch
     memmove(buf, buf + head, len - head);
     len -= head;
     while (len < body) {
-        ssize_t n = recv(fd, buf + len, body - len, 0);
+        ssize_t n = recv_ready(fd, buf + len, body - len);
         if (n <= 0) {
             *why = "the answer's body was cut short";
             return -1;
