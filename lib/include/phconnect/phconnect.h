@@ -334,6 +334,12 @@ typedef struct phc_response phc_response;
  * answer. Other methods (POST, PATCH) are never retried. The client's options choose both
  * limits (phc_client_opts.retry_max_attempts = 1 turns the retry off).
  *
+ * Connections: kept-alive ones are reused across calls and threads. New ones are made one at
+ * a time per key/certificate pair: a call that needs one waits (at most 1 s) until the
+ * previous new connection has stored the TLS session it got, so that it can resume that
+ * session instead of making a full handshake (one token signature) - a burst of threads
+ * costs one signature, not one each.
+ *
  * fork(): a client belongs to the process that made it (its token sessions, TLS sessions and
  * connections are that process's). In a forked child every call on the parent's client fails
  * with PHC_ERR_HSM without touching the token or the network; make a new client in the
