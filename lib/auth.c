@@ -412,16 +412,9 @@ static int get_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char *
             goto use_current;
         if (!a->refreshing)
             break;
-        if (phc__wait_hooked()) {
-            /* With a wait hook the fetching request may be a suspended coroutine of this
-             * very thread: blocking on cv would never let it finish. Let it (and the rest
-             * of the thread's work) run, then look again. */
-            pthread_mutex_unlock(&a->mu);
-            phc__wait_call(NULL, 0, 2);
-            pthread_mutex_lock(&a->mu);
-            continue;
-        }
-        pthread_cond_wait(&a->cv, &a->mu);
+        /* The fetching request may be a parked coroutine of this very thread (wait.h). */
+        if (!phc__wait_unlocked(&a->mu, 2))
+            pthread_cond_wait(&a->cv, &a->mu);
     }
     a->refreshing = 1;
     pthread_mutex_unlock(&a->mu);

@@ -31,14 +31,9 @@ unsigned long phc__conn_gate_enter(phc_conn_gate *g)
         long long now = phc__mono_ms(), until = g->since + PHC_CONN_GATE_HOLD_MS;
         if (!g->busy || now >= until)
             break;
-        if (phc__wait_hooked()) {
-            /* The holder may be a coroutine parked on this very thread: a condition wait
-             * would never see it leave. */
-            pthread_mutex_unlock(&g->mu);
-            phc__wait_call(NULL, 0, 2);
-            pthread_mutex_lock(&g->mu);
+        /* The holder may be a coroutine parked on this very thread (wait.h). */
+        if (phc__wait_unlocked(&g->mu, 2))
             continue;
-        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         long long left = until - now;

@@ -26,6 +26,16 @@ void phc__wait_call(struct pollfd *fds, unsigned int nfds, int timeout_ms)
         fn(ud, nfds ? fds : NULL, nfds, timeout_ms);
 }
 
+int phc__wait_unlocked(pthread_mutex_t *mu, int ms)
+{
+    if (!phc__wait_hooked())
+        return 0;
+    pthread_mutex_unlock(mu);
+    phc__wait_call(NULL, 0, ms);
+    pthread_mutex_lock(mu);
+    return 1;
+}
+
 void phc__wait_ms(int64_t ms)
 {
     if (!phc__wait_hooked()) {
