@@ -32,7 +32,9 @@ read -r requests failures < <(awk '$1 == "requests" { print $2, $4 }' "$TMP/conc
 check "16 threads x 4 requests: driver exit 0" test "$rc" -eq 0
 check "all 64 requests made, none failed" test "${requests:-0}" -ge 64 -a "${failures:-1}" -eq 0
 signs=$(grep -cE '^[0-9]+: C_Sign$' "$TMP/spy.log")
-check "one token signature for 16 new connections made at once ($signs)" test "$signs" -eq 1
+# One in practice; two allowed for a host so loaded that the first handshake outlasts the
+# gate's 1 s cap (without the gate: 10-16).
+check "one token signature for 16 new connections made at once ($signs)" test "$signs" -ge 1 -a "$signs" -le 2
 conns=$(grep -c 'GET /v2/asset/sites' "$TMP/mock.log")
 check "the mock saw the 64 requests" test "$conns" -ge 64
 finish
