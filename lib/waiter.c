@@ -1,10 +1,16 @@
 #include "waiter.h"
 
+#include "util_time.h"
+#include "wait.h"
+
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <time.h>
+
+/* With a wait hook, how often a waiter looks at the flag (wait.h). */
+#define DONE_LOOK_MS 1
 
 void phc__done_init(phc_done *d)
 {
@@ -43,8 +49,18 @@ int phc__done_wait(phc_done *d, long timeout_ms)
     }
     pthread_mutex_lock(&d->mu);
     int rc = 0;
-    while (!d->done && timeout_ms > 0 && rc != ETIMEDOUT)
+    int64_t until = phc__mono_ms() + timeout_ms;
+    while (!d->done && timeout_ms > 0 && rc != ETIMEDOUT) {
+        /* The work runs on another thread; with a wait hook this thread's other requests run
+         * meanwhile (an event loop is not stopped by one slow signature), looking again each
+         * millisecond. */
+        int64_t left = until - phc__mono_ms();
+        if (left <= 0)
+            break;
+        if (phc__wait_unlocked(&d->mu, left < DONE_LOOK_MS ? (int)left : DONE_LOOK_MS))
+            continue;
         rc = pthread_cond_timedwait(&d->cv, &d->mu, &deadline);
+    }
     int done = d->done;
     pthread_mutex_unlock(&d->mu);
     return done;

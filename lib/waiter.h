@@ -20,7 +20,9 @@ void phc__done_destroy(phc_done *d);
 /* Raises the flag and wakes every waiter. */
 void phc__done_set(phc_done *d);
 
-/* Waits at most timeout_ms (0: only looks) and returns 1 when the flag is up. */
+/* Waits at most timeout_ms (0: only looks) and returns 1 when the flag is up. With the
+ * thread's wait hook set (wait.h) the wait goes through it, so an event loop's other
+ * requests run meanwhile. */
 int phc__done_wait(phc_done *d, long timeout_ms);
 
 /* Starts fn(arg) on a detached thread; 0 on success. */

@@ -22,9 +22,9 @@ echo "== tests under ASan + UBSan"
 (cd build-asan && ctest --output-on-failure -j"$JOBS")
 
 # ThreadSanitizer excludes ASan, so it gets a build of its own: only what the concurrency
-# test runs (phc, the mock, its driver), and only that test.
+# tests run (phc, the agent, the mock, the drivers, the slow-token shim), and only those tests.
 echo "== build (ThreadSanitizer: the concurrency tests)"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPHC_TSAN=ON -DPHC_WERROR=ON -DPHC_TEST_HOOKS=ON >/dev/null
-cmake --build build-tsan -j"$JOBS" --target phc phc-agent mock_powerhub concurrency
+cmake --build build-tsan -j"$JOBS" --target phc phc-agent mock_powerhub concurrency agent_load slow_pkcs11
 echo "== concurrency tests under TSan"
 (cd build-tsan && ctest --output-on-failure -L concurrency)

@@ -4,7 +4,8 @@
 # quick requests, the health endpoint and a POST are answered; 40 slow requests at once are
 # all in flight together (their upstream waits overlap); agent_max_clients = 2 queues the
 # third request until a slot frees, in order, and answers it; SIGTERM lets a parked request
-# finish and exits 0.
+# finish and exits 0; a 2 s token signature does not stop the agent answering its health
+# endpoint.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
@@ -89,6 +90,24 @@ waited=$((($(cat "$TMP/q.t") - $(cat "$TMP/q.t0")) / 1000000))
 check "the third request waited for a slot (${waited} ms)" test "$waited" -ge 1000
 stop_agent "$AGENT_PID"
 
+# --- a slow token signature does not stop the loop ---------------------------------------------
+# The first request's full handshake signs on a token that takes 2 s a signature (the slow
+# shim in front of SoftHSM); the signature runs on the library's worker and the loop waits for
+# it through the wait hook, so the agent answers its own endpoints meanwhile.
+agent_config "$TMP/s.cnf" "$MOCK_PORT" "$SOCK" "connect_timeout = 10"
+set_key "$TMP/s.cnf" pkcs11_module "$PHC_SLOW_MODULE"
+PHC_SLOW_TARGET=$SOFTHSM_MODULE PHC_SLOW_CALL_US=0 PHC_SLOW_SIGN_US=2000000 \
+    start_agent slowsign "$TMP/s.cnf" || not_ok "agent starts (slow token)"
+acurl "$SOCK" -o /dev/null -w '%{http_code}' http://localhost/v2/asset/sites >"$TMP/sign.code" 2>&1 &
+SIGNING=$!
+inflight_at_least 1 || true
+health=$(acurl "$SOCK" -o /dev/null -w '%{http_code}' http://localhost/_phc/health)
+check "health answered 200 while a 2 s signature is under way" test "$health" = 200
+check "... and the signing request was still in flight then" kill -0 "$SIGNING"
+wait "$SIGNING"
+check "the signing request then gets its 200" test "$(cat "$TMP/sign.code")" = 200
+stop_agent "$AGENT_PID"
+
 # --- SIGTERM lets a parked request finish ------------------------------------------------------
 start_agent drain "$TMP/a.cnf" || not_ok "agent starts (drain)"
 acurl "$SOCK" -o "$TMP/d.body" -w '%{http_code}' 'http://localhost/_sleep?ms=2000' >"$TMP/d.code" 2>&1 &
@@ -101,5 +120,6 @@ rc=$?
 check "SIGTERM: the request in flight still gets its 200" test "$(cat "$TMP/d.code")" = 200
 check "SIGTERM: the agent exits 0" test "$rc" = 0
 check "SIGTERM: the socket is removed" test ! -e "$SOCK"
-check "no sanitizer report from any agent" clean_reports "$TMP"/loop.err "$TMP"/slots.err "$TMP"/drain.err
+check "no sanitizer report from any agent" clean_reports "$TMP"/loop.err "$TMP"/slots.err \
+    "$TMP"/slowsign.err "$TMP"/drain.err
 finish
