@@ -34,8 +34,13 @@ typedef void (*phc_wait_fn)(void *userdata, struct pollfd *fds, unsigned int nfd
  *    token (client credentials): nfds 0, timeout_ms 2, repeated until that fetch is done (the
  *    fetching request may be a suspended coroutine of this very thread; blocking would
  *    deadlock it).
- * Token operations (signatures in TLS handshakes, log-ins, reopening a lost token) still block
- * the thread; they have their own time bounds. Several requests may be in flight on one thread
+ *  - a request that needs a new connection while another new connection of the same
+ *    key/certificate pair has not yet stored its TLS session: nfds 0, timeout_ms 2, repeated;
+ *  - the token operations the library runs on its worker threads within their time bound (a
+ *    TLS handshake's signature, opening and logging in to the token): nfds 0, timeout_ms 1,
+ *    repeated until the worker is done or the bound has passed.
+ * Whatever else touches the token blocks the thread for its own bounded time. Several
+ * requests may be in flight on one thread
  * this way; each keeps its own state, and phc_client_last_connection right after a
  * phc_client_request returns describes that request even when others ran in between. Without
  * a hook (the default) the library waits as it always did. */
