@@ -413,8 +413,7 @@ static int get_access(phc_auth *a, phc_auth_perform_fn perform, void *ud, char *
         if (!a->refreshing)
             break;
         /* The fetching request may be a parked coroutine of this very thread (wait.h). */
-        if (!phc__wait_unlocked(&a->mu, 2))
-            pthread_cond_wait(&a->cv, &a->mu);
+        phc__wait_cond(&a->cv, &a->mu, -1, 2);
     }
     a->refreshing = 1;
     pthread_mutex_unlock(&a->mu);

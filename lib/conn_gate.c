@@ -32,18 +32,7 @@ unsigned long phc__conn_gate_enter(phc_conn_gate *g)
         if (!g->busy || now >= until)
             break;
         /* The holder may be a coroutine parked on this very thread (wait.h). */
-        if (phc__wait_unlocked(&g->mu, 2))
-            continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        long long left = until - now;
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        phc__wait_cond(&g->cv, &g->mu, until - now, 2);
     }
     g->busy = 1;
     g->since = phc__mono_ms();

@@ -2,6 +2,8 @@
 
 #include "util_time.h"
 
+#include <time.h>
+
 /* Thread-local: a hook belongs to the event loop running on its thread. */
 static __thread phc_wait_fn t_fn;
 static __thread void *t_ud;
@@ -26,14 +28,27 @@ void phc__wait_call(struct pollfd *fds, unsigned int nfds, int timeout_ms)
         fn(ud, nfds ? fds : NULL, nfds, timeout_ms);
 }
 
-int phc__wait_unlocked(pthread_mutex_t *mu, int ms)
+void phc__wait_cond(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms, int look_ms)
 {
-    if (!phc__wait_hooked())
-        return 0;
-    pthread_mutex_unlock(mu);
-    phc__wait_call(NULL, 0, ms);
-    pthread_mutex_lock(mu);
-    return 1;
+    if (phc__wait_hooked()) {
+        pthread_mutex_unlock(mu);
+        phc__wait_call(NULL, 0, ms >= 0 && ms < look_ms ? (int)ms : look_ms);
+        pthread_mutex_lock(mu);
+        return;
+    }
+    if (ms < 0) {
+        pthread_cond_wait(cv, mu);
+        return;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &deadline);
 }
 
 void phc__wait_ms(int64_t ms)

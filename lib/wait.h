@@ -21,12 +21,14 @@ int phc__wait_hooked(void);
  * first; without a hook this does nothing). May run other requests on this thread. */
 void phc__wait_call(struct pollfd *fds, unsigned int nfds, int timeout_ms);
 
-/* For a wait on something another request of this thread may do (an API token fetch, a new
- * connection's session): with a hook, the other request may be a coroutine parked on this
- * very thread, which a condition wait would never let finish. Returns 0 without a hook (the
- * caller waits on its condition variable); with one, releases mu, lets the hook run the
- * thread's other work for up to ms, takes mu again and returns 1 (the caller looks again). */
-int phc__wait_unlocked(pthread_mutex_t *mu, int ms);
+/* The one wait on a condition variable that another request may signal (an API token fetch,
+ * a new connection's session, a token worker): with a hook, that request may be a coroutine
+ * parked on this very thread, which a condition wait would never let run. Called with mu
+ * held; returns with it held, and the caller looks at its condition again.
+ * Without a hook: waits on cv at most ms (cv on CLOCK_MONOTONIC; ms < 0: no bound). With one:
+ * releases mu, lets the hook run this thread's other work for up to look_ms (never more than
+ * ms), and takes mu again. */
+void phc__wait_cond(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms, int look_ms);
 
 /* Waits ms milliseconds: through the hook, in pieces of at most PHC_WAIT_MAX_MS until the
  * whole wait has passed on the monotonic clock; without one, phc__sleep_ms. */

@@ -3,7 +3,6 @@
 #include "util_time.h"
 #include "wait.h"
 
-#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -39,28 +38,12 @@ void phc__done_set(phc_done *d)
 
 int phc__done_wait(phc_done *d, long timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&d->mu);
-    int rc = 0;
     int64_t until = phc__mono_ms() + timeout_ms;
-    while (!d->done && timeout_ms > 0 && rc != ETIMEDOUT) {
-        /* The work runs on another thread; with a wait hook this thread's other requests run
-         * meanwhile (an event loop is not stopped by one slow signature), looking again each
-         * millisecond. */
-        int64_t left = until - phc__mono_ms();
-        if (left <= 0)
-            break;
-        if (phc__wait_unlocked(&d->mu, left < DONE_LOOK_MS ? (int)left : DONE_LOOK_MS))
-            continue;
-        rc = pthread_cond_timedwait(&d->cv, &d->mu, &deadline);
-    }
+    pthread_mutex_lock(&d->mu);
+    /* The work runs on another thread; with a wait hook this thread's other requests run
+     * meanwhile (an event loop is not stopped by one slow signature). */
+    for (int64_t left = timeout_ms; !d->done && left > 0; left = until - phc__mono_ms())
+        phc__wait_cond(&d->cv, &d->mu, left, DONE_LOOK_MS);
     int done = d->done;
     pthread_mutex_unlock(&d->mu);
     return done;
